@@ -1,0 +1,177 @@
+# ferry: build, test, bench, install.
+#
+#   make                       build/ferry and build/plugins/*.so
+#   make deps                  install missing Debian packages (apt-get)
+#   make test                  unit + integration tests
+#   make SANITIZER=address,undefined test
+#   make bench-core | bench    benchmarks
+#   make demo                  the Schematic -> Redis pipeline on loopback
+#   make install PREFIX=/usr/local
+#
+# New files need no Makefile edit: core/*.c form the daemon,
+# plugins/<kind>_<name>/*.c one plugin each (extra libraries in that folder's
+# plugin.mk as <kind>_<name>_LIBS), plugins/common/*.c a static library any
+# plugin may use, tests/unit/test_*.c one cmocka binary each, tests/plugins/
+# *.c one fixture plugin each, tests/support/<tool>/*.c one helper program
+# each.
+
+PREFIX ?= /usr/local
+BUILD ?= build
+CC ?= cc
+VERSION := 0.1.0
+
+PKGS := libwebsockets hiredis inih jansson libcurl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wformat=2 -Wvla -Wno-unused-parameter
+OPT ?= -O2
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -MMD -MP \
+               -Iinclude -Icore -pthread $(PKG_CFLAGS) \
+               -DFERRY_VERSION=\"$(VERSION)\" \
+               -DFERRY_PLUGIN_DIR=\"$(PREFIX)/lib/ferry/plugins\"
+ifeq ($(WERROR),1)
+CFLAGS_BASE += -Werror
+endif
+
+# -z defs proves a plugin needs nothing from the core but the host table;
+# sanitizer runtimes leave their symbols undefined, so it goes there.
+PLUGIN_LDFLAGS := -shared -Wl,-z,defs
+ifneq ($(SANITIZER),)
+CFLAGS_BASE += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer \
+               -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZER)
+PLUGIN_LDFLAGS := -shared
+endif
+
+CFLAGS_ALL = $(CFLAGS_BASE) $(CFLAGS)
+PIC := -fPIC -fvisibility=hidden
+CORE_LIBS := $(PKG_LIBS) -ldl -lm -pthread
+
+# ---- core -----------------------------------------------------------------
+
+CORE_SRC := $(wildcard core/*.c)
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
+CORE_LIB_OBJ := $(filter-out $(BUILD)/core/main.o,$(CORE_OBJ))
+
+all: $(BUILD)/ferry plugins testsupport
+
+$(BUILD)/ferry: $(CORE_OBJ)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS) -rdynamic -o $@ $^ $(CORE_LIBS)
+
+$(BUILD)/libferry-core.a: $(CORE_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/core/%.o: core/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+# ---- plugins --------------------------------------------------------------
+
+COMMON_SRC := $(wildcard plugins/common/*.c)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
+COMMON_LIB := $(BUILD)/plugins/libferry-common.a
+
+$(COMMON_LIB): $(COMMON_OBJ)
+	@rm -f $@
+	@mkdir -p $(dir $@)
+	ar rcs $@ $^
+
+PLUGIN_DIRS := $(filter-out plugins/common,$(patsubst %/,%,$(wildcard plugins/*_*/)))
+PLUGIN_NAMES := $(notdir $(PLUGIN_DIRS))
+PLUGIN_SOS := $(PLUGIN_NAMES:%=$(BUILD)/plugins/%.so)
+
+-include $(wildcard plugins/*/plugin.mk)
+
+$(BUILD)/plugins/%.o: plugins/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(PIC) -Iplugins/common -c -o $@ $<
+
+define plugin_rule
+$(BUILD)/plugins/$(1).so: $(patsubst %.c,$(BUILD)/%.o,$(wildcard plugins/$(1)/*.c)) $(COMMON_LIB)
+	$$(CC) $$(CFLAGS_ALL) $$(LDFLAGS) $(PLUGIN_LDFLAGS) -o $$@ \
+	    $(patsubst %.c,$(BUILD)/%.o,$(wildcard plugins/$(1)/*.c)) \
+	    $(COMMON_LIB) $$($(1)_LIBS) -lc
+endef
+$(foreach p,$(PLUGIN_NAMES),$(eval $(call plugin_rule,$(p))))
+
+plugins: $(PLUGIN_SOS)
+
+# ---- test support: fixture plugins and helper programs --------------------
+
+FIXTURE_SRC := $(wildcard tests/plugins/*.c)
+FIXTURE_SOS := $(FIXTURE_SRC:tests/plugins/%.c=$(BUILD)/tests/plugins/%.so)
+
+$(BUILD)/tests/plugins/%.so: tests/plugins/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(PIC) $(LDFLAGS) $(PLUGIN_LDFLAGS) -o $@ $< -lc
+
+SUPPORT_DIRS := $(patsubst %/,%,$(wildcard tests/support/*/))
+SUPPORT_BINS := $(SUPPORT_DIRS:tests/support/%=$(BUILD)/tests/%)
+
+$(BUILD)/tests/support/%.o: tests/support/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Iplugins/common -c -o $@ $<
+
+define support_rule
+$(BUILD)/tests/$(1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/support/$(1)/*.c)) $(COMMON_LIB)
+	$$(CC) $$(CFLAGS_ALL) $$(LDFLAGS) -o $$@ $$^ $$(CORE_LIBS)
+endef
+$(foreach s,$(notdir $(SUPPORT_DIRS)),$(eval $(call support_rule,$(s))))
+
+testsupport: $(FIXTURE_SOS) $(SUPPORT_BINS)
+
+# ---- unit tests -----------------------------------------------------------
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+$(BUILD)/tests/%.o: tests/unit/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Iplugins/common -c -o $@ $<
+
+$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libferry-core.a $(COMMON_LIB)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS) -rdynamic -o $@ $^ -lcmocka $(CORE_LIBS)
+
+build-tests: all $(UNIT_BINS)
+
+# ---- entry points ---------------------------------------------------------
+
+deps:
+	@tests/deps.sh
+
+test: build-tests
+	@BUILD=$(BUILD) SANITIZER=$(SANITIZER) tests/run.sh
+
+bench-core: all
+	@BUILD=$(BUILD) tests/bench/core.sh
+
+bench: all
+	@BUILD=$(BUILD) tests/bench/bench.sh
+
+demo: all
+	@BUILD=$(BUILD) tests/demo.sh
+
+format-check:
+	@clang-format --dry-run --Werror core/*.[ch] include/ferry/*.h \
+	    plugins/*/*.[ch] tests/unit/*.c
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/ferry/plugins \
+	    $(DESTDIR)$(PREFIX)/include/ferry $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 755 $(BUILD)/ferry $(DESTDIR)$(PREFIX)/bin/ferry
+	install -m 755 $(PLUGIN_SOS) $(DESTDIR)$(PREFIX)/lib/ferry/plugins/
+	install -m 644 include/ferry/*.h $(DESTDIR)$(PREFIX)/include/ferry/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    ferry-plugin.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ferry-plugin.pc
+
+clean:
+	rm -rf $(BUILD)
+
+.PHONY: all plugins testsupport build-tests deps test bench-core bench demo \
+        format-check install clean
+.SECONDARY:
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,84 @@
+/*
+ * core/loader.h: loading plugins with dlopen and checking their descriptor.
+ */
+#ifndef FERRY_CORE_LOADER_H
+#define FERRY_CORE_LOADER_H
+
+#include <stddef.h>
+
+#include "ferry/plugin.h"
+
+struct plugin {
+    char *path;
+    void *dl;
+    /* Copied from the .so: min(struct_size, sizeof) bytes, rest zero. */
+    struct ferry_plugin desc;
+};
+
+/*
+ * Opens path, finds `ferry_plugin`, and checks magic, ABI major (equal),
+ * ABI minor (not newer than the core), struct_size (at least
+ * FERRY_PLUGIN_SIZE_1_0), kind (equal to expect_kind unless it is 0), name
+ * (non-empty) and the callbacks its kind requires, before calling
+ * anything. Returns a new struct plugin, or NULL with one line in err
+ * naming the file and both values, e.g.
+ *   "build/plugins/sink_redis.so: ABI major 2, core supports 1".
+ */
+struct plugin *loader_open(const char *path, int expect_kind, char *err,
+                           size_t errlen);
+/* dlcloses and frees. Accepts NULL. */
+void loader_close(struct plugin *p);
+
+/* "<dir>/<kind>_<name>.so" into buf. Returns buf. */
+char *loader_path(char *buf, size_t len, const char *dir, int kind,
+                  const char *name);
+/* "string", "int", ... for a FERRY_OPT_* type; NULL for an unknown one. */
+const char *loader_opt_type_name(int type);
+/* Nonzero when name is a valid plugin or option name: 1 to 64 letters,
+ * digits, '_' or '-'. */
+int loader_name_valid(const char *name);
+
+/*
+ * Checks a descriptor found in memory (the `ferry_plugin` symbol of path)
+ * exactly as loader_open() does, and on success copies it into *out.
+ * sym_size is the symbol's size from the ELF symbol table, or 0 when
+ * unknown; when known, nothing beyond it is read. Returns 0, or -1 with
+ * one line in err. For loader_open() and tests; any thread.
+ */
+int loader_check_desc(const char *path, const void *sym, size_t sym_size,
+                      int expect_kind, struct ferry_plugin *out, char *err,
+                      size_t errlen);
+/* Copies min(src_size, sizeof(*dst)) bytes of a descriptor into dst and
+ * zero-fills the rest of dst. Checks nothing. */
+void loader_copy_desc(struct ferry_plugin *dst, const void *src,
+                      size_t src_size);
+
+/* "source", "sink", "policy"; NULL for an unknown kind. */
+const char *loader_kind_name(int kind);
+/* FERRY_KIND_* for "source" etc., or 0. */
+int loader_kind_parse(const char *name);
+
+/*
+ * A set of loaded plugins with unique names per kind: refuses a second
+ * plugin of the same kind and name from another file ("duplicate name").
+ */
+struct plugin_set;
+struct plugin_set *plugin_set_new(const char *dir);
+/* Loads (or returns the already loaded) <kind>_<name>.so from the set's
+ * directory. NULL with the message in err. */
+struct plugin *plugin_set_get(struct plugin_set *s, int kind,
+                              const char *name, char *err, size_t errlen);
+/* Adds an explicit file (tests, `ferry inspect`). */
+struct plugin *plugin_set_add(struct plugin_set *s, const char *path,
+                              int expect_kind, char *err, size_t errlen);
+void plugin_set_free(struct plugin_set *s);
+
+/* `ferry plugins [-d DIR]`: one line per .so: kind, name, version, ABI.
+ * Broken files are listed with their error. Returns 0, or 2 when DIR
+ * cannot be read. */
+int loader_cmd_plugins(const char *dir);
+/* `ferry inspect FILE.so [--markdown]`: descriptor and option table.
+ * Returns 0, or 2 when the file is refused. */
+int loader_cmd_inspect(const char *path, int markdown);
+
+#endif
