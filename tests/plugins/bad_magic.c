@@ -1,0 +1,39 @@
+/*
+ * tests/plugins/bad_magic.c: a descriptor without the "FRY1" magic; the
+ * loader must refuse it before reading anything else.
+ */
+#include <ferry/plugin.h>
+
+static int fixture_init(const struct ferry_host *host, struct ferry_ctx *ctx,
+                        void **state)
+{
+    *state = NULL;
+    return FERRY_OK;
+}
+
+static void fixture_fini(void *state)
+{
+}
+
+static int fixture_write(void *wctx, struct ferry_batch *batch)
+{
+    return FERRY_OK;
+}
+
+FERRY_PLUGIN_EXPORT const struct ferry_plugin ferry_plugin = {
+    .hdr =
+        {
+            .magic = 0xdeadbeefu,
+            .abi_major = FERRY_ABI_MAJOR,
+            .abi_minor = FERRY_ABI_MINOR,
+            .struct_size = sizeof(struct ferry_plugin),
+            .kind = FERRY_KIND_SINK,
+            .name = "badmagic",
+            .build = FERRY_BUILD_SIGNATURE,
+        },
+    .version = "0.0.1",
+    .description = "bad magic",
+    .init = fixture_init,
+    .fini = fixture_fini,
+    .write = fixture_write,
+};
