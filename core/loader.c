@@ -29,14 +29,14 @@
 
 /* The bytes read before struct_size is checked: magic, abi_major,
  * abi_minor and struct_size itself. */
-#define LOADER_PREFIX_SIZE                                                   \
+#define LOADER_PREFIX_SIZE                                                     \
     (offsetof(struct ferry_plugin_header, struct_size) + sizeof(uint32_t))
 
 static const char *const loader_kinds[] = {NULL, "source", "sink", "policy"};
 
-static const char *const loader_opt_types[] = {
-    NULL,   "string", "int", "bool",  "duration",
-    "size", "enum",   "list", "double"};
+static const char *const loader_opt_types[] = {NULL,   "string",   "int",
+                                               "bool", "duration", "size",
+                                               "enum", "list",     "double"};
 
 const char *loader_kind_name(int kind)
 {
@@ -119,8 +119,8 @@ static int loader_check_callbacks(const char *path,
     else if (d->hdr.kind == FERRY_KIND_SINK && d->write == NULL)
         missing = "write";
     if (missing != NULL) {
-        snprintf(err, errlen, "%s: %s plugin '%s' has no %s() callback",
-                 path, kind, d->hdr.name, missing);
+        snprintf(err, errlen, "%s: %s plugin '%s' has no %s() callback", path,
+                 kind, d->hdr.name, missing);
         return -1;
     }
     if (d->hdr.kind == FERRY_KIND_POLICY && d->admit == NULL &&
@@ -136,9 +136,8 @@ static int loader_check_callbacks(const char *path,
 
 /* Checks the option table: terminated, names valid and unique, types
  * known, enums with values. */
-static int loader_check_options(const char *path,
-                                const struct ferry_plugin *d, char *err,
-                                size_t errlen)
+static int loader_check_options(const char *path, const struct ferry_plugin *d,
+                                char *err, size_t errlen)
 {
     const struct ferry_option *o = d->options;
     size_t i, j;
@@ -159,20 +158,20 @@ static int loader_check_options(const char *path,
             return -1;
         }
         if (loader_opt_type_name(o[i].type) == NULL) {
-            snprintf(err, errlen, "%s: option '%s' has unknown type %d",
-                     path, o[i].name, o[i].type);
+            snprintf(err, errlen, "%s: option '%s' has unknown type %d", path,
+                     o[i].name, o[i].type);
             return -1;
         }
         if (o[i].type == FERRY_OPT_ENUM &&
             (o[i].enum_values == NULL || o[i].enum_values[0] == NULL)) {
-            snprintf(err, errlen, "%s: enum option '%s' has no values",
-                     path, o[i].name);
+            snprintf(err, errlen, "%s: enum option '%s' has no values", path,
+                     o[i].name);
             return -1;
         }
         for (j = 0; j < i; j++) {
             if (strcmp(o[i].name, o[j].name) == 0) {
-                snprintf(err, errlen, "%s: option '%s' is declared twice",
-                         path, o[i].name);
+                snprintf(err, errlen, "%s: option '%s' is declared twice", path,
+                         o[i].name);
                 return -1;
             }
         }
@@ -248,8 +247,8 @@ int loader_check_desc(const char *path, const void *sym, size_t sym_size,
     }
     want = loader_kind_name(expect_kind);
     if (expect_kind != 0 && (int)h->kind != expect_kind) {
-        snprintf(err, errlen, "%s: plugin kind '%s', expected '%s'", path,
-                 kind, want ? want : "?");
+        snprintf(err, errlen, "%s: plugin kind '%s', expected '%s'", path, kind,
+                 want ? want : "?");
         return -1;
     }
     if (h->name == NULL || h->name[0] == '\0') {
@@ -381,9 +380,8 @@ static struct plugin *plugin_set_find(const struct plugin_set *s, int kind,
 }
 
 /* A file named <kind>_<name>.so must call itself name. */
-static int plugin_set_check_name(const struct plugin *p,
-                                 const char *want_name, char *err,
-                                 size_t errlen)
+static int plugin_set_check_name(const struct plugin *p, const char *want_name,
+                                 char *err, size_t errlen)
 {
     if (want_name == NULL || strcmp(p->desc.hdr.name, want_name) == 0)
         return 0;
@@ -409,8 +407,8 @@ static struct plugin *plugin_set_load(struct plugin_set *s, const char *path,
             continue;
         if (expect_kind != 0 && (int)p->desc.hdr.kind != expect_kind) {
             const char *want = loader_kind_name(expect_kind);
-            snprintf(err, errlen, "%s: plugin kind '%s', expected '%s'",
-                     path, loader_kind_name((int)p->desc.hdr.kind),
+            snprintf(err, errlen, "%s: plugin kind '%s', expected '%s'", path,
+                     loader_kind_name((int)p->desc.hdr.kind),
                      want ? want : "?");
             return NULL;
         }
@@ -455,8 +453,8 @@ struct plugin *plugin_set_add(struct plugin_set *s, const char *path,
     return plugin_set_load(s, path, expect_kind, NULL, err, errlen);
 }
 
-struct plugin *plugin_set_get(struct plugin_set *s, int kind,
-                              const char *name, char *err, size_t errlen)
+struct plugin *plugin_set_get(struct plugin_set *s, int kind, const char *name,
+                              char *err, size_t errlen)
 {
     struct plugin *p;
     char path[4096];
@@ -560,8 +558,7 @@ int loader_cmd_plugins(const char *dir)
         printf("%-7s %-9s %-6s ABI %u.%u  %s\n",
                loader_kind_name((int)p->desc.hdr.kind), p->desc.hdr.name,
                p->desc.version ? p->desc.version : "-",
-               (unsigned)p->desc.hdr.abi_major,
-               (unsigned)p->desc.hdr.abi_minor,
+               (unsigned)p->desc.hdr.abi_major, (unsigned)p->desc.hdr.abi_minor,
                p->desc.description ? p->desc.description : "");
     }
     plugin_set_free(set);
@@ -719,8 +716,7 @@ static void loader_inspect_text(const struct plugin *p)
             wrange = strlen(range);
     }
     printf("  %-*s  %-8s  %-*s  %-*s  %-8s  %s\n", (int)wname, "NAME", "TYPE",
-           (int)wdef, "DEFAULT", (int)wrange, "RANGE", "FLAGS",
-           "DESCRIPTION");
+           (int)wdef, "DEFAULT", (int)wrange, "RANGE", "FLAGS", "DESCRIPTION");
     for (o = d->options; o->name != NULL; o++) {
         const char *flags = "-";
         if ((o->flags & FERRY_OPT_SECRET) && (o->flags & FERRY_OPT_REQUIRED))
@@ -731,9 +727,9 @@ static void loader_inspect_text(const struct plugin *p)
             flags = "required";
         loader_fmt_range(range, sizeof(range), o);
         printf("  %-*s  %-8s  %-*s  %-*s  %-8s  %s\n", (int)wname, o->name,
-               loader_opt_type_name(o->type), (int)wdef,
-               o->def ? o->def : "-", (int)wrange, range[0] ? range : "-",
-               flags, o->description ? o->description : "");
+               loader_opt_type_name(o->type), (int)wdef, o->def ? o->def : "-",
+               (int)wrange, range[0] ? range : "-", flags,
+               o->description ? o->description : "");
     }
 }
 

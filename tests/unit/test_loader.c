@@ -99,8 +99,7 @@ static void test_wrong_kind(void **state)
     assert_refused("wrong_kind", FERRY_KIND_SINK,
                    "plugin kind 'source', expected 'sink'");
     /* The same file is fine where a source is expected, or anything. */
-    p = loader_open(fixture("wrong_kind"), FERRY_KIND_SOURCE, err,
-                    sizeof(err));
+    p = loader_open(fixture("wrong_kind"), FERRY_KIND_SOURCE, err, sizeof(err));
     assert_non_null(p);
     assert_int_equal(p->desc.hdr.kind, FERRY_KIND_SOURCE);
     loader_close(p);
@@ -177,8 +176,7 @@ static void test_larger_size(void **state)
     char err[512];
     struct plugin *p;
 
-    p = loader_open(fixture("larger_size"), FERRY_KIND_SINK, err,
-                    sizeof(err));
+    p = loader_open(fixture("larger_size"), FERRY_KIND_SINK, err, sizeof(err));
     assert_non_null(p);
     assert_true(p->desc.hdr.struct_size > sizeof(struct ferry_plugin));
     assert_string_equal(p->desc.hdr.name, "larger");
@@ -226,8 +224,7 @@ static int fake_write(void *wctx, struct ferry_batch *b)
     return FERRY_OK;
 }
 
-static void fake_after(void *st, const struct ferry_write_event *ev,
-                       int status)
+static void fake_after(void *st, const struct ferry_write_event *ev, int status)
 {
 }
 
@@ -313,8 +310,9 @@ static void test_check_crafted(void **state)
     d.hdr.kind = 7;
     assert_check(&d, 0, "x.so: unknown plugin kind 7");
     d = crafted(FERRY_KIND_POLICY, "p");
-    assert_check(&d, FERRY_KIND_SINK, "x.so: plugin kind 'policy', expected "
-                                      "'sink'");
+    assert_check(&d, FERRY_KIND_SINK,
+                 "x.so: plugin kind 'policy', expected "
+                 "'sink'");
 
     d = crafted(FERRY_KIND_SINK, "n");
     d.fini = NULL;
@@ -355,9 +353,8 @@ static void test_check_crafted(void **state)
     {
         struct ferry_plugin out;
         char err[256];
-        assert_int_equal(loader_check_desc("x.so", &d, 8, 0, &out, err,
-                                           sizeof(err)),
-                         -1);
+        assert_int_equal(
+            loader_check_desc("x.so", &d, 8, 0, &out, err, sizeof(err)), -1);
         assert_string_equal(err, "x.so: 'ferry_plugin' is 8 bytes, too small "
                                  "to be a ferry plugin descriptor");
     }
@@ -386,8 +383,7 @@ static void test_failing_init(void **state)
     struct plugin *p;
     void *st = NULL;
 
-    p = loader_open(fixture("failing_init"), FERRY_KIND_SINK, err,
-                    sizeof(err));
+    p = loader_open(fixture("failing_init"), FERRY_KIND_SINK, err, sizeof(err));
     assert_non_null(p);
     memset(&host, 0, sizeof(host));
     host.struct_size = sizeof(host);
@@ -419,11 +415,11 @@ static void test_set_duplicate(void **state)
              fixture("dup_name_b"), fixture("dup_name_a"));
     assert_string_equal(err, want);
     /* Same name, other kind: allowed (good is a sink, so use a source). */
-    assert_non_null(plugin_set_add(s, fixture("wrong_kind"),
-                                   FERRY_KIND_SOURCE, err, sizeof(err)));
+    assert_non_null(plugin_set_add(s, fixture("wrong_kind"), FERRY_KIND_SOURCE,
+                                   err, sizeof(err)));
     /* A loaded file asked for as another kind is still refused. */
-    assert_null(plugin_set_add(s, fixture("dup_name_a"), FERRY_KIND_SOURCE,
-                               err, sizeof(err)));
+    assert_null(plugin_set_add(s, fixture("dup_name_a"), FERRY_KIND_SOURCE, err,
+                               sizeof(err)));
     snprintf(want, sizeof(want), "%s: plugin kind 'sink', expected 'source'",
              fixture("dup_name_a"));
     assert_string_equal(err, want);
@@ -450,28 +446,25 @@ static void test_set_get(void **state)
     p = plugin_set_get(s, FERRY_KIND_SINK, "good", err, sizeof(err));
     assert_non_null(p);
     assert_string_equal(p->path, link1);
-    assert_ptr_equal(plugin_set_get(s, FERRY_KIND_SINK, "good", err,
-                                    sizeof(err)),
-                     p);
+    assert_ptr_equal(
+        plugin_set_get(s, FERRY_KIND_SINK, "good", err, sizeof(err)), p);
 
-    assert_null(plugin_set_get(s, FERRY_KIND_SINK, "other", err,
-                               sizeof(err)));
+    assert_null(plugin_set_get(s, FERRY_KIND_SINK, "other", err, sizeof(err)));
     snprintf(want, sizeof(want),
              "%s: plugin name 'good' does not match the file name "
              "(expected 'other')",
              link2);
     assert_string_equal(err, want);
 
-    assert_null(plugin_set_get(s, FERRY_KIND_SOURCE, "good", err,
-                               sizeof(err)));
+    assert_null(plugin_set_get(s, FERRY_KIND_SOURCE, "good", err, sizeof(err)));
     snprintf(want, sizeof(want),
              "%s/source_good.so: cannot load: cannot open shared object "
              "file: No such file or directory",
              dir);
     assert_string_equal(err, want);
 
-    assert_null(plugin_set_get(s, FERRY_KIND_SINK, "../good", err,
-                               sizeof(err)));
+    assert_null(
+        plugin_set_get(s, FERRY_KIND_SINK, "../good", err, sizeof(err)));
     assert_string_equal(err, "plugin name '../good' is not a valid name (1 "
                              "to 64 letters, digits, '_' or '-')");
     plugin_set_free(s);
@@ -486,9 +479,9 @@ static void test_helpers(void **state)
 {
     char buf[64];
 
-    assert_string_equal(loader_path(buf, sizeof(buf), "/p", FERRY_KIND_SINK,
-                                    "redis"),
-                        "/p/sink_redis.so");
+    assert_string_equal(
+        loader_path(buf, sizeof(buf), "/p", FERRY_KIND_SINK, "redis"),
+        "/p/sink_redis.so");
     assert_string_equal(loader_kind_name(FERRY_KIND_SOURCE), "source");
     assert_string_equal(loader_kind_name(FERRY_KIND_POLICY), "policy");
     assert_null(loader_kind_name(0));
