@@ -12,6 +12,38 @@
  *   entity_id: the frame's entity_id (company/user), the lower-cased flag
  *   key (single flag), "" otherwise; keys: data.keys (company/user);
  *   payload: compact JSON of data; pos: stream_id parsed as "<ms>-<seq>".
+ *
+ * Details of the mapping (decided here, section numbers of the spec):
+ *   - Company/User full and delete: entity_id, or data.id when entity_id
+ *     is null or "" (the payload carries the whole entity); partial: the
+ *     frame's entity_id only (missing -> DS_REASON_MISSING_ID). data must
+ *     be an object for all three (else DS_REASON_TYPE). keys: data.keys in
+ *     document order; a null member value counts as "" (as Go decodes it).
+ *   - rulesengine.Flag full AND partial -> FERRY_OP_FULL (both carry the
+ *     whole flag and are SET, 7.5); delete -> FERRY_OP_DELETE. entity_id =
+ *     lower(data.key); a delete falls back to data.id when key is absent or
+ *     "". A full/partial without a key is DS_REASON_MISSING_ID.
+ *   - rulesengine.Flags full -> FERRY_OP_SNAPSHOT, entity_type "flags",
+ *     entity_id "", payload the compact JSON array (must be an array, else
+ *     DS_REASON_TYPE); page/total/paginated filled from pagination.
+ *     Flags partial/delete -> DS_IGNORED.
+ *   - message_type "reload" (any entity_type) -> DS_MESSAGE with
+ *     FERRY_OP_RELOAD, entity_type "control", order_key "control",
+ *     entity_id "", payload "" (length 0).
+ *   - message_type "error" (any entity_type) -> DS_ERROR; detail = the
+ *     error text, then " keys={...}" and " entity_type=..." when present.
+ *   - rulesengine.Companies / rulesengine.Users with any other message
+ *     type -> DS_SUBSCRIBED. Unknown or empty entity_type -> DS_IGNORED.
+ *   - A known entity type with a message_type other than full, partial,
+ *     delete, error, reload -> DS_REASON_UNKNOWN_OP.
+ *   - Absent or null entity_type / message_type / stream_id count as "";
+ *     present with another JSON type -> DS_REASON_TYPE. An empty stream_id
+ *     means "no position".
+ *   - "\u0000" inside a JSON string is refused (DS_REASON_JSON): ids and
+ *     keys are C strings, and the sink's parser refuses it as well.
+ *   - msg.pos is filled whenever the stream_id parsed, whatever the kind,
+ *     so a source can still account for the position of a rejected frame.
+ *   - Every detail text has control bytes replaced by '?' (safe to log).
  */
 #ifndef FERRY_COMMON_DATASTREAM_H
 #define FERRY_COMMON_DATASTREAM_H
@@ -48,12 +80,20 @@ struct ds_frame {
     const char *reason;      /* DS_INVALID: a DS_REASON_* */
     char detail[160];        /* DS_INVALID / DS_ERROR: what and where */
     char stream_id[48];      /* the raw stream_id, "" when absent */
+    /* Flags snapshot pages (section 3.3): paginated is 1 when the frame
+     * had a pagination object; page and total are 0 when absent. */
+    int paginated;
+    long long page;
+    long long total;
     /* private */
     void *priv_;
 };
 
 /* Parses one frame (not necessarily NUL-terminated). Always fills f (free
- * it with ds_frame_release, whatever kind). Never fails otherwise. */
+ * it with ds_frame_release, whatever kind; f's previous contents are
+ * overwritten, not freed). Never fails otherwise. Every pointer in f->msg
+ * points into f and lives until ds_frame_release. Reentrant: any thread,
+ * any number of frames at once. Aborts on out-of-memory. */
 void ds_frame_parse(struct ds_frame *f, const char *buf, size_t len);
 void ds_frame_release(struct ds_frame *f);
 

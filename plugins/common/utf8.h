@@ -1,0 +1,29 @@
+/*
+ * plugins/common/utf8.h: strict UTF-8 helpers shared by the datastream
+ * parser and the Schematic model code. Pure functions: thread-safe.
+ */
+#ifndef FERRY_COMMON_UTF8_H
+#define FERRY_COMMON_UTF8_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Returns len when s[0..len) is well-formed UTF-8 (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF, no truncated sequence),
+ * else the offset of the first byte of the first bad sequence.
+ */
+size_t utf8_check(const char *s, size_t len);
+
+/*
+ * Decodes one well-formed sequence at s (at most len bytes). Returns its
+ * length and stores the code point in *cp; returns 0 for a bad or
+ * truncated sequence (*cp untouched).
+ */
+size_t utf8_decode(const char *s, size_t len, uint32_t *cp);
+
+/* Encodes cp (<= U+10FFFF, not a surrogate) into out[4]; returns the
+ * length. */
+size_t utf8_encode(uint32_t cp, char *out);
+
+#endif
