@@ -33,9 +33,9 @@ struct channel {
     pthread_cond_t not_full;  /* pushers wait here */
     void **ring;
     size_t capacity;
-    size_t head;     /* index of the oldest queued item */
-    size_t count;    /* queued items */
-    size_t reserved; /* reserved slots (occupied, not yet filled) */
+    size_t head;           /* index of the oldest queued item */
+    size_t count;          /* queued items */
+    size_t reserved;       /* reserved slots (occupied, not yet filled) */
     unsigned pop_waiters;  /* threads asleep in a pop */
     unsigned push_waiters; /* threads asleep in a push */
     /* Signals sent to each side whose waiter has not run yet. A signal is
@@ -162,8 +162,7 @@ static void channel__settle(struct channel *ch, struct channel_wake *w)
         ch->pop_pending++;
         w->poppers = 1;
     }
-    if (!channel__full(ch) && ch->push_waiters > 0 &&
-        ch->push_pending == 0) {
+    if (!channel__full(ch) && ch->push_waiters > 0 && ch->push_pending == 0) {
         ch->push_pending++;
         w->pushers = 1;
     }
@@ -201,7 +200,7 @@ static int channel__sleep(struct channel *ch, pthread_cond_t *cv,
                           unsigned *waiters, unsigned *pending,
                           uint64_t deadline_ns)
 {
-    struct timespec ts = { 0, 0 };
+    struct timespec ts = {0, 0};
     int rc;
 
     if (deadline_ns != UINT64_MAX) {
@@ -243,14 +242,13 @@ static int channel__wait_room(struct channel *ch, uint64_t deadline_ns)
         if (timed_out)
             return FERRY_TIMEDOUT;
         timed_out = channel__sleep(ch, &ch->not_full, &ch->push_waiters,
-                                   &ch->push_pending,
-                                   deadline_ns) == ETIMEDOUT;
+                                   &ch->push_pending, deadline_ns) == ETIMEDOUT;
     }
 }
 
 static int channel__push(struct channel *ch, void *item, uint64_t deadline_ns)
 {
-    struct channel_wake w = { 0 };
+    struct channel_wake w = {0};
     int rc;
 
     pthread_mutex_lock(&ch->lock);
@@ -303,14 +301,13 @@ static int channel__wait_item(struct channel *ch, uint64_t deadline_ns)
         if (timed_out || gen != ch->kick_gen)
             return FERRY_TIMEDOUT;
         timed_out = channel__sleep(ch, &ch->not_empty, &ch->pop_waiters,
-                                   &ch->pop_pending,
-                                   deadline_ns) == ETIMEDOUT;
+                                   &ch->pop_pending, deadline_ns) == ETIMEDOUT;
     }
 }
 
 static int channel__pop(struct channel *ch, void **item, uint64_t deadline_ns)
 {
-    struct channel_wake w = { 0 };
+    struct channel_wake w = {0};
     int rc;
 
     pthread_mutex_lock(&ch->lock);
@@ -348,7 +345,7 @@ int channel_pop_until(struct channel *ch, void **item, uint64_t deadline_ns)
 size_t channel_pop_many(struct channel *ch, void **items, size_t max,
                         uint64_t deadline_ns)
 {
-    struct channel_wake w = { 0 };
+    struct channel_wake w = {0};
     size_t n = 0;
 
     if (max == 0)
@@ -435,7 +432,7 @@ int channel_reserve(struct channel *ch)
  * (pops still drain it). The channel owns item afterwards. */
 void channel_push_reserved(struct channel *ch, void *item)
 {
-    struct channel_wake w = { 0 };
+    struct channel_wake w = {0};
 
     pthread_mutex_lock(&ch->lock);
     if (ch->reserved > 0)
@@ -450,7 +447,7 @@ void channel_push_reserved(struct channel *ch, void *item)
  * callback (on the calling thread). */
 void channel_unreserve(struct channel *ch)
 {
-    struct channel_wake w = { 0 };
+    struct channel_wake w = {0};
 
     pthread_mutex_lock(&ch->lock);
     if (ch->reserved > 0) {
@@ -491,7 +488,7 @@ int channel_replace_newest(struct channel *ch,
 /* Like a pop, it may run the on_room callback (on the calling thread). */
 int channel_drop_oldest(struct channel *ch, void **old)
 {
-    struct channel_wake w = { 0 };
+    struct channel_wake w = {0};
     int rc = FERRY_NOT_FOUND;
 
     pthread_mutex_lock(&ch->lock);

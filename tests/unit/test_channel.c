@@ -35,7 +35,7 @@ static uintptr_t val(void *p)
 
 static void sleep_ms(unsigned ms)
 {
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
     nanosleep(&ts, NULL);
 }
@@ -60,12 +60,9 @@ static void test_try_variants(void **state)
     assert_int_equal(channel_try_pop(ch, &p), FERRY_WOULD_BLOCK);
     /* Wrap around the ring a few times to check FIFO order across it. */
     for (uintptr_t round = 0; round < 5; round++) {
-        assert_int_equal(channel_try_push(ch, item(round * 10 + 1)),
-                         FERRY_OK);
-        assert_int_equal(channel_try_push(ch, item(round * 10 + 2)),
-                         FERRY_OK);
-        assert_int_equal(channel_try_push(ch, item(round * 10 + 3)),
-                         FERRY_OK);
+        assert_int_equal(channel_try_push(ch, item(round * 10 + 1)), FERRY_OK);
+        assert_int_equal(channel_try_push(ch, item(round * 10 + 2)), FERRY_OK);
+        assert_int_equal(channel_try_push(ch, item(round * 10 + 3)), FERRY_OK);
         assert_int_equal(channel_try_push(ch, item(99)), FERRY_WOULD_BLOCK);
         assert_int_equal(channel_depth(ch), 3);
         assert_int_equal(channel_try_pop(ch, &p), FERRY_OK);
@@ -145,8 +142,8 @@ static int match_id(void *queued, void *arg)
 
 static void test_replace_newest(void **state)
 {
-    struct ent e[] = { { 1, 1 }, { 2, 1 }, { 1, 2 }, { 3, 1 } };
-    struct ent repl = { 1, 3 }, repl2 = { 4, 1 };
+    struct ent e[] = {{1, 1}, {2, 1}, {1, 2}, {3, 1}};
+    struct ent repl = {1, 3}, repl2 = {4, 1};
     struct channel *ch = channel_new(4);
     void *old = NULL, *p = NULL;
     int id = 1;
@@ -308,8 +305,8 @@ static void *pop_many_thread(void *arg)
 static void test_close_wakes_waiters(void **state)
 {
     struct channel *empty = channel_new(1), *full = channel_new(1);
-    struct waiter popper = { .ch = empty }, pusher = { .ch = full };
-    struct waiter many = { .ch = empty, .deadline = UINT64_MAX };
+    struct waiter popper = {.ch = empty}, pusher = {.ch = full};
+    struct waiter many = {.ch = empty, .deadline = UINT64_MAX};
     pthread_t t1, t2, t3;
 
     (void)state;
@@ -340,7 +337,7 @@ static void test_close_wakes_waiters(void **state)
 static void test_push_blocks_until_pop(void **state)
 {
     struct channel *ch = channel_new(1);
-    struct waiter w = { .ch = ch, .item = item(2) };
+    struct waiter w = {.ch = ch, .item = item(2)};
     pthread_t t;
     void *p = NULL;
 
@@ -362,7 +359,7 @@ static void test_push_blocks_until_pop(void **state)
 static void test_pop_blocks_until_push(void **state)
 {
     struct channel *ch = channel_new(1);
-    struct waiter w = { .ch = ch }, m = { .ch = ch, .deadline = UINT64_MAX };
+    struct waiter w = {.ch = ch}, m = {.ch = ch, .deadline = UINT64_MAX};
     pthread_t t;
 
     (void)state;
@@ -407,8 +404,7 @@ static void test_timeouts(void **state)
     assert_int_equal(channel_push(ch, item(1)), FERRY_OK);
     start = clock_now_ns();
     deadline = start + 40 * MS;
-    assert_int_equal(channel_push_until(ch, item(2), deadline),
-                     FERRY_TIMEDOUT);
+    assert_int_equal(channel_push_until(ch, item(2), deadline), FERRY_TIMEDOUT);
     assert_true(clock_now_ns() >= deadline);
     assert_true(clock_now_ns() < start + 2000 * MS);
 
@@ -422,7 +418,7 @@ static void test_timeouts(void **state)
 static void test_timed_pop_gets_item(void **state)
 {
     struct channel *ch = channel_new(1);
-    struct waiter w = { .ch = ch };
+    struct waiter w = {.ch = ch};
     pthread_t t;
 
     (void)state;
@@ -441,7 +437,7 @@ static void test_timed_pop_gets_item(void **state)
 static void test_kick(void **state)
 {
     struct channel *ch = channel_new(2);
-    struct waiter a = { .ch = ch }, b = { .ch = ch }, c = { .ch = ch };
+    struct waiter a = {.ch = ch}, b = {.ch = ch}, c = {.ch = ch};
     pthread_t ta, tb, tc;
     uint64_t start, deadline;
     void *p = NULL;
@@ -497,7 +493,7 @@ static void on_room(void *arg)
 static void test_on_room(void **state)
 {
     struct channel *ch = channel_new(1);
-    struct room r = { .ch = ch, .repush_rc = 1 };
+    struct room r = {.ch = ch, .repush_rc = 1};
     void *p = NULL, *items[1];
 
     (void)state;
@@ -559,7 +555,7 @@ struct mpmc {
     atomic_uint received;
     atomic_int order_errors;
     int use_pop_many;
-    int timed; /* short deadlines everywhere, to race timeouts */
+    int timed;  /* short deadlines everywhere, to race timeouts */
     int strict; /* single consumer: sequence must be exactly next */
     uintptr_t per_producer;
 };
@@ -586,8 +582,7 @@ static void *producer_run(void *arg)
 
         if (p->m->timed) {
             do {
-                rc = channel_push_until(p->m->ch, it,
-                                        clock_now_ns() + 200000);
+                rc = channel_push_until(p->m->ch, it, clock_now_ns() + 200000);
             } while (rc == FERRY_TIMEDOUT);
         } else {
             rc = channel_push(p->m->ch, it);
@@ -614,8 +609,7 @@ static void consume_one(struct mpmc *m, uintptr_t v, long *last)
     if (m->strict ? seq != last[prod] + 1 : seq <= last[prod])
         atomic_fetch_add(&m->order_errors, 1);
     last[prod] = seq;
-    atomic_fetch_add(&m->seen[prod * m->per_producer + (uintptr_t)seq],
-                     1);
+    atomic_fetch_add(&m->seen[prod * m->per_producer + (uintptr_t)seq], 1);
     atomic_fetch_add(&m->received, 1);
 }
 
@@ -630,20 +624,18 @@ static void *consumer_run(void *arg)
         last[i] = -1;
     for (;;) {
         if (m->use_pop_many && c->index % 2 == 0) {
-            uint64_t deadline =
-                m->timed ? clock_now_ns() + 100000 : UINT64_MAX;
+            uint64_t deadline = m->timed ? clock_now_ns() + 100000 : UINT64_MAX;
             size_t n = channel_pop_many(m->ch, items, 32, deadline);
 
-            if (n == 0 && channel_is_closed(m->ch) &&
-                channel_depth(m->ch) == 0)
+            if (n == 0 && channel_is_closed(m->ch) && channel_depth(m->ch) == 0)
                 break;
             for (size_t i = 0; i < n; i++)
                 consume_one(m, val(items[i]), last);
         } else {
             void *p;
-            int rc = m->timed ? channel_pop_until(m->ch, &p,
-                                                  clock_now_ns() + 300000)
-                              : channel_pop(m->ch, &p);
+            int rc = m->timed
+                         ? channel_pop_until(m->ch, &p, clock_now_ns() + 300000)
+                         : channel_pop(m->ch, &p);
 
             if (rc == FERRY_CLOSED)
                 break;
@@ -657,7 +649,7 @@ static void *consumer_run(void *arg)
 static void run_mpmc(size_t capacity, int consumers, int use_pop_many,
                      int timed, uintptr_t per_producer)
 {
-    struct mpmc m = { 0 };
+    struct mpmc m = {0};
     struct producer prods[PRODUCERS];
     struct consumer cons[CONSUMERS];
     pthread_t pt[PRODUCERS], ct[CONSUMERS];
@@ -674,14 +666,14 @@ static void run_mpmc(size_t capacity, int consumers, int use_pop_many,
     for (int i = 0; i < consumers; i++) {
         cons[i].m = &m;
         cons[i].index = i;
-        assert_int_equal(
-            pthread_create(&ct[i], NULL, consumer_run, &cons[i]), 0);
+        assert_int_equal(pthread_create(&ct[i], NULL, consumer_run, &cons[i]),
+                         0);
     }
     for (int i = 0; i < PRODUCERS; i++) {
         prods[i].m = &m;
         prods[i].id = (uintptr_t)i;
-        assert_int_equal(
-            pthread_create(&pt[i], NULL, producer_run, &prods[i]), 0);
+        assert_int_equal(pthread_create(&pt[i], NULL, producer_run, &prods[i]),
+                         0);
     }
     for (int i = 0; i < PRODUCERS; i++) {
         pthread_join(pt[i], NULL);
