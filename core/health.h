@@ -34,6 +34,12 @@ int health_healthy(void);
  */
 char *health_json(void);
 
+/* A JSON object of every published info key and its value, sorted by
+ * key, for /debug. malloc'd; caller frees; NULL on allocation failure.
+ * The registry holds only what plugins publish with set_info(), which
+ * must never be given a secret. */
+char *health_info_json(void);
+
 /* Forgets everything (tests). */
 void health_reset(void);
 
