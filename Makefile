@@ -28,7 +28,7 @@ WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wformat=2 -Wvla -Wno-unused-parameter
 OPT ?= -O2
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -MMD -MP \
-               -Iinclude -Icore -pthread $(PKG_CFLAGS) \
+               -Iinclude -iquote core -pthread $(PKG_CFLAGS) \
                -DFERRY_VERSION=\"$(VERSION)\" \
                -DFERRY_PLUGIN_DIR=\"$(PREFIX)/lib/ferry/plugins\"
 ifeq ($(WERROR),1)
@@ -87,7 +87,7 @@ PLUGIN_SOS := $(PLUGIN_NAMES:%=$(BUILD)/plugins/%.so)
 
 $(BUILD)/plugins/%.o: plugins/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(PIC) -Iplugins/common -c -o $@ $<
+	$(CC) $(CFLAGS_ALL) $(PIC) -iquote plugins/common -c -o $@ $<
 
 define plugin_rule
 $(BUILD)/plugins/$(1).so: $(patsubst %.c,$(BUILD)/%.o,$(wildcard plugins/$(1)/*.c)) $(COMMON_LIB)
@@ -113,7 +113,7 @@ SUPPORT_BINS := $(SUPPORT_DIRS:tests/support/%=$(BUILD)/tests/%)
 
 $(BUILD)/tests/support/%.o: tests/support/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Iplugins/common -c -o $@ $<
+	$(CC) $(CFLAGS_ALL) -iquote plugins/common -c -o $@ $<
 
 define support_rule
 $(BUILD)/tests/$(1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/support/$(1)/*.c)) $(COMMON_LIB)
@@ -130,7 +130,7 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 $(BUILD)/tests/%.o: tests/unit/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Iplugins/common -c -o $@ $<
+	$(CC) $(CFLAGS_ALL) -iquote plugins/common -c -o $@ $<
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libferry-core.a $(COMMON_LIB)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS) -rdynamic -o $@ $^ -lcmocka $(CORE_LIBS)

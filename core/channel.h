@@ -74,6 +74,10 @@ int channel_replace_newest(struct channel *ch,
                            void *item, void **old);
 /* Removes the oldest queued item into *old: FERRY_OK or FERRY_NOT_FOUND. */
 int channel_drop_oldest(struct channel *ch, void **old);
+/* Removes the oldest queued item for which ok(item, arg) is nonzero:
+ * FERRY_OK or FERRY_NOT_FOUND. */
+int channel_drop_oldest_if(struct channel *ch, int (*ok)(void *item, void *arg),
+                           void *arg, void **old);
 
 /* Calls cb(arg) (without the channel lock held, from the popping thread)
  * each time a pop makes room after a push or reservation failed with
