@@ -1,0 +1,2 @@
+# datastream.c (plugins/common) parses frames with jansson.
+source_file_LIBS := -ljansson
