@@ -1,0 +1,880 @@
+/*
+ * tests/unit/test_file_plugins.c: the development plugins source_file,
+ * sink_file and sink_null, loaded from $BUILD/plugins/ with the loader and
+ * driven through a fake host table: what they emit, the exact sink_file
+ * line format (a contract: PLUGINS.md "sink_file output"), their metrics,
+ * logging, pacing and how promptly they stop.
+ *
+ * Run from the repository root; BUILD names the build directory (default
+ * "build").
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "loader.h"
+
+/* ---- a fake host ----------------------------------------------------------
+ */
+
+struct fake_metric {
+    char key[256];
+    double value;
+};
+
+struct emitted {
+    uint32_t op;
+    uint32_t flags;
+    char *entity_type;
+    char *entity_id;
+    char *payload;
+    uint32_t nkeys;
+    struct ferry_pos pos;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    const struct ferry_plugin *desc;
+    /* Option values as configuration text; others take the default. */
+    const char *opt_names[8];
+    const char *opt_values[8];
+    struct fake_metric metrics[64];
+    size_t nmetrics;
+    struct emitted *emitted;
+    size_t nemitted;
+    size_t cap;
+    /* emit_wait answers FERRY_TIMEDOUT (a full route) while set. */
+    int full;
+    /* emit_wait was asked to wait forever while full (a source that
+     * cannot be stopped). */
+    int waited_forever;
+    char log[16384];
+    size_t loglen;
+    int loglines;
+} fake = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void fake_reset(const struct ferry_plugin *desc)
+{
+    size_t i;
+
+    for (i = 0; i < fake.nemitted; i++) {
+        free(fake.emitted[i].entity_type);
+        free(fake.emitted[i].entity_id);
+        free(fake.emitted[i].payload);
+    }
+    free(fake.emitted);
+    fake.emitted = NULL;
+    fake.nemitted = fake.cap = 0;
+    fake.nmetrics = 0;
+    fake.full = 0;
+    fake.waited_forever = 0;
+    fake.log[0] = '\0';
+    fake.loglen = 0;
+    fake.loglines = 0;
+    memset(fake.opt_names, 0, sizeof(fake.opt_names));
+    memset(fake.opt_values, 0, sizeof(fake.opt_values));
+    fake.desc = desc;
+}
+
+static void fake_set(const char *name, const char *value)
+{
+    int i;
+
+    for (i = 0; i < 7 && fake.opt_names[i] != NULL; i++)
+        ;
+    fake.opt_names[i] = name;
+    fake.opt_values[i] = value;
+}
+
+static void fake_log(struct ferry_ctx *ctx, int level, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    pthread_mutex_lock(&fake.lock);
+    va_start(ap, fmt);
+    n = vsnprintf(fake.log + fake.loglen, sizeof(fake.log) - fake.loglen, fmt,
+                  ap);
+    va_end(ap);
+    if (n > 0 && fake.loglen + (size_t)n + 1 < sizeof(fake.log)) {
+        fake.loglen += (size_t)n;
+        fake.log[fake.loglen++] = '\n';
+        fake.log[fake.loglen] = '\0';
+    }
+    fake.loglines++;
+    pthread_mutex_unlock(&fake.lock);
+}
+
+static int fake_log_enabled(struct ferry_ctx *ctx, int level)
+{
+    return 1;
+}
+
+static uint64_t fake_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int64_t fake_realtime_ms(void)
+{
+    return 0;
+}
+
+/* The configured text of an option, or its default; checks the type. */
+static const char *fake_opt(const char *name, int type)
+{
+    const struct ferry_option *o;
+    int i;
+
+    for (o = fake.desc->options; o->name != NULL; o++)
+        if (strcmp(o->name, name) == 0)
+            break;
+    assert_non_null(o->name);
+    assert_int_equal(o->type, type);
+    for (i = 0; i < 8 && fake.opt_names[i] != NULL; i++)
+        if (strcmp(fake.opt_names[i], name) == 0)
+            return fake.opt_values[i];
+    return o->def;
+}
+
+static const char *fake_opt_str(struct ferry_ctx *ctx, const char *name)
+{
+    const struct ferry_option *o;
+
+    for (o = fake.desc->options; o->name != NULL; o++)
+        if (strcmp(o->name, name) == 0)
+            return fake_opt(name, o->type == FERRY_OPT_ENUM ? FERRY_OPT_ENUM
+                                                            : FERRY_OPT_STRING);
+    fail_msg("undeclared option %s", name);
+    return NULL;
+}
+
+static int64_t fake_opt_int(struct ferry_ctx *ctx, const char *name)
+{
+    const char *v = fake_opt(name, FERRY_OPT_INT);
+    return v ? strtoll(v, NULL, 10) : 0;
+}
+
+static int fake_opt_bool(struct ferry_ctx *ctx, const char *name)
+{
+    const char *v = fake_opt(name, FERRY_OPT_BOOL);
+    return v && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
+}
+
+/* Durations are given in plain milliseconds in these tests. */
+static uint64_t fake_opt_duration_ms(struct ferry_ctx *ctx, const char *name)
+{
+    const char *v = fake_opt(name, FERRY_OPT_DURATION);
+    return v ? strtoull(v, NULL, 10) : 0;
+}
+
+static double fake_opt_double(struct ferry_ctx *ctx, const char *name)
+{
+    const char *v = fake_opt(name, FERRY_OPT_DOUBLE);
+    return v ? strtod(v, NULL) : 0;
+}
+
+static int emit_copy(struct ferry_ctx *ctx, const struct ferry_msg *m)
+{
+    struct emitted *e;
+
+    assert_non_null(m->entity_type);
+    pthread_mutex_lock(&fake.lock);
+    if (fake.nemitted == fake.cap) {
+        fake.cap = fake.cap ? fake.cap * 2 : 16;
+        fake.emitted = realloc(fake.emitted, fake.cap * sizeof(*e));
+        assert_non_null(fake.emitted);
+    }
+    e = &fake.emitted[fake.nemitted++];
+    e->op = m->op;
+    e->flags = m->flags;
+    e->entity_type = strdup(m->entity_type);
+    e->entity_id = strdup(m->entity_id ? m->entity_id : "");
+    e->payload = strndup(m->payload ? m->payload : "", m->payload_len);
+    e->nkeys = m->nkeys;
+    e->pos = m->pos;
+    pthread_mutex_unlock(&fake.lock);
+    return FERRY_OK;
+}
+
+static int fake_emit_wait(struct ferry_ctx *ctx, const struct ferry_msg *m,
+                          uint64_t timeout_ms)
+{
+    if (fake.full) {
+        struct timespec ts = {0, 5000000};
+        if (timeout_ms == 0)
+            fake.waited_forever = 1;
+        nanosleep(&ts, NULL);
+        return FERRY_TIMEDOUT;
+    }
+    return emit_copy(ctx, m);
+}
+
+static struct ferry_metric *fake_metric(struct ferry_ctx *ctx, int type,
+                                        const char *name, const char *help,
+                                        const char *const *labels)
+{
+    char key[256];
+    size_t n, i;
+    struct ferry_metric *m = NULL;
+
+    assert_int_equal(type, FERRY_METRIC_COUNTER);
+    n = (size_t)snprintf(key, sizeof(key), "%s{", name);
+    for (i = 0; labels && labels[i]; i += 2)
+        n += (size_t)snprintf(key + n, sizeof(key) - n, "%s%s=%s", i ? "," : "",
+                              labels[i], labels[i + 1]);
+    snprintf(key + n, sizeof(key) - n, "}");
+    pthread_mutex_lock(&fake.lock);
+    for (i = 0; i < fake.nmetrics; i++)
+        if (strcmp(fake.metrics[i].key, key) == 0)
+            m = (struct ferry_metric *)&fake.metrics[i];
+    if (m == NULL) {
+        assert_true(fake.nmetrics < 64);
+        snprintf(fake.metrics[fake.nmetrics].key, 256, "%s", key);
+        fake.metrics[fake.nmetrics].value = 0;
+        m = (struct ferry_metric *)&fake.metrics[fake.nmetrics++];
+    }
+    pthread_mutex_unlock(&fake.lock);
+    return m;
+}
+
+static void fake_metric_add(struct ferry_metric *m, double v)
+{
+    pthread_mutex_lock(&fake.lock);
+    ((struct fake_metric *)(void *)m)->value += v;
+    pthread_mutex_unlock(&fake.lock);
+}
+
+/* The value of a series, -1 when it was never registered. */
+static double metric_value(const char *key)
+{
+    size_t i;
+
+    for (i = 0; i < fake.nmetrics; i++)
+        if (strcmp(fake.metrics[i].key, key) == 0)
+            return fake.metrics[i].value;
+    return -1;
+}
+
+static char *fake_strdup(const char *s)
+{
+    char *d = strdup(s);
+    assert_non_null(d);
+    return d;
+}
+
+static const struct ferry_host host = {
+    .struct_size = sizeof(struct ferry_host),
+    .abi_minor = FERRY_ABI_MINOR,
+    .log = fake_log,
+    .log_enabled = fake_log_enabled,
+    .alloc = malloc,
+    .realloc = realloc,
+    .free = free,
+    .strdup = fake_strdup,
+    .now_ns = fake_now_ns,
+    .realtime_ms = fake_realtime_ms,
+    .opt_str = fake_opt_str,
+    .opt_int = fake_opt_int,
+    .opt_bool = fake_opt_bool,
+    .opt_duration_ms = fake_opt_duration_ms,
+    .opt_double = fake_opt_double,
+    .emit_wait = fake_emit_wait,
+    .metric = fake_metric,
+    .metric_add = fake_metric_add,
+};
+
+/* ---- helpers --------------------------------------------------------------
+ */
+
+static struct plugin *load(const char *file, int kind)
+{
+    const char *build = getenv("BUILD");
+    char path[512], err[512];
+    struct plugin *p;
+
+    snprintf(path, sizeof(path), "%s/plugins/%s.so",
+             build && build[0] ? build : "build", file);
+    p = loader_open(path, kind, err, sizeof(err));
+    if (p == NULL)
+        fail_msg("%s", err);
+    fake_reset(&p->desc);
+    return p;
+}
+
+static char tmpdir[64];
+
+static int setup_dir(void **state)
+{
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/ferry-fileplug-XXXXXX");
+    return mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static int teardown_dir(void **state)
+{
+    char cmd[128];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    fake_reset(NULL);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static const char *tmp_path(const char *name)
+{
+    static char buf[4][256];
+    static int next;
+    char *b = buf[next++ % 4];
+
+    snprintf(b, sizeof(buf[0]), "%s/%s", tmpdir, name);
+    return b;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+/* Returns the file's contents (caller frees). */
+static char *read_file(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    char *buf;
+    long n;
+
+    assert_non_null(fp);
+    fseek(fp, 0, SEEK_END);
+    n = ftell(fp);
+    rewind(fp);
+    buf = calloc(1, (size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
+    fclose(fp);
+    return buf;
+}
+
+/* ---- source_file ----------------------------------------------------------
+ */
+
+#define COMPANY_FULL                                                           \
+    "{\"entity_type\":\"rulesengine.Company\",\"message_type\":\"full\","      \
+    "\"entity_id\":\"comp_1\",\"stream_id\":\"1767225600000-1\","              \
+    "\"data\":{\"id\":\"comp_1\",\"keys\":{\"id\":\"acme\"}}}\n"
+#define USER_PARTIAL                                                           \
+    "{\"entity_type\":\"rulesengine.User\",\"message_type\":\"partial\","      \
+    "\"entity_id\":\"user_1\",\"stream_id\":\"1767225600000-2\","              \
+    "\"data\":{\"traits\":{\"a\":1}}}\n"
+#define COMPANY_DELETE                                                         \
+    "{\"entity_type\":\"rulesengine.Company\",\"message_type\":\"delete\","    \
+    "\"entity_id\":\"comp_1\",\"stream_id\":\"1767225600001-0\","              \
+    "\"data\":{\"id\":\"comp_1\",\"keys\":{\"id\":\"acme\"}}}\n"
+#define RELOAD                                                                 \
+    "{\"data\":null,\"entity_id\":null,\"entity_type\":\"\","                  \
+    "\"message_type\":\"reload\"}\n"
+#define ERROR_FRAME                                                            \
+    "{\"data\":{\"error\":\"company not found\"},\"entity_id\":null,"          \
+    "\"entity_type\":\"rulesengine.Company\",\"message_type\":\"error\"}\n"
+
+/* Four messages, a blank line, an invalid line and an error frame. */
+static const char replay_text[] =
+    COMPANY_FULL "\n"
+                 "   \n"
+                 "{not json\n" USER_PARTIAL ERROR_FRAME RELOAD COMPANY_DELETE;
+
+static void *run_thread(void *arg)
+{
+    struct plugin *p = ((void **)arg)[0];
+    void *st = ((void **)arg)[1];
+    int *rc = ((void **)arg)[2];
+
+    *rc = p->desc.run(st);
+    return NULL;
+}
+
+/* Runs the source to completion; returns run()'s status. */
+static int run_source(struct plugin *p, void **st)
+{
+    int rc;
+
+    assert_int_equal(p->desc.init(&host, NULL, st), FERRY_OK);
+    rc = p->desc.run(*st);
+    return rc;
+}
+
+static void assert_replay(size_t base)
+{
+    struct emitted *e = &fake.emitted[base];
+
+    assert_int_equal(e[0].op, FERRY_OP_FULL);
+    assert_string_equal(e[0].entity_type, "company");
+    assert_string_equal(e[0].entity_id, "comp_1");
+    assert_int_equal(e[0].nkeys, 1);
+    assert_true(e[0].pos.set);
+    assert_int_equal(e[0].pos.ms, 1767225600000ull);
+    assert_int_equal(e[0].pos.seq, 1);
+    assert_int_equal(e[1].op, FERRY_OP_PARTIAL);
+    assert_string_equal(e[1].entity_type, "user");
+    assert_string_equal(e[1].entity_id, "user_1");
+    assert_int_equal(e[2].op, FERRY_OP_RELOAD);
+    assert_int_equal(e[3].op, FERRY_OP_DELETE);
+    assert_int_equal(e[3].pos.ms, 1767225600001ull);
+    assert_int_equal(e[3].pos.seq, 0);
+}
+
+static void test_source_replays(void **state)
+{
+    struct plugin *p = load("source_file", FERRY_KIND_SOURCE);
+    char want[512];
+    void *st;
+
+    write_file(tmp_path("frames.jsonl"), replay_text);
+    fake_set("path", tmp_path("frames.jsonl"));
+    assert_int_equal(run_source(p, &st), FERRY_OK);
+    assert_int_equal(fake.nemitted, 4);
+    assert_replay(0);
+    assert_true(metric_value("ferry_source_messages_total{entity_type="
+                             "company,message_type=full}") == 1);
+    assert_true(metric_value("ferry_source_messages_total{entity_type="
+                             "company,message_type=delete}") == 1);
+    assert_true(metric_value("ferry_source_messages_total{entity_type="
+                             "user,message_type=partial}") == 1);
+    assert_true(metric_value("ferry_source_invalid_messages_total{reason="
+                             "invalid_json}") == 1);
+    /* The invalid line is logged with its line number (line 4: the
+     * blank lines count). */
+    snprintf(want, sizeof(want),
+             "%s:4: invalid_json: ", tmp_path("frames.jsonl"));
+    assert_non_null(strstr(fake.log, want));
+    assert_non_null(strstr(fake.log, "4 messages emitted, 1 invalid"));
+    p->desc.fini(st);
+    loader_close(p);
+}
+
+static void test_source_repeat_preload(void **state)
+{
+    struct plugin *p = load("source_file", FERRY_KIND_SOURCE);
+    void *st;
+
+    write_file(tmp_path("frames.jsonl"), replay_text);
+    fake_set("path", tmp_path("frames.jsonl"));
+    fake_set("repeat", "3");
+    fake_set("preload", "true");
+    assert_int_equal(run_source(p, &st), FERRY_OK);
+    assert_int_equal(fake.nemitted, 12);
+    assert_replay(0);
+    assert_replay(4);
+    assert_replay(8);
+    assert_true(metric_value("ferry_source_invalid_messages_total{reason="
+                             "invalid_json}") == 3);
+    assert_non_null(strstr(fake.log, "preloaded 6 frames"));
+    p->desc.fini(st);
+
+    /* The same without preload. */
+    fake_reset(&p->desc);
+    fake_set("path", tmp_path("frames.jsonl"));
+    fake_set("repeat", "2");
+    assert_int_equal(run_source(p, &st), FERRY_OK);
+    assert_int_equal(fake.nemitted, 8);
+    assert_replay(4);
+    p->desc.fini(st);
+    loader_close(p);
+}
+
+static void test_source_rate(void **state)
+{
+    struct plugin *p = load("source_file", FERRY_KIND_SOURCE);
+    char text[4096] = "";
+    uint64_t t0, ms;
+    void *st;
+    int i;
+
+    for (i = 0; i < 11; i++)
+        strcat(text, COMPANY_FULL);
+    write_file(tmp_path("rate.jsonl"), text);
+    fake_set("path", tmp_path("rate.jsonl"));
+    fake_set("rate", "100");
+    t0 = fake_now_ns();
+    assert_int_equal(run_source(p, &st), FERRY_OK);
+    ms = (fake_now_ns() - t0) / 1000000;
+    assert_int_equal(fake.nemitted, 11);
+    /* 11 messages at 100/s: the first at once, then every 10ms. */
+    assert_true(ms >= 95);
+    assert_true(ms < 1000);
+    p->desc.fini(st);
+    loader_close(p);
+}
+
+/* stop() from another thread ends run() promptly, both while it paces
+ * (rate) and while every route is full. */
+static void test_source_stop(void **state)
+{
+    struct plugin *p = load("source_file", FERRY_KIND_SOURCE);
+    struct timespec ts = {0, 50000000};
+    pthread_t th;
+    void *args[3];
+    uint64_t t0, ms;
+    void *st;
+    int rc = -100, round;
+
+    write_file(tmp_path("stop.jsonl"), COMPANY_FULL COMPANY_FULL COMPANY_FULL);
+    for (round = 0; round < 2; round++) {
+        fake_reset(&p->desc);
+        fake_set("path", tmp_path("stop.jsonl"));
+        if (round == 0)
+            fake_set("rate", "0.5");
+        else
+            fake.full = 1;
+        assert_int_equal(p->desc.init(&host, NULL, &st), FERRY_OK);
+        args[0] = p;
+        args[1] = st;
+        args[2] = &rc;
+        assert_int_equal(pthread_create(&th, NULL, run_thread, args), 0);
+        nanosleep(&ts, NULL);
+        t0 = fake_now_ns();
+        p->desc.stop(st);
+        pthread_join(th, NULL);
+        ms = (fake_now_ns() - t0) / 1000000;
+        assert_int_equal(rc, FERRY_OK);
+        assert_true(ms < 500);
+        assert_false(fake.waited_forever);
+        /* Rate 0.5/s: the first went at once, the second never. */
+        assert_int_equal(fake.nemitted, round == 0 ? 1 : 0);
+        assert_non_null(strstr(fake.log, "stopped replaying"));
+        p->desc.fini(st);
+    }
+    loader_close(p);
+}
+
+static void test_source_missing_file(void **state)
+{
+    struct plugin *p = load("source_file", FERRY_KIND_SOURCE);
+    void *st;
+
+    fake_set("path", tmp_path("nope.jsonl"));
+    assert_int_equal(run_source(p, &st), FERRY_ERROR);
+    assert_non_null(strstr(fake.log, "cannot open "));
+    assert_non_null(strstr(fake.log, "No such file or directory"));
+    p->desc.fini(st);
+    loader_close(p);
+}
+
+/* Invalid lines are all counted but logged at most about once a second. */
+static void test_source_invalid_rate_limited(void **state)
+{
+    struct plugin *p = load("source_file", FERRY_KIND_SOURCE);
+    char text[8192] = "";
+    void *st;
+    int i;
+
+    for (i = 0; i < 200; i++)
+        strcat(text, "[1,2\n");
+    strcat(text, COMPANY_FULL);
+    write_file(tmp_path("bad.jsonl"), text);
+    fake_set("path", tmp_path("bad.jsonl"));
+    assert_int_equal(run_source(p, &st), FERRY_OK);
+    assert_int_equal(fake.nemitted, 1);
+    assert_true(metric_value("ferry_source_invalid_messages_total{reason="
+                             "invalid_json}") == 200);
+    /* One warning and the summary line. */
+    assert_true(fake.loglines <= 3);
+    p->desc.fini(st);
+    loader_close(p);
+}
+
+/* ---- sink_file ------------------------------------------------------------
+ */
+
+static const struct ferry_kv acme_keys[] = {{"id", "acme"},
+                                            {"domain", "acme.test"}};
+
+static struct ferry_msg mk(uint32_t op, const char *type, const char *id,
+                           const char *payload, uint64_t ms, uint64_t seq)
+{
+    struct ferry_msg m;
+
+    memset(&m, 0, sizeof(m));
+    m.struct_size = sizeof(m);
+    m.op = op;
+    m.entity_type = type;
+    m.entity_id = id;
+    m.order_key = "";
+    m.payload = payload;
+    m.payload_len = strlen(payload);
+    m.pos.ms = ms;
+    m.pos.seq = seq;
+    m.pos.set = ms != 0;
+    return m;
+}
+
+static int write_batch(struct plugin *p, void *wctx, const char *route,
+                       struct ferry_msg *msgs, uint32_t n)
+{
+    const struct ferry_msg *ptrs[16];
+    int results[16];
+    struct ferry_batch b;
+    uint32_t i;
+
+    for (i = 0; i < n; i++) {
+        ptrs[i] = &msgs[i];
+        results[i] = FERRY_OK;
+    }
+    memset(&b, 0, sizeof(b));
+    b.count = n;
+    b.msgs = ptrs;
+    b.results = results;
+    b.route = route;
+    return p->desc.write(wctx, &b);
+}
+
+static void test_sink_file_format(void **state)
+{
+    struct plugin *p = load("sink_file", FERRY_KIND_SINK);
+    struct ferry_msg m[7];
+    void *st, *w;
+    char *out;
+
+    fake_set("path", tmp_path("out.jsonl"));
+    assert_int_equal(p->desc.init(&host, NULL, &st), FERRY_OK);
+    assert_int_equal(p->desc.start(st), FERRY_OK);
+    assert_int_equal(p->desc.open(st, 0, &w), FERRY_OK);
+
+    m[0] = mk(FERRY_OP_FULL, "company", "comp_1",
+              "{\"id\":\"comp_1\",\"n\":1.50}", 1767225600000ull, 3);
+    m[0].keys = acme_keys;
+    m[0].nkeys = 2;
+    m[0].seq = 1;
+    m[1] = mk(FERRY_OP_PARTIAL, "user", "u\"1\\", "not json \"x\"", 0, 0);
+    m[1].seq = 2;
+    m[2] = mk(FERRY_OP_DELETE, "company", "comp_1", "", 5, 0);
+    m[2].seq = 3;
+    m[3] = mk(FERRY_OP_SNAPSHOT, "flags", "", "[\n  {\"key\": \"a\"}\n]", 6, 1);
+    m[3].seq = 4;
+    m[4] = mk(FERRY_OP_RELOAD, "control", "", "", 0, 0);
+    m[4].seq = 5;
+    m[5] =
+        mk(FERRY_OP_LOAD_BEGIN, "company", "id\t\x01\xff\xc3\xa9", "7", 0, 0);
+    m[5].seq = 6;
+    m[6] = mk(FERRY_OP_LOAD_END, "company", "", "", 0, 0);
+    m[6].seq = 7;
+    assert_int_equal(write_batch(p, w, "main", m, 7), FERRY_OK);
+    assert_int_equal(p->desc.checkpoint(w, &m[0].pos), FERRY_OK);
+    p->desc.close(w);
+    p->desc.fini(st);
+
+    out = read_file(tmp_path("out.jsonl"));
+    assert_string_equal(
+        out,
+        "{\"route\":\"main\",\"op\":\"full\",\"entity_type\":\"company\","
+        "\"entity_id\":\"comp_1\",\"stream_id\":\"1767225600000-3\","
+        "\"keys\":{\"id\":\"acme\",\"domain\":\"acme.test\"},"
+        "\"data\":{\"id\":\"comp_1\",\"n\":1.50},\"seq\":1}\n"
+        "{\"route\":\"main\",\"op\":\"partial\",\"entity_type\":\"user\","
+        "\"entity_id\":\"u\\\"1\\\\\",\"stream_id\":null,\"keys\":{},"
+        "\"data\":\"not json \\\"x\\\"\",\"seq\":2}\n"
+        "{\"route\":\"main\",\"op\":\"delete\",\"entity_type\":\"company\","
+        "\"entity_id\":\"comp_1\",\"stream_id\":\"5-0\",\"keys\":{},"
+        "\"data\":null,\"seq\":3}\n"
+        "{\"route\":\"main\",\"op\":\"snapshot\",\"entity_type\":\"flags\","
+        "\"entity_id\":\"\",\"stream_id\":\"6-1\",\"keys\":{},"
+        "\"data\":[{\"key\":\"a\"}],\"seq\":4}\n"
+        "{\"route\":\"main\",\"op\":\"reload\",\"entity_type\":\"control\","
+        "\"entity_id\":\"\",\"stream_id\":null,\"keys\":{},"
+        "\"data\":null,\"seq\":5}\n"
+        "{\"route\":\"main\",\"op\":\"load_begin\",\"entity_type\":"
+        "\"company\",\"entity_id\":\"id\\t\\u0001\\ufffd\xc3\xa9\","
+        "\"stream_id\":null,\"keys\":{},\"data\":7,\"seq\":6}\n"
+        "{\"route\":\"main\",\"op\":\"load_end\",\"entity_type\":\"company\","
+        "\"entity_id\":\"\",\"stream_id\":null,\"keys\":{},"
+        "\"data\":null,\"seq\":7}\n");
+    free(out);
+    assert_true(metric_value("ferry_sink_operations_total{op=append}") == 7);
+    loader_close(p);
+}
+
+struct writer_arg {
+    struct plugin *p;
+    void *st;
+    unsigned worker;
+    /* Failures seen on the thread (cmocka asserts only on the main one). */
+    int failures;
+};
+
+#define WRITER_BATCHES 100
+
+static void *writer_thread(void *arg)
+{
+    struct writer_arg *a = arg;
+    struct ferry_msg m[10];
+    char id[10][32];
+    void *w;
+    int b, i;
+
+    if (a->p->desc.open(a->st, a->worker, &w) != FERRY_OK) {
+        a->failures++;
+        return NULL;
+    }
+    for (b = 0; b < WRITER_BATCHES; b++) {
+        for (i = 0; i < 10; i++) {
+            snprintf(id[i], sizeof(id[i]), "w%u-%d", a->worker, b * 10 + i);
+            m[i] = mk(FERRY_OP_FULL, "company", id[i],
+                      "{\"padding\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}",
+                      1, (uint64_t)(b * 10 + i));
+        }
+        if (write_batch(a->p, w, "r", m, 10) != FERRY_OK)
+            a->failures++;
+    }
+    a->p->desc.close(w);
+    return NULL;
+}
+
+/* Four workers writing at once: every line whole and valid JSON, and each
+ * worker's lines in its order. */
+static void test_sink_file_concurrent(void **state)
+{
+    struct plugin *p = load("sink_file", FERRY_KIND_SINK);
+    struct writer_arg args[4];
+    pthread_t th[4];
+    int next[4] = {0, 0, 0, 0};
+    char *out, *line, *save = NULL;
+    int i, lines = 0;
+    void *st;
+
+    fake_set("path", tmp_path("conc.jsonl"));
+    assert_int_equal(p->desc.init(&host, NULL, &st), FERRY_OK);
+    assert_int_equal(p->desc.start(st), FERRY_OK);
+    for (i = 0; i < 4; i++) {
+        args[i] = (struct writer_arg){p, st, (unsigned)i, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, writer_thread, &args[i]),
+                         0);
+    }
+    for (i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(args[i].failures, 0);
+    }
+    p->desc.fini(st);
+
+    out = read_file(tmp_path("conc.jsonl"));
+    for (line = strtok_r(out, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        json_error_t err;
+        json_t *j = json_loads(line, 0, &err);
+        const char *id;
+        unsigned worker;
+        int n;
+
+        assert_non_null(j);
+        id = json_string_value(json_object_get(j, "entity_id"));
+        assert_non_null(id);
+        assert_int_equal(sscanf(id, "w%u-%d", &worker, &n), 2);
+        assert_true(worker < 4);
+        assert_int_equal(n, next[worker]);
+        next[worker]++;
+        json_decref(j);
+        lines++;
+    }
+    assert_int_equal(lines, 4 * WRITER_BATCHES * 10);
+    free(out);
+    loader_close(p);
+}
+
+/* A write error is transient (FERRY_RETRY); an unopenable path fails at
+ * start(). */
+static void test_sink_file_errors(void **state)
+{
+    struct plugin *p = load("sink_file", FERRY_KIND_SINK);
+    struct ferry_msg m = mk(FERRY_OP_FULL, "company", "c", "{}", 1, 1);
+    void *st, *w;
+
+    if (access("/dev/full", W_OK) == 0) {
+        fake_set("path", "/dev/full");
+        assert_int_equal(p->desc.init(&host, NULL, &st), FERRY_OK);
+        assert_int_equal(p->desc.start(st), FERRY_OK);
+        assert_int_equal(p->desc.open(st, 0, &w), FERRY_OK);
+        assert_int_equal(write_batch(p, w, "r", &m, 1), FERRY_RETRY);
+        assert_int_equal(write_batch(p, w, "r", &m, 1), FERRY_RETRY);
+        assert_non_null(strstr(fake.log, "cannot write to /dev/full: No "
+                                         "space left on device"));
+        /* Logged once, not per retry. */
+        assert_int_equal(fake.loglines, 1);
+        p->desc.close(w);
+        p->desc.fini(st);
+    }
+
+    fake_reset(&p->desc);
+    fake_set("path", tmp_path("no/such/dir/out.jsonl"));
+    assert_int_equal(p->desc.init(&host, NULL, &st), FERRY_OK);
+    assert_int_equal(p->desc.start(st), FERRY_ERROR);
+    assert_non_null(strstr(fake.log, "cannot open "));
+    p->desc.fini(st);
+    loader_close(p);
+}
+
+/* ---- sink_null ------------------------------------------------------------
+ */
+
+static void test_sink_null(void **state)
+{
+    struct plugin *p = load("sink_null", FERRY_KIND_SINK);
+    struct ferry_msg m[3];
+    uint64_t t0, ms;
+    void *st, *w;
+
+    m[0] = mk(FERRY_OP_FULL, "company", "a", "{}", 1, 1);
+    m[1] = m[2] = m[0];
+    assert_int_equal(p->desc.init(&host, NULL, &st), FERRY_OK);
+    assert_int_equal(p->desc.open(st, 0, &w), FERRY_OK);
+    assert_int_equal(write_batch(p, w, "r", m, 3), FERRY_OK);
+    assert_int_equal(write_batch(p, w, "r", m, 2), FERRY_OK);
+    assert_true(metric_value("ferry_sink_operations_total{op=discard}") == 5);
+    p->desc.close(w);
+    p->desc.fini(st);
+
+    /* delay makes every write take that long. */
+    fake_reset(&p->desc);
+    fake_set("delay", "30");
+    assert_int_equal(p->desc.init(&host, NULL, &st), FERRY_OK);
+    assert_int_equal(p->desc.open(st, 0, &w), FERRY_OK);
+    t0 = fake_now_ns();
+    assert_int_equal(write_batch(p, w, "r", m, 1), FERRY_OK);
+    ms = (fake_now_ns() - t0) / 1000000;
+    assert_true(ms >= 29);
+    p->desc.close(w);
+    p->desc.fini(st);
+    loader_close(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_source_replays),
+        cmocka_unit_test(test_source_repeat_preload),
+        cmocka_unit_test(test_source_rate),
+        cmocka_unit_test(test_source_stop),
+        cmocka_unit_test(test_source_missing_file),
+        cmocka_unit_test(test_source_invalid_rate_limited),
+        cmocka_unit_test(test_sink_file_format),
+        cmocka_unit_test(test_sink_file_concurrent),
+        cmocka_unit_test(test_sink_file_errors),
+        cmocka_unit_test(test_sink_null),
+    };
+
+    return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+}
