@@ -88,12 +88,17 @@ static const char *file_op_name(uint32_t op)
 static void file_reserve(struct file_worker *w, size_t n)
 {
     size_t cap = w->cap ? w->cap : 4096;
+    char *buf;
 
     if (w->len + n <= w->cap)
         return;
     while (cap < w->len + n)
         cap *= 2;
-    w->buf = w->s->host->realloc(w->buf, cap);
+    buf = w->s->host->realloc(w->buf, cap);
+    /* Out of memory ends the process, as host->alloc() does. */
+    if (buf == NULL)
+        abort();
+    w->buf = buf;
     w->cap = cap;
 }
 

@@ -340,8 +340,13 @@ static int file_preload(struct file_source *s, struct file_frame ***out,
         if (file_trim(line, &len))
             continue;
         if (nframes == cap) {
+            struct file_frame **grown;
             cap = cap ? cap * 2 : 1024;
-            frames = s->host->realloc(frames, cap * sizeof(*frames));
+            grown = s->host->realloc(frames, cap * sizeof(*frames));
+            /* Out of memory ends the process, as host->alloc() does. */
+            if (grown == NULL)
+                abort();
+            frames = grown;
         }
         frames[nframes] = s->host->alloc(sizeof(**frames));
         ds_frame_parse(&frames[nframes]->f, line, len);
