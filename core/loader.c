@@ -597,7 +597,7 @@ static void loader_fmt_num(char *buf, size_t len, int type, double v)
     if (type == FERRY_OPT_DURATION)
         loader_fmt_ms(buf, len, v);
     else if (type == FERRY_OPT_DOUBLE)
-        snprintf(buf, len, "%g", v);
+        snprintf(buf, len, "%.15g", v);
     else
         snprintf(buf, len, "%.0f", v);
 }
@@ -641,6 +641,18 @@ static void loader_md_cell(FILE *out, const char *s)
     }
 }
 
+/* Writes text as a sentence: with a full stop unless it has one. */
+static void loader_md_sentence(FILE *out, const char *text)
+{
+    size_t n = text ? strlen(text) : 0;
+
+    if (n == 0)
+        return;
+    loader_md_cell(out, text);
+    if (text[n - 1] != '.')
+        fputc('.', out);
+}
+
 static void loader_inspect_markdown(const struct plugin *p)
 {
     const struct ferry_plugin *d = &p->desc;
@@ -671,7 +683,7 @@ static void loader_inspect_markdown(const struct plugin *p)
             printf("(unset)");
         }
         printf(" | ");
-        loader_md_cell(stdout, o->description ? o->description : "");
+        loader_md_sentence(stdout, o->description);
         if (range[0] != '\0') {
             printf(o->type == FERRY_OPT_ENUM ? " One of: `" : " Range: `");
             loader_md_cell(stdout, range);

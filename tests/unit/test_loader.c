@@ -618,14 +618,14 @@ static void test_cmd_inspect(void **state)
              "\n"
              "| key | type | default | description |\n"
              "| --- | --- | --- | --- |\n"
-             "| `path` | string | `-` | where to write |\n"
-             "| `mode` | enum | `safe` | how to write One of: `fast\\|safe`. "
+             "| `path` | string | `-` | where to write. |\n"
+             "| `mode` | enum | `safe` | how to write. One of: `fast\\|safe`. "
              "|\n"
-             "| `timeout` | duration | `30s` | how long to wait Range: "
+             "| `timeout` | duration | `30s` | how long to wait. Range: "
              "`1ms..1m`. |\n"
-             "| `limit` | int | `10` | how many \\| at most Range: "
+             "| `limit` | int | `10` | how many \\| at most. Range: "
              "`1..100`. |\n"
-             "| `token` | string | required | the access token Secret. |\n");
+             "| `token` | string | required | the access token. Secret. |\n");
     free(out);
 
     /* A refused file: nothing on stdout, exit status 2. */
