@@ -203,6 +203,8 @@ static void config_merge(struct config *dst, const struct config *src)
     }
 }
 
+/* Frees everything cfg holds and zeroes it; accepts NULL and a cfg that
+ * failed to load. */
 void config_release(struct config *cfg)
 {
     if (!cfg)
@@ -222,6 +224,8 @@ void config_release(struct config *cfg)
     memset(cfg, 0, sizeof(*cfg));
 }
 
+/* Lookups return pointers into cfg, valid until config_release(). Any
+ * thread, as long as nobody loads into or releases cfg meanwhile. */
 const struct config_section *config_section(const struct config *cfg,
                                             const char *name)
 {
@@ -738,6 +742,12 @@ fail:
     return -1;
 }
 
+/*
+ * Returns 0, or -1 with "FILE:LINE: [section] message" (or "FILE: cannot
+ * open: ...") in err; cfg is the caller's either way. Not thread-safe:
+ * it sets inih's global options and reads the environment, so call it
+ * from one thread at a time (startup, reload, `ferry check`).
+ */
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -923,6 +933,8 @@ static const char *config_double(const char *s, double *v)
     return NULL;
 }
 
+/* The public parsers: 0 with the value stored, or -1 leaving it alone.
+ * Pure functions; any thread. */
 int config_parse_duration_ms(const char *s, uint64_t *ms)
 {
     return config_duration(s, ms) ? -1 : 0;
@@ -1265,6 +1277,12 @@ static void optset_unknown(const struct config_entry *e, const char *sname,
     free(cands);
 }
 
+/*
+ * Returns a new optset the caller frees with optset_free(), or NULL with
+ * the first error in err. Reads s and table without keeping s: the optset
+ * copies every value but points to table, which must outlive it. Any
+ * thread; the getters below only read and may be used from any thread.
+ */
 struct optset *optset_new(const struct config_section *s,
                           const char *section_name,
                           const struct ferry_option *table,
