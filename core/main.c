@@ -1,0 +1,307 @@
+/*
+ * core/main.c: the command line (interface.md "Command line"), signals and
+ * the process lifecycle.
+ *
+ * Exit codes: 0 success; 1 runtime failure; 2 usage or configuration error.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "health.h"
+#include "http.h"
+#include "loader.h"
+#include "log.h"
+#include "metrics.h"
+#include "sched.h"
+#include "timer.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: ferry [run] -c FILE          run until SIGTERM/SIGINT\n"
+            "       ferry check -c FILE          validate config and plugins, "
+            "print the\n"
+            "                                    effective config (secrets "
+            "as ***)\n"
+            "       ferry plugins [-d DIR]       list plugins in DIR\n"
+            "       ferry inspect [--markdown] FILE.so\n"
+            "                                    print a plugin's descriptor "
+            "and options\n"
+            "       ferry inspect --markdown core\n"
+            "                                    the [ferry] and [route.*] "
+            "keys\n"
+            "       ferry version\n");
+}
+
+/* Loads the configuration and builds the pipeline; prints the error and
+ * returns NULL on failure. */
+static struct pipeline *build(const char *path, const char *plugin_dir)
+{
+    struct config cfg;
+    char err[1024];
+
+    memset(&cfg, 0, sizeof(cfg));
+    if (config_load(&cfg, path, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        config_release(&cfg);
+        return NULL;
+    }
+    /* Apply [ferry] logging settings before plugins log anything. */
+    const struct config_section *fs = config_section(&cfg, "ferry");
+    const struct config_entry *e;
+    if (fs && (e = config_entry(fs, "log_level")) &&
+        log_level_parse(e->value) >= 0)
+        log_set_level(log_level_parse(e->value));
+    if (fs && (e = config_entry(fs, "log_format")))
+        log_set_format(e->value);
+
+    struct pipeline *pl = pipeline_new(&cfg, plugin_dir, err, sizeof(err));
+    if (!pl)
+        fprintf(stderr, "%s\n", err);
+    return pl;
+}
+
+static int cmd_check(const char *path, const char *plugin_dir)
+{
+    struct pipeline *pl = build(path, plugin_dir);
+
+    if (!pl)
+        return EXIT_USAGE;
+    printf("# %s: configuration OK\n", path);
+    pipeline_print(pl, stdout);
+    pipeline_free(pl);
+    return 0;
+}
+
+/* ---- run ---------------------------------------------------------------- */
+
+static struct pipeline *g_pl;
+static pthread_t g_sigthread;
+
+static void *signal_main(void *arg)
+{
+    sigset_t *set = arg;
+    int sig;
+    int count = 0;
+
+    for (;;) {
+        if (sigwait(set, &sig) != 0)
+            continue;
+        if (sig == SIGTERM || sig == SIGINT) {
+            if (++count > 1) {
+                log_write(FERRY_LOG_ERROR, NULL,
+                          "second %s: exiting without finishing the drain",
+                          sig == SIGTERM ? "SIGTERM" : "SIGINT");
+                _exit(EXIT_RUNTIME);
+            }
+            pipeline_request_stop(g_pl, 0,
+                                  sig == SIGTERM ? "SIGTERM received"
+                                                 : "SIGINT received");
+        } else if (sig == SIGHUP) {
+            log_write(FERRY_LOG_WARN, NULL,
+                      "SIGHUP: configuration reload is not supported yet; "
+                      "keeping the running pipeline");
+        }
+    }
+    return NULL;
+}
+
+static void summary_line(void *arg)
+{
+    struct pipeline *pl = arg;
+    char depths[512];
+    size_t len = 0;
+
+    depths[0] = '\0';
+    for (size_t i = 0; i < pl->nroutes && len < sizeof(depths) - 64; i++) {
+        const char *l[] = {"route", pl->routes[i]->name, NULL};
+        int n = snprintf(depths + len, sizeof(depths) - len, " depth[%s]=%.0f",
+                         pl->routes[i]->name,
+                         metrics_sum("ferry_channel_depth", l));
+        if (n > 0)
+            len += (size_t)n;
+    }
+    char breakers[256];
+    len = 0;
+    breakers[0] = '\0';
+    for (size_t i = 0; i < pl->ninstances && len < sizeof(breakers) - 64;
+         i++) {
+        struct ferry_ctx *c = pl->instances[i];
+        if (c->kind != FERRY_KIND_POLICY)
+            continue;
+        const char *l[] = {"policy", c->name, NULL};
+        double st = metrics_sum("ferry_breaker_state", l);
+        int n = snprintf(breakers + len, sizeof(breakers) - len,
+                         " breaker[%s]=%s", c->name,
+                         st == 1 ? "open" : st == 2 ? "half-open" : "closed");
+        if (n > 0 && metrics_sum("ferry_breaker_transitions_total", l) >= 0)
+            len += (size_t)n;
+    }
+    log_write(FERRY_LOG_INFO, NULL,
+              "summary: received=%.0f applied=%.0f failed=%.0f dropped=%.0f "
+              "coalesced=%.0f invalid=%.0f%s%s lag=%.1fs",
+              metrics_sum("ferry_source_messages_total", NULL),
+              metrics_sum("ferry_messages_applied_total", NULL),
+              metrics_sum("ferry_messages_failed_total", NULL),
+              metrics_sum("ferry_messages_dropped_total", NULL),
+              metrics_sum("ferry_messages_coalesced_total", NULL),
+              metrics_sum("ferry_source_invalid_messages_total", NULL), depths,
+              breakers, metrics_sum("ferry_replication_lag_seconds", NULL));
+}
+
+static int cmd_run(const char *path, const char *plugin_dir)
+{
+    sigset_t set;
+    int rc;
+
+    /* Every thread inherits the blocked set; only signal_main waits. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    g_pl = build(path, plugin_dir);
+    if (!g_pl)
+        return EXIT_USAGE;
+    struct pipeline *pl = g_pl;
+
+    if (pthread_create(&g_sigthread, NULL, signal_main, &set) != 0) {
+        log_write(FERRY_LOG_ERROR, NULL, "cannot start the signal thread");
+        pipeline_free(pl);
+        return EXIT_RUNTIME;
+    }
+    pthread_detach(g_sigthread);
+
+    if (pl->settings.http_listen[0]) {
+        char err[512];
+        if (http_start(pl->settings.http_listen, err, sizeof(err)) != 0) {
+            log_write(FERRY_LOG_ERROR, NULL, "%s", err);
+            pipeline_free(pl);
+            return EXIT_RUNTIME;
+        }
+        http_set_debug_fn(pipeline_debug_json, pl);
+    }
+
+    struct ferry_timer *summary = NULL;
+    if (pl->settings.metrics_interval_ms)
+        summary = timer_start(pl->settings.metrics_interval_ms, summary_line,
+                              pl);
+
+    log_write(FERRY_LOG_INFO, NULL, "ferry %s starting with %s",
+              FERRY_VERSION, path);
+    if (pipeline_start(pl) == 0) {
+        log_write(FERRY_LOG_INFO, NULL, "running");
+        pipeline_wait(pl);
+    }
+    rc = pipeline_shutdown(pl);
+    timer_stop(summary);
+    if (pl->settings.metrics_interval_ms)
+        summary_line(pl);
+    if (pl->settings.http_listen[0])
+        http_stop();
+    pipeline_free(pl);
+    timer_shutdown();
+    metrics_reset();
+    health_reset();
+    log_write(FERRY_LOG_INFO, NULL, "exit %d", rc);
+    return rc;
+}
+
+/* `ferry inspect --markdown core`: the core's own option tables. */
+static void print_table_md(const char *title, const struct ferry_option *t)
+{
+    printf("`%s`\n\n| key | type | default | meaning |\n| --- | --- | --- "
+           "| --- |\n",
+           title);
+    static const char *const types[] = {"?",        "string", "int",
+                                        "bool",     "duration", "size",
+                                        "enum",     "list",   "number"};
+    for (; t->name; t++)
+        printf("| `%s` | %s | %s%s%s | %s |\n", t->name,
+               t->type > 0 && t->type <= 8 ? types[t->type] : "?",
+               t->flags & FERRY_OPT_REQUIRED ? "required" : "",
+               t->def && t->def[0] ? "`" : "",
+               t->def && t->def[0] ? t->def : "", t->description);
+    printf("\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *cmd = "run";
+    const char *cfg = NULL;
+    const char *dir = NULL;
+    int markdown = 0;
+    int i = 1;
+
+    if (argc > 1 && argv[1][0] != '-')
+        cmd = argv[i++];
+    const char *positional = NULL;
+    for (; i < argc; i++) {
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
+            i + 1 < argc)
+            cfg = argv[++i];
+        else if ((strcmp(argv[i], "-d") == 0 ||
+                  strcmp(argv[i], "--plugin-dir") == 0) &&
+                 i + 1 < argc)
+            dir = argv[++i];
+        else if (strcmp(argv[i], "--markdown") == 0)
+            markdown = 1;
+        else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (argv[i][0] != '-' && !positional)
+            positional = argv[i];
+        else {
+            fprintf(stderr, "ferry: unknown argument '%s'\n", argv[i]);
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+
+    if (strcmp(cmd, "version") == 0) {
+        printf("ferry %s (plugin ABI %d.%d)\n", FERRY_VERSION,
+               FERRY_ABI_MAJOR, FERRY_ABI_MINOR);
+        return 0;
+    }
+    if (strcmp(cmd, "plugins") == 0) {
+        if (!dir)
+            dir = getenv("FERRY_PLUGIN_DIR") ? getenv("FERRY_PLUGIN_DIR")
+                                             : FERRY_PLUGIN_DIR;
+        return loader_cmd_plugins(dir);
+    }
+    if (strcmp(cmd, "inspect") == 0) {
+        if (!positional) {
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+        if (strcmp(positional, "core") == 0) {
+            print_table_md("[ferry]", sched_ferry_options);
+            print_table_md("[route.NAME]", sched_route_options);
+            return 0;
+        }
+        return loader_cmd_inspect(positional, markdown);
+    }
+    if (strcmp(cmd, "run") == 0 || strcmp(cmd, "check") == 0) {
+        if (!cfg) {
+            fprintf(stderr, "ferry %s: -c FILE is required\n", cmd);
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+        return strcmp(cmd, "run") == 0 ? cmd_run(cfg, dir)
+                                       : cmd_check(cfg, dir);
+    }
+    fprintf(stderr, "ferry: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return EXIT_USAGE;
+}
