@@ -503,6 +503,38 @@ int channel_drop_oldest(struct channel *ch, void **old)
     return rc;
 }
 
+/* Removes the oldest item that ok() accepts, closing the gap so the
+ * remaining items keep their order. Runs the on_room callback like a pop. */
+int channel_drop_oldest_if(struct channel *ch,
+                           int (*ok)(void *item, void *arg), void *arg,
+                           void **old)
+{
+    struct channel_wake w = {0};
+    int rc = FERRY_NOT_FOUND;
+
+    pthread_mutex_lock(&ch->lock);
+    for (size_t n = 0; n < ch->count; n++) {
+        size_t i = (ch->head + n) % ch->capacity;
+        if (!ok(ch->ring[i], arg))
+            continue;
+        *old = ch->ring[i];
+        /* Shift the older items up by one, then drop the head slot. */
+        for (size_t k = n; k > 0; k--) {
+            size_t dst = (ch->head + k) % ch->capacity;
+            size_t src = (ch->head + k - 1) % ch->capacity;
+            ch->ring[dst] = ch->ring[src];
+        }
+        (void)channel__take(ch);
+        channel__freed(ch, &w);
+        rc = FERRY_OK;
+        break;
+    }
+    channel__settle(ch, &w);
+    pthread_mutex_unlock(&ch->lock);
+    channel__wake(ch, &w);
+    return rc;
+}
+
 /* The callback replaces any earlier one; cb NULL disables it. It runs on
  * the thread that made room (a pop, pop_many, unreserve or drop_oldest),
  * after the channel lock is released, at most once per failed push. */
