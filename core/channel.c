@@ -505,9 +505,8 @@ int channel_drop_oldest(struct channel *ch, void **old)
 
 /* Removes the oldest item that ok() accepts, closing the gap so the
  * remaining items keep their order. Runs the on_room callback like a pop. */
-int channel_drop_oldest_if(struct channel *ch,
-                           int (*ok)(void *item, void *arg), void *arg,
-                           void **old)
+int channel_drop_oldest_if(struct channel *ch, int (*ok)(void *item, void *arg),
+                           void *arg, void **old)
 {
     struct channel_wake w = {0};
     int rc = FERRY_NOT_FOUND;

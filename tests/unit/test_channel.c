@@ -197,6 +197,44 @@ static void test_drop_oldest(void **state)
     channel_free(ch, NULL);
 }
 
+static int is_even(void *queued, void *arg)
+{
+    (void)arg;
+    return val(queued) % 2 == 0;
+}
+
+static void test_drop_oldest_if(void **state)
+{
+    static const uintptr_t in[] = {1, 3, 2, 4}, out[] = {1, 3, 4, 5};
+    struct channel *ch = channel_new(4);
+    void *old = NULL, *p = NULL;
+
+    (void)state;
+    assert_int_equal(channel_drop_oldest_if(ch, is_even, NULL, &old),
+                     FERRY_NOT_FOUND);
+    /* Start mid-ring so the shift wraps. */
+    for (uintptr_t i = 0; i < 3; i++) {
+        assert_int_equal(channel_try_push(ch, item(99)), FERRY_OK);
+        assert_int_equal(channel_try_pop(ch, &p), FERRY_OK);
+    }
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(channel_try_push(ch, item(in[i])), FERRY_OK);
+    /* The oldest even one is 2; the others keep their order. */
+    assert_int_equal(channel_drop_oldest_if(ch, is_even, NULL, &old), FERRY_OK);
+    assert_int_equal(val(old), 2);
+    assert_int_equal(channel_depth(ch), 3);
+    assert_int_equal(channel_try_push(ch, item(5)), FERRY_OK);
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(channel_try_pop(ch, &p), FERRY_OK);
+        assert_int_equal(val(p), out[i]);
+    }
+    assert_int_equal(channel_try_pop(ch, &p), FERRY_WOULD_BLOCK);
+    assert_int_equal(channel_try_push(ch, item(1)), FERRY_OK);
+    assert_int_equal(channel_drop_oldest_if(ch, is_even, NULL, &old),
+                     FERRY_NOT_FOUND);
+    channel_free(ch, NULL);
+}
+
 static int freed_count;
 
 static void count_free(void *p)
@@ -730,6 +768,7 @@ int main(void)
         cmocka_unit_test(test_reservations),
         cmocka_unit_test(test_replace_newest),
         cmocka_unit_test(test_drop_oldest),
+        cmocka_unit_test(test_drop_oldest_if),
         cmocka_unit_test(test_free_frees_leftovers),
         cmocka_unit_test(test_close_drains),
         cmocka_unit_test(test_close_wakes_waiters),
