@@ -13,6 +13,12 @@
  *   key (single flag), "" otherwise; keys: data.keys (company/user);
  *   payload: compact JSON of data; pos: stream_id parsed as "<ms>-<seq>".
  *
+ * The payload is `data` exactly as received with the whitespace between
+ * tokens removed (escapes and number spellings kept): compact JSON, one
+ * memcpy when the server already sent it compact. The frame is validated
+ * as strictly as jansson parses (json_loadb with no flags accepts exactly
+ * the payloads this accepts), so a sink can json_loadb() every payload.
+ *
  * Details of the mapping (decided here, section numbers of the spec):
  *   - Company/User full and delete: entity_id, or data.id when entity_id
  *     is null or "" (the payload carries the whole entity); partial: the
@@ -44,6 +50,10 @@
  *   - msg.pos is filled whenever the stream_id parsed, whatever the kind,
  *     so a source can still account for the position of a rejected frame.
  *   - Every detail text has control bytes replaced by '?' (safe to log).
+ *   - Checks run in this order: UTF-8 over the whole frame, then one scan
+ *     of grammar and depth together (DS_REASON_DEPTH when a level beyond
+ *     DS_MAX_DEPTH, the envelope being level 1, is reached before any
+ *     syntax error; recursion never goes deeper), then the mapping above.
  */
 #ifndef FERRY_COMMON_DATASTREAM_H
 #define FERRY_COMMON_DATASTREAM_H
@@ -53,12 +63,12 @@
 #include "ferry/message.h"
 
 enum ds_kind {
-    DS_MESSAGE = 0,      /* a ferry message in frame->msg: emit it */
-    DS_SUBSCRIBED = 1,   /* rulesengine.Companies / Users confirmation */
-    DS_ERROR = 2,        /* message_type "error": log it (frame->error) */
-    DS_IGNORED = 3,      /* valid but nothing to do (unknown entity type,
-                          * Flags with a type other than full) */
-    DS_INVALID = 4       /* reject: frame->reason, frame->detail */
+    DS_MESSAGE = 0,    /* a ferry message in frame->msg: emit it */
+    DS_SUBSCRIBED = 1, /* rulesengine.Companies / Users confirmation */
+    DS_ERROR = 2,      /* message_type "error": log it (frame->detail) */
+    DS_IGNORED = 3,    /* valid but nothing to do (unknown entity type,
+                        * Flags with a type other than full) */
+    DS_INVALID = 4     /* reject: frame->reason, frame->detail */
 };
 
 /* Invalid-frame reasons, used as the `reason` label of
@@ -75,11 +85,11 @@ enum ds_kind {
 #define DS_MAX_DEPTH 64
 
 struct ds_frame {
-    int kind;                /* enum ds_kind */
-    struct ferry_msg msg;    /* DS_MESSAGE: points into this struct */
-    const char *reason;      /* DS_INVALID: a DS_REASON_* */
-    char detail[160];        /* DS_INVALID / DS_ERROR: what and where */
-    char stream_id[48];      /* the raw stream_id, "" when absent */
+    int kind;             /* enum ds_kind */
+    struct ferry_msg msg; /* DS_MESSAGE: points into this struct */
+    const char *reason;   /* DS_INVALID: a DS_REASON_* */
+    char detail[160];     /* DS_INVALID / DS_ERROR: what and where */
+    char stream_id[48];   /* the raw stream_id, "" when absent */
     /* Flags snapshot pages (section 3.3): paginated is 1 when the frame
      * had a pagination object; page and total are 0 when absent. */
     int paginated;

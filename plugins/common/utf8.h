@@ -26,4 +26,14 @@ size_t utf8_decode(const char *s, size_t len, uint32_t *cp);
  * length. */
 size_t utf8_encode(uint32_t cp, char *out);
 
+/*
+ * Writes the Unicode simple lowercase of s[0..len) to out (Go's
+ * strings.ToLower; bytes of a bad sequence are copied as they are) and a
+ * NUL; returns the length written without the NUL. out must hold
+ * UTF8_LOWER_MAX(len) bytes: a lowercase form is at most 3/2 as long
+ * (2-byte U+023A becomes 3-byte U+2C65). Defined in lower.c.
+ */
+#define UTF8_LOWER_MAX(len) ((len) + (len) / 2 + 1)
+size_t utf8_lower(const char *s, size_t len, char *out);
+
 #endif

@@ -88,8 +88,7 @@ static void assert_pos(const struct ferry_msg *m, uint64_t ms, uint64_t seq)
 }
 
 /* Asserts that the payload is the compact JSON of the sample's data. */
-static void assert_payload_is_data(const struct ferry_msg *m,
-                                   const char *name)
+static void assert_payload_is_data(const struct ferry_msg *m, const char *name)
 {
     char *buf = load_sample(name, NULL);
     json_t *root = json_loads(buf, 0, NULL);
@@ -119,8 +118,8 @@ static void assert_invalid(const char *frame, size_t len, const char *reason)
 
     ds_frame_parse(&f, frame, len);
     if (f.kind != DS_INVALID || strcmp(f.reason, reason))
-        fail_msg("frame %.80s: kind %d reason %s (%s), want %s", frame,
-                 f.kind, f.reason, f.detail, reason);
+        fail_msg("frame %.80s: kind %d reason %s (%s), want %s", frame, f.kind,
+                 f.reason, f.detail, reason);
     assert_true(f.detail[0] != '\0');
     assert_int_equal(f.msg.op, 0);
     assert_int_equal(f.msg.nkeys, 0);
@@ -527,9 +526,15 @@ static void test_too_deep(void **state)
         buf[len++] = ']';
     len += sprintf(buf + len, "}");
     assert_invalid(buf, (size_t)len, DS_REASON_DEPTH);
-    /* 100k '{' */
+    /* 100k '{' is a syntax error at the second byte: the scanner checks
+     * the grammar and the depth as it goes. */
     memset(buf, '{', n);
-    assert_invalid(buf, n, DS_REASON_DEPTH);
+    assert_invalid(buf, n, DS_REASON_JSON);
+    /* 100k nested objects {"a":{"a":... */
+    len = 0;
+    for (i = 0; i < n / 8; i++)
+        len += sprintf(buf + len, "{\"a\":");
+    assert_invalid(buf, (size_t)len, DS_REASON_DEPTH);
     free(buf);
 
     /* Exactly DS_MAX_DEPTH levels (the envelope counts) pass; one more
@@ -646,9 +651,20 @@ static void test_missing_entity_id(void **state)
 static void test_bad_stream_id(void **state)
 {
     static const char *bad[] = {
-        "abc", "1", "1-", "-1", "1-2-3", "+1-2", "1-+2", "1--2", " 1-2",
-        "1-2 ", "18446744073709551616-0", "0-18446744073709551616",
-        "0x10-1", "1.5-2",
+        "abc",
+        "1",
+        "1-",
+        "-1",
+        "1-2-3",
+        "+1-2",
+        "1-+2",
+        "1--2",
+        " 1-2",
+        "1-2 ",
+        "18446744073709551616-0",
+        "0-18446744073709551616",
+        "0x10-1",
+        "1.5-2",
         "00000000000000000000000000000000000000000000000001-1",
     };
     char frame[512];
@@ -712,8 +728,7 @@ static void test_fuzz_mutations(void **state)
             seed = seed * 1103515245u + 12345u;
             buf[(seed >> 8) % len] = (char)(seed >> 20);
         }
-        ds_frame_parse(&f, buf, (seed >> 4) % 7 == 0 ? (seed >> 9) % len
-                                                      : len);
+        ds_frame_parse(&f, buf, (seed >> 4) % 7 == 0 ? (seed >> 9) % len : len);
         assert_true(f.kind >= DS_MESSAGE && f.kind <= DS_INVALID);
         if (f.kind == DS_INVALID)
             assert_true(f.reason[0] != '\0');
@@ -723,6 +738,137 @@ static void test_fuzz_mutations(void **state)
     }
     free(buf);
     free(base);
+}
+
+/* Checks one frame against jansson: the scanner accepts exactly the JSON
+ * jansson accepts, and a message carries what jansson sees in the frame. */
+static void check_against_jansson(const char *buf, size_t len)
+{
+    struct ds_frame f;
+    json_t *root;
+    json_error_t jerr;
+
+    ds_frame_parse(&f, buf, len);
+    root = json_loadb(buf, len, 0, &jerr);
+    if (f.kind == DS_INVALID && !strcmp(f.reason, DS_REASON_DEPTH)) {
+        /* jansson allows 2048 levels; nothing to compare. */
+    } else if (f.kind == DS_INVALID && (!strcmp(f.reason, DS_REASON_JSON) ||
+                                        !strcmp(f.reason, DS_REASON_UTF8))) {
+        if (root && json_is_object(root))
+            fail_msg("scanner refused (%s: %s) what jansson accepts: %.*s",
+                     f.reason, f.detail, (int)len, buf);
+    } else {
+        if (!root || !json_is_object(root))
+            fail_msg("scanner accepted (kind %d) what jansson refuses "
+                     "(%s): %.*s",
+                     f.kind, root ? "not an object" : jerr.text, (int)len, buf);
+    }
+    if (f.kind == DS_MESSAGE && f.msg.op != FERRY_OP_RELOAD) {
+        json_t *data = json_object_get(root, "data");
+        json_t *payload = json_loadb(f.msg.payload, f.msg.payload_len, 0, NULL);
+
+        assert_non_null(payload);
+        assert_true(json_equal(payload, data));
+        json_decref(payload);
+        if (!strcmp(f.msg.entity_type, "company") ||
+            !strcmp(f.msg.entity_type, "user")) {
+            json_t *keys = json_object_get(data, "keys");
+            json_t *eid = json_object_get(root, "entity_id");
+            const char *k;
+            json_t *v;
+            uint32_t i = 0;
+
+            if (json_is_string(eid) && json_string_length(eid) > 0)
+                assert_string_equal(f.msg.entity_id, json_string_value(eid));
+            else
+                assert_string_equal(
+                    f.msg.entity_id,
+                    json_string_value(json_object_get(data, "id")));
+            assert_int_equal(f.msg.nkeys,
+                             json_is_object(keys) ? json_object_size(keys) : 0);
+            if (json_is_object(keys)) {
+                json_object_foreach(keys, k, v)
+                {
+                    assert_string_equal(f.msg.keys[i].key, k);
+                    assert_string_equal(f.msg.keys[i].value,
+                                        json_is_string(v) ? json_string_value(v)
+                                                          : "");
+                    i++;
+                }
+            }
+        }
+    }
+    json_decref(root);
+    ds_frame_release(&f);
+}
+
+static void test_matches_jansson(void **state)
+{
+    static const char *names[] = {
+        "msg-01-flags-full.json", "msg-02-company-full.json",
+        "msg-05-company-partial-traits-keys-plans.json",
+        "msg-07-company-delete.json", "msg-11-error-company-not-found.json"};
+    static const char alphabet[] = "{}[]\",:\\ \t0123456789eE.-+tfnulr"
+                                   "u\x01\x7f\xc3\xa9";
+    static const char *crafted[] = {
+        "{\"data\":{\"id\":\"x\",\"keys\":{\"a\":\"1\",\"b\":\"2\","
+        "\"a\":\"3\"}},\"entity_type\":\"rulesengine.User\","
+        "\"message_type\":\"full\"}",
+        "{\"d\\u0061ta\":{\"id\":\"x\",\"k\\u0065ys\":{\"\\u00e9\":"
+        "\"\\ud83d\\ude00\",\"\\u00e9\":\"z\"}},\"entity_type\":"
+        "\"rulesengine.\\u0055ser\",\"message_type\":\"full\"}",
+        "{\"data\":{\"id\":1e400},\"entity_type\":\"x\"}",
+        "{\"data\":{\"id\":1.5e308},\"entity_type\":\"x\"}",
+        "{\"data\":{\"id\":-1e-400},\"entity_type\":\"x\"}",
+        "{\"data\":{\"n\":9223372036854775807},\"entity_type\":\"x\"}",
+        "{\"data\":{\"n\":9223372036854775808},\"entity_type\":\"x\"}",
+        "{\"data\":{\"n\":-9223372036854775808},\"entity_type\":\"x\"}",
+        "{\"data\":{\"n\":-9223372036854775809},\"entity_type\":\"x\"}",
+        "{\"data\":{\"n\":00},\"entity_type\":\"x\"}",
+        "{\"data\":{\"n\":-0.0e-0},\"entity_type\":\"x\"}",
+        "{\"data\":{\"n\":1.},\"entity_type\":\"x\"}",
+        "{\"data\":{\"n\":.5},\"entity_type\":\"x\"}",
+        "{\"data\":{\"s\":\"\\ud800\\u0041\"},\"entity_type\":\"x\"}",
+        "{\"data\":{\"s\":\"\\udc00\"},\"entity_type\":\"x\"}",
+        "{\"data\":{\"s\":\"\\uD83D\\uDE00\\/\\b\\f\"},\"entity_type\":\"x\"}",
+        "{\"data\":{\"s\":\"\\x\"},\"entity_type\":\"x\"}",
+        "{\"data\":{\"s\":\"tab\there\"},\"entity_type\":\"x\"}",
+        "{\"data\":[1,2,],\"entity_type\":\"x\"}",
+        "{\"data\":[,],\"entity_type\":\"x\"}",
+        "{\"data\" : [ true , false , null ] , \"entity_type\" : \"x\" }",
+        "{\"data\":tru}",
+        "{\"data\":nulll}",
+        "{\"a\":1}}",
+        "{} ",
+        "{\"\":\"\"}",
+    };
+    unsigned seed = 777;
+    size_t i, len;
+    int n, r;
+
+    (void)state;
+    for (i = 0; i < sizeof(crafted) / sizeof(crafted[0]); i++)
+        check_against_jansson(crafted[i], strlen(crafted[i]));
+    for (n = 0; n < (int)(sizeof(names) / sizeof(names[0])); n++) {
+        char *base = load_sample(names[n], &len);
+        char *buf = malloc(len + 1);
+
+        assert_non_null(buf);
+        check_against_jansson(base, len);
+        for (r = 0; r < 1500; r++) {
+            int k, muts = 1 + r % 3;
+
+            memcpy(buf, base, len);
+            for (k = 0; k < muts; k++) {
+                seed = seed * 1103515245u + 12345u;
+                buf[(seed >> 8) % len] =
+                    alphabet[(seed >> 20) % (sizeof(alphabet) - 1)];
+            }
+            check_against_jansson(buf, len);
+        }
+        free(buf);
+        free(base);
+    }
 }
 
 /* ---- positions ----------------------------------------------------------- */
@@ -737,11 +883,9 @@ static void test_pos(void **state)
     assert_int_equal(a.set, 1);
     assert_int_equal(a.ms, 1767225600000ull);
     assert_int_equal(a.seq, 0);
-    assert_string_equal(ds_pos_format(&a, buf, sizeof(buf)),
-                        "1767225600000-0");
-    assert_int_equal(ds_pos_parse("18446744073709551615-18446744073709551615",
-                                  &b),
-                     0);
+    assert_string_equal(ds_pos_format(&a, buf, sizeof(buf)), "1767225600000-0");
+    assert_int_equal(
+        ds_pos_parse("18446744073709551615-18446744073709551615", &b), 0);
     assert_int_equal(b.ms, UINT64_MAX);
     assert_int_equal(b.seq, UINT64_MAX);
     ds_pos_format(&b, buf, sizeof(buf));
@@ -830,6 +974,7 @@ int main(void)
         cmocka_unit_test(test_unknown_message_type),
         cmocka_unit_test(test_detail_is_log_safe),
         cmocka_unit_test(test_fuzz_mutations),
+        cmocka_unit_test(test_matches_jansson),
         cmocka_unit_test(test_pos),
         cmocka_unit_test(test_throughput),
     };
