@@ -6,6 +6,9 @@
  * Build: cc -std=c11 -shared -fPIC -fvisibility=hidden -Wl,-z,defs \
  *            $(pkg-config --cflags ferry-plugin) -o sink_null.so sink_null.c
  */
+/* nanosleep() is POSIX: -std=c11 alone does not declare it. */
+#define _POSIX_C_SOURCE 200809L
+
 #include <stdint.h>
 #include <time.h>
 
