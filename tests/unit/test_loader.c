@@ -533,7 +533,6 @@ static void test_cmd_plugins(void **state)
     char dir[512], want[2048];
     char *out;
     int rc;
-    const char *prev;
 
     snprintf(dir, sizeof(dir), "%s", fixture("x"));
     *strrchr(dir, '/') = '\0';
@@ -560,12 +559,9 @@ static void test_cmd_plugins(void **state)
     assert_true(strncmp(out, "refused ", 8) == 0);
     assert_non_null(strstr(out, "bad_magic.so"));
     assert_true(strstr(out, "bad_magic.so") < strstr(out, "bad_major.so"));
-    prev = strstr(out, "duplicate name, file a");
-    assert_true(prev < strstr(out, "dup_name_b.so"));
+    assert_true(strstr(out, "duplicate name, file a") <
+                strstr(out, "dup_name_b.so"));
     assert_true(strstr(out, "a valid test sink") < strstr(out, "nowrite"));
-    assert_non_null(strstr(out, "a source, not a sink\n"));
-    assert_string_equal(strstr(out, "a source, not a sink\n"),
-                        "a source, not a sink\n");
     free(out);
 
     out = capture(cmd_plugins, "/nonexistent/ferry-plugins", 0, &rc);
