@@ -1,2 +1,0 @@
-# datastream.c (plugins/common) parses frames with jansson.
-source_file_LIBS := -ljansson
