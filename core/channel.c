@@ -45,6 +45,9 @@ struct channel {
      * that timed out consumes one), which only costs a spare signal. */
     unsigned pop_pending;
     unsigned push_pending;
+    /* Items a sleeping popper needs before it is worth waking: 1 for plain
+     * pops, more for channel_pop_batch(). */
+    size_t pop_want;
     /* Bumped by channel_kick(); a popper that sees it change returns as on
      * a timeout. */
     uint64_t kick_gen;
@@ -70,6 +73,7 @@ struct channel *channel_new(size_t capacity)
     if (!ch->ring)
         goto free_ch;
     ch->capacity = capacity;
+    ch->pop_want = 1;
     if (pthread_mutex_init(&ch->lock, NULL) != 0)
         goto free_ring;
     if (pthread_condattr_init(&attr) != 0)
@@ -158,7 +162,8 @@ struct channel_wake {
  * is room. */
 static void channel__settle(struct channel *ch, struct channel_wake *w)
 {
-    if (ch->count > 0 && ch->pop_waiters > 0 && ch->pop_pending == 0) {
+    if (ch->count > 0 && ch->pop_waiters > 0 && ch->pop_pending == 0 &&
+        (ch->count >= ch->pop_want || ch->closed || channel__full(ch))) {
         ch->pop_pending++;
         w->poppers = 1;
     }
@@ -300,6 +305,7 @@ static int channel__wait_item(struct channel *ch, uint64_t deadline_ns)
             return FERRY_WOULD_BLOCK;
         if (timed_out || gen != ch->kick_gen)
             return FERRY_TIMEDOUT;
+        ch->pop_want = 1;
         timed_out = channel__sleep(ch, &ch->not_empty, &ch->pop_waiters,
                                    &ch->pop_pending, deadline_ns) == ETIMEDOUT;
     }
@@ -357,6 +363,44 @@ size_t channel_pop_many(struct channel *ch, void **items, size_t max,
             items[i] = channel__take(ch);
         channel__freed(ch, &w);
     }
+    channel__settle(ch, &w);
+    pthread_mutex_unlock(&ch->lock);
+    channel__wake(ch, &w);
+    return n;
+}
+
+/*
+ * Waits until max items are queued (or deadline_ns, a kick, or close),
+ * then moves up to max into items[]. Producers wake the caller only once
+ * max items are there (or the channel is full or closed), so a worker
+ * filling a batch costs one wakeup per batch rather than one per item.
+ */
+size_t channel_pop_batch(struct channel *ch, void **items, size_t max,
+                         uint64_t deadline_ns)
+{
+    struct channel_wake w = {0};
+    uint64_t gen;
+    int timed_out = 0;
+    size_t n;
+
+    if (max == 0)
+        return 0;
+    pthread_mutex_lock(&ch->lock);
+    gen = ch->kick_gen;
+    while (ch->count < max && !ch->closed && !timed_out &&
+           gen == ch->kick_gen && !channel__full(ch)) {
+        if (ch->pop_waiters == 0 || max < ch->pop_want)
+            ch->pop_want = max;
+        timed_out = channel__sleep(ch, &ch->not_empty, &ch->pop_waiters,
+                                   &ch->pop_pending, deadline_ns) == ETIMEDOUT;
+        if (ch->pop_waiters == 0)
+            ch->pop_want = 1;
+    }
+    n = ch->count < max ? ch->count : max;
+    for (size_t i = 0; i < n; i++)
+        items[i] = channel__take(ch);
+    if (n)
+        channel__freed(ch, &w);
     channel__settle(ch, &w);
     pthread_mutex_unlock(&ch->lock);
     channel__wake(ch, &w);

@@ -42,6 +42,12 @@ int channel_pop_until(struct channel *ch, void **item, uint64_t deadline_ns);
 size_t channel_pop_many(struct channel *ch, void **items, size_t max,
                         uint64_t deadline_ns);
 
+/* Waits until max items are queued (or deadline_ns passes, the channel is
+ * full, closed or kicked), then moves up to max into items[]. Returns the
+ * number moved, possibly 0. */
+size_t channel_pop_batch(struct channel *ch, void **items, size_t max,
+                         uint64_t deadline_ns);
+
 /* After close, pushes fail with FERRY_CLOSED and pops drain what is left.
  * Wakes every waiter. Idempotent. */
 void channel_close(struct channel *ch);

@@ -853,8 +853,8 @@ static void *worker_main(void *arg)
                 break;
             if (clock_now_ns() >= until)
                 break;
-            size_t got = channel_pop_many(w->ch, (void **)q + qlen,
-                                          cap - qlen, until);
+            size_t got = channel_pop_batch(w->ch, (void **)q + qlen,
+                                           cap - qlen, until);
             if (got == 0 && channel_is_closed(w->ch))
                 break;
             qlen += got;
