@@ -38,6 +38,8 @@ static const struct ferry_option check_options[] = {
     {"delay", FERRY_OPT_DURATION, "0", 0, 0, NULL, 0, "sleep per batch"},
     {"entities", FERRY_OPT_INT, "100000", 1, 1e8, NULL, 0,
      "entities tracked for order"},
+    {"token", FERRY_OPT_STRING, NULL, 0, 0, NULL, FERRY_OPT_SECRET,
+     "a secret, to test that it is never shown"},
     {NULL, 0, NULL, 0, 0, NULL, 0, NULL},
 };
 
