@@ -255,8 +255,9 @@ static void unreserve(struct reservation *res, size_t n)
         channel_unreserve(res[i].ch);
 }
 
-/* Counts ferry_source_messages_total{source,entity_type,message_type}
- * with a small per-source cache of series. */
+/* Counts ferry_source_emitted_total{source,entity_type,op} (what entered
+ * the pipeline; sources count what they received themselves in
+ * ferry_source_messages_total) with a small per-thread cache of series. */
 static const char *op_name(uint32_t op)
 {
     switch (op) {
@@ -306,11 +307,11 @@ static void count_received(struct ferry_ctx *src, const struct ferry_msg *m)
             return;
         }
     }
-    const char *labels[] = {"source",       src->name,     "entity_type",
-                            m->entity_type, "message_type", op_name(m->op),
+    const char *labels[] = {"source",       src->name, "entity_type",
+                            m->entity_type, "op",      op_name(m->op),
                             NULL};
     struct ferry_metric *metric =
-        metrics_get(FERRY_METRIC_COUNTER, "ferry_source_messages_total",
+        metrics_get(FERRY_METRIC_COUNTER, "ferry_source_emitted_total",
                     "Messages a source emitted into the pipeline.", labels);
     if (!metric)
         return;
