@@ -271,18 +271,13 @@ static int file_trim(char *line, size_t *len)
     return 1;
 }
 
-static FILE *file_fopen(struct file_source *s)
-{
-    FILE *fp = fopen(s->path, "r");
-
-    if (fp == NULL)
-        s->host->log(s->ctx, FERRY_LOG_ERROR, "cannot open %s: %s", s->path,
-                     strerror(errno));
-    return fp;
-}
-
-/* Streams the file once: parse a line, emit it. */
-static int file_stream_once(struct file_source *s, int *stopped)
+/* Reads the file line by line and calls fn for every line that is not
+ * blank, until fn returns nonzero. Returns FERRY_OK, or FERRY_ERROR after
+ * logging why the file could not be opened or read. */
+static int file_each_line(struct file_source *s,
+                          int (*fn)(struct file_source *s, const char *line,
+                                    size_t len, uint64_t lineno, void *arg),
+                          void *arg)
 {
     char *line = NULL;
     size_t cap = 0;
@@ -291,19 +286,20 @@ static int file_stream_once(struct file_source *s, int *stopped)
     FILE *fp;
     int rc = FERRY_OK;
 
-    fp = file_fopen(s);
-    if (fp == NULL)
+    fp = fopen(s->path, "r");
+    if (fp == NULL) {
+        s->host->log(s->ctx, FERRY_LOG_ERROR, "cannot open %s: %s", s->path,
+                     strerror(errno));
         return FERRY_ERROR;
-    while (!*stopped && (n = getline(&line, &cap, fp)) >= 0) {
+    }
+    while ((n = getline(&line, &cap, fp)) >= 0) {
         size_t len = (size_t)n;
-        struct ds_frame f;
 
         lineno++;
         if (file_trim(line, &len))
             continue;
-        ds_frame_parse(&f, line, len);
-        *stopped = file_handle(s, &f, lineno) || file_stopping(s);
-        ds_frame_release(&f);
+        if (fn(s, line, len, lineno, arg))
+            break;
     }
     if (ferror(fp)) {
         s->host->log(s->ctx, FERRY_LOG_ERROR, "cannot read %s: %s", s->path,
@@ -315,58 +311,51 @@ static int file_stream_once(struct file_source *s, int *stopped)
     return rc;
 }
 
-/* Reads and parses the whole file into *out (every non-blank line). Each
- * frame is allocated on its own: a parsed frame may point into itself, so
- * it must not move. */
-static int file_preload(struct file_source *s, struct file_frame ***out,
-                        size_t *count)
+/* file_each_line() callback streaming the file: parse a line, emit it.
+ * arg is the run's `stopped` flag. */
+static int file_emit_line(struct file_source *s, const char *line, size_t len,
+                          uint64_t lineno, void *arg)
 {
-    struct file_frame **frames = NULL;
-    size_t nframes = 0, cap = 0;
-    char *line = NULL;
-    size_t lcap = 0;
-    uint64_t lineno = 0;
-    ssize_t n;
-    FILE *fp;
-    int rc = FERRY_OK;
+    int *stopped = arg;
+    struct ds_frame f;
 
-    fp = file_fopen(s);
-    if (fp == NULL)
-        return FERRY_ERROR;
-    while ((n = getline(&line, &lcap, fp)) >= 0 && !file_stopping(s)) {
-        size_t len = (size_t)n;
-
-        lineno++;
-        if (file_trim(line, &len))
-            continue;
-        if (nframes == cap) {
-            struct file_frame **grown;
-            cap = cap ? cap * 2 : 1024;
-            grown = s->host->realloc(frames, cap * sizeof(*frames));
-            /* Out of memory ends the process, as host->alloc() does. */
-            if (grown == NULL)
-                abort();
-            frames = grown;
-        }
-        frames[nframes] = s->host->alloc(sizeof(**frames));
-        ds_frame_parse(&frames[nframes]->f, line, len);
-        frames[nframes]->line = lineno;
-        nframes++;
-    }
-    if (ferror(fp)) {
-        s->host->log(s->ctx, FERRY_LOG_ERROR, "cannot read %s: %s", s->path,
-                     strerror(errno));
-        rc = FERRY_ERROR;
-    }
-    free(line);
-    fclose(fp);
-    *out = frames;
-    *count = nframes;
-    return rc;
+    ds_frame_parse(&f, line, len);
+    *stopped = file_handle(s, &f, lineno) || file_stopping(s);
+    ds_frame_release(&f);
+    return *stopped;
 }
 
-/* ---- callbacks ------------------------------------------------------------
- */
+/* Frames parsed before emitting (preload). Each frame is allocated on its
+ * own: a parsed frame may point into itself, so it must not move. */
+struct file_frames {
+    struct file_frame **v;
+    size_t n;
+    size_t cap;
+};
+
+/* file_each_line() callback for preload: parse a line and keep it. */
+static int file_keep_line(struct file_source *s, const char *line, size_t len,
+                          uint64_t lineno, void *arg)
+{
+    struct file_frames *fr = arg;
+
+    if (fr->n == fr->cap) {
+        struct file_frame **grown;
+        fr->cap = fr->cap ? fr->cap * 2 : 1024;
+        grown = s->host->realloc(fr->v, fr->cap * sizeof(*grown));
+        /* Out of memory ends the process, as host->alloc() does. */
+        if (grown == NULL)
+            abort();
+        fr->v = grown;
+    }
+    fr->v[fr->n] = s->host->alloc(sizeof(struct file_frame));
+    ds_frame_parse(&fr->v[fr->n]->f, line, len);
+    fr->v[fr->n]->line = lineno;
+    fr->n++;
+    return file_stopping(s);
+}
+
+/* ---- callbacks ----------------------------------------------------------- */
 
 static int file_init(const struct ferry_host *host, struct ferry_ctx *ctx,
                      void **state)
@@ -402,31 +391,32 @@ static void file_fini(void *state)
 static int file_run(void *state)
 {
     struct file_source *s = state;
-    struct file_frame **frames = NULL;
-    size_t nframes = 0, i;
+    struct file_frames fr = {NULL, 0, 0};
+    size_t i;
     int64_t r;
-    int stopped = 0, rc = FERRY_OK;
+    int stopped, rc = FERRY_OK;
 
     if (s->preload) {
-        rc = file_preload(s, &frames, &nframes);
+        rc = file_each_line(s, file_keep_line, &fr);
         s->host->log(s->ctx, FERRY_LOG_INFO, "preloaded %zu frames from %s",
-                     nframes, s->path);
+                     fr.n, s->path);
     }
+    stopped = file_stopping(s);
     s->next_ns = s->host->now_ns();
     for (r = 0; r < s->repeat && rc == FERRY_OK && !stopped; r++) {
         if (!s->preload) {
-            rc = file_stream_once(s, &stopped);
+            rc = file_each_line(s, file_emit_line, &stopped);
             continue;
         }
-        for (i = 0; i < nframes && !stopped; i++)
-            stopped = file_handle(s, &frames[i]->f, frames[i]->line) ||
-                      file_stopping(s);
+        for (i = 0; i < fr.n && !stopped; i++)
+            stopped =
+                file_handle(s, &fr.v[i]->f, fr.v[i]->line) || file_stopping(s);
     }
-    for (i = 0; i < nframes; i++) {
-        ds_frame_release(&frames[i]->f);
-        s->host->free(frames[i]);
+    for (i = 0; i < fr.n; i++) {
+        ds_frame_release(&fr.v[i]->f);
+        s->host->free(fr.v[i]);
     }
-    s->host->free(frames);
+    s->host->free(fr.v);
     s->host->log(s->ctx, FERRY_LOG_INFO,
                  "%s %s: %llu messages emitted, %llu invalid frames",
                  stopped ? "stopped replaying" : "replayed", s->path,
