@@ -83,7 +83,7 @@ static const char *file_op_name(uint32_t op)
     }
 }
 
-/* ---- the line buffer ---------------------------------------------------- */
+/* ---- the line buffer ----------------------------------------------------- */
 
 static void file_reserve(struct file_worker *w, size_t n)
 {
@@ -231,8 +231,7 @@ static void file_put_msg(struct file_worker *w, const char *route,
     file_puts(w, num);
 }
 
-/* ---- callbacks ------------------------------------------------------------
- */
+/* ---- callbacks ----------------------------------------------------------- */
 
 static int file_init(const struct ferry_host *host, struct ferry_ctx *ctx,
                      void **state)

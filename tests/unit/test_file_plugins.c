@@ -25,8 +25,7 @@
 
 #include "loader.h"
 
-/* ---- a fake host ----------------------------------------------------------
- */
+/* ---- a fake host --------------------------------------------------------- */
 
 struct fake_metric {
     char key[256];
@@ -298,8 +297,7 @@ static const struct ferry_host host = {
     .metric_add = fake_metric_add,
 };
 
-/* ---- helpers --------------------------------------------------------------
- */
+/* ---- helpers ------------------------------------------------------------- */
 
 static struct plugin *load(const char *file, int kind)
 {
@@ -370,8 +368,7 @@ static char *read_file(const char *path)
     return buf;
 }
 
-/* ---- source_file ----------------------------------------------------------
- */
+/* ---- source_file --------------------------------------------------------- */
 
 #define COMPANY_FULL                                                           \
     "{\"entity_type\":\"rulesengine.Company\",\"message_type\":\"full\","      \
@@ -598,8 +595,7 @@ static void test_source_invalid_rate_limited(void **state)
     loader_close(p);
 }
 
-/* ---- sink_file ------------------------------------------------------------
- */
+/* ---- sink_file ----------------------------------------------------------- */
 
 static const struct ferry_kv acme_keys[] = {{"id", "acme"},
                                             {"domain", "acme.test"}};
@@ -827,8 +823,7 @@ static void test_sink_file_errors(void **state)
     loader_close(p);
 }
 
-/* ---- sink_null ------------------------------------------------------------
- */
+/* ---- sink_null ----------------------------------------------------------- */
 
 static void test_sink_null(void **state)
 {
