@@ -186,6 +186,27 @@ static void test_larger_size(void **state)
     loader_close(p);
 }
 
+/* A plugin built against ABI 1.0 in a core whose descriptor may have
+ * grown: the 1.0 part is copied, everything after it is zero. */
+static void test_older_size(void **state)
+{
+    char err[512];
+    struct plugin *p;
+    size_t i;
+
+    p = loader_open(fixture("older_size"), FERRY_KIND_SINK, err, sizeof(err));
+    if (p == NULL)
+        fail_msg("%s", err);
+    assert_int_equal(p->desc.hdr.struct_size, FERRY_PLUGIN_SIZE_1_0);
+    assert_string_equal(p->desc.hdr.name, "older");
+    assert_string_equal(p->desc.description, "built against ABI 1.0");
+    assert_non_null(p->desc.write);
+    assert_non_null(p->desc.after_write);
+    for (i = FERRY_PLUGIN_SIZE_1_0; i < sizeof(p->desc); i++)
+        assert_int_equal(((const unsigned char *)&p->desc)[i], 0);
+    loader_close(p);
+}
+
 static void test_copy_zero_fills(void **state)
 {
     struct ferry_plugin src, dst;
@@ -646,6 +667,7 @@ int main(void)
         cmocka_unit_test(test_bad_name),
         cmocka_unit_test(test_good_sink),
         cmocka_unit_test(test_larger_size),
+        cmocka_unit_test(test_older_size),
         cmocka_unit_test(test_copy_zero_fills),
         cmocka_unit_test(test_check_crafted),
         cmocka_unit_test(test_failing_init),
