@@ -523,7 +523,7 @@ static void *hammer_run(void *arg)
 
         if (ferry_plugin.before_write(h->st, &ev, &retry_at) == FERRY_OK)
             ferry_plugin.after_write(h->st, &ev,
-                                     i % 3 ? FERRY_OK : FERRY_RETRY);
+                                     i % 8 < 5 ? FERRY_OK : FERRY_RETRY);
     }
     return NULL;
 }
