@@ -28,7 +28,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: ferry [run] -c FILE          run until SIGTERM/SIGINT\n"
-            "       ferry check -c FILE          validate config and plugins, "
+            "       ferry check [--connect] -c FILE\n"
+            "                                    validate config and plugins, "
             "print the\n"
             "                                    effective config (secrets "
             "as ***)\n"
@@ -42,16 +43,15 @@ static void usage(FILE *out)
             "       ferry version\n");
 }
 
-/* Loads the configuration and builds the pipeline; prints the error and
- * returns NULL on failure. */
-static struct pipeline *build(const char *path, const char *plugin_dir)
+/* Loads the configuration and builds the pipeline. Returns NULL with the
+ * error ("FILE:LINE: [section] message") in err. */
+static struct pipeline *build(const char *path, const char *plugin_dir,
+                              char *err, size_t errlen)
 {
     struct config cfg;
-    char err[1024];
 
     memset(&cfg, 0, sizeof(cfg));
-    if (config_load(&cfg, path, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s\n", err);
+    if (config_load(&cfg, path, err, errlen) != 0) {
         config_release(&cfg);
         return NULL;
     }
@@ -64,26 +64,32 @@ static struct pipeline *build(const char *path, const char *plugin_dir)
     if (fs && (e = config_entry(fs, "log_format")))
         log_set_format(e->value);
 
-    struct pipeline *pl = pipeline_new(&cfg, plugin_dir, err, sizeof(err));
-    if (!pl)
-        fprintf(stderr, "%s\n", err);
-    return pl;
+    return pipeline_new(&cfg, plugin_dir, err, errlen);
 }
 
-static int cmd_check(const char *path, const char *plugin_dir)
+static int cmd_check(const char *path, const char *plugin_dir, int connect)
 {
-    struct pipeline *pl = build(path, plugin_dir);
+    char err[1024];
+    struct pipeline *pl = build(path, plugin_dir, err, sizeof(err));
+    int rc = 0;
 
-    if (!pl)
+    if (!pl) {
+        fprintf(stderr, "%s\n", err);
         return EXIT_USAGE;
+    }
     printf("# %s: configuration OK\n", path);
+    if (connect && pipeline_probe(pl, stdout) > 0)
+        rc = EXIT_RUNTIME;
     pipeline_print(pl, stdout);
     pipeline_free(pl);
-    return 0;
+    return rc;
 }
 
 /* ---- run ---------------------------------------------------------------- */
 
+/* The running pipeline; replaced by a reload. The signal thread reads it
+ * under g_lock. */
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct pipeline *g_pl;
 static pthread_t g_sigthread;
 
@@ -103,13 +109,16 @@ static void *signal_main(void *arg)
                           sig == SIGTERM ? "SIGTERM" : "SIGINT");
                 _exit(EXIT_RUNTIME);
             }
+            pthread_mutex_lock(&g_lock);
             pipeline_request_stop(g_pl, 0,
                                   sig == SIGTERM ? "SIGTERM received"
                                                  : "SIGINT received");
+            pthread_mutex_unlock(&g_lock);
         } else if (sig == SIGHUP) {
-            log_write(FERRY_LOG_WARN, NULL,
-                      "SIGHUP: configuration reload is not supported yet; "
-                      "keeping the running pipeline");
+            log_write(FERRY_LOG_INFO, NULL, "SIGHUP: reloading");
+            pthread_mutex_lock(&g_lock);
+            pipeline_request_reload(g_pl);
+            pthread_mutex_unlock(&g_lock);
         }
     }
     return NULL;
@@ -117,7 +126,9 @@ static void *signal_main(void *arg)
 
 static void summary_line(void *arg)
 {
-    struct pipeline *pl = arg;
+    (void)arg;
+    pthread_mutex_lock(&g_lock);
+    struct pipeline *pl = g_pl;
     char depths[512];
     size_t len = 0;
 
@@ -156,12 +167,54 @@ static void summary_line(void *arg)
               metrics_sum("ferry_messages_coalesced_total", NULL),
               metrics_sum("ferry_source_invalid_messages_total", NULL), depths,
               breakers, metrics_sum("ferry_replication_lag_seconds", NULL));
+    pthread_mutex_unlock(&g_lock);
+}
+
+/*
+ * SIGHUP: builds the new pipeline first (validation, plugins, init); on any
+ * error the old one keeps running and the reason is logged. Otherwise the
+ * old pipeline's sources stop, its queued messages drain into its sinks
+ * (nothing queued is lost; the cursor is persisted), and the new pipeline
+ * starts from that cursor. A drain-and-swap costs a short pause in
+ * ingestion but needs no hand-over of queued messages between plugin
+ * instances that may differ in every setting.
+ */
+static struct pipeline *reload(struct pipeline *old, const char *path,
+                               const char *plugin_dir, int *exit_code)
+{
+    char err[1024];
+    struct pipeline *pl = build(path, plugin_dir, err, sizeof(err));
+
+    if (!pl) {
+        log_write(FERRY_LOG_ERROR, NULL,
+                  "reload failed, keeping the running pipeline: %s", err);
+        return old;
+    }
+    log_write(FERRY_LOG_INFO, NULL,
+              "reload: new configuration is valid; draining the running "
+              "pipeline");
+    *exit_code = pipeline_shutdown(old);
+    pthread_mutex_lock(&g_lock);
+    g_pl = pl;
+    pthread_mutex_unlock(&g_lock);
+    http_set_debug_fn(pipeline_debug_json, pl);
+    /* A SIGTERM that reached the old pipeline while it drained. */
+    pthread_mutex_lock(&old->lock);
+    int stopped = old->stop_requested;
+    pthread_mutex_unlock(&old->lock);
+    if (stopped)
+        pipeline_request_stop(pl, 0, NULL);
+    pipeline_inherit(pl, old);
+    pipeline_free(old);
+    log_write(FERRY_LOG_INFO, NULL, "reload: starting the new pipeline");
+    return pl;
 }
 
 static int cmd_run(const char *path, const char *plugin_dir)
 {
     sigset_t set;
-    int rc;
+    char err[1024];
+    int rc = 0;
 
     /* Every thread inherits the blocked set; only signal_main waits. */
     sigemptyset(&set);
@@ -171,10 +224,12 @@ static int cmd_run(const char *path, const char *plugin_dir)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    g_pl = build(path, plugin_dir);
-    if (!g_pl)
+    struct pipeline *pl = build(path, plugin_dir, err, sizeof(err));
+    if (!pl) {
+        fprintf(stderr, "%s\n", err);
         return EXIT_USAGE;
-    struct pipeline *pl = g_pl;
+    }
+    g_pl = pl;
 
     if (pthread_create(&g_sigthread, NULL, signal_main, &set) != 0) {
         log_write(FERRY_LOG_ERROR, NULL, "cannot start the signal thread");
@@ -183,33 +238,55 @@ static int cmd_run(const char *path, const char *plugin_dir)
     }
     pthread_detach(g_sigthread);
 
-    if (pl->settings.http_listen[0]) {
-        char err[512];
-        if (http_start(pl->settings.http_listen, err, sizeof(err)) != 0) {
+    /* The HTTP server and the summary line belong to the process, not to
+     * one pipeline: a reload keeps them. */
+    char *listen = strdup(pl->settings.http_listen);
+    uint64_t interval = pl->settings.metrics_interval_ms;
+    if (!listen)
+        abort();
+    if (listen[0]) {
+        if (http_start(listen, err, sizeof(err)) != 0) {
             log_write(FERRY_LOG_ERROR, NULL, "%s", err);
             pipeline_free(pl);
+            free(listen);
             return EXIT_RUNTIME;
         }
         http_set_debug_fn(pipeline_debug_json, pl);
     }
-
     struct ferry_timer *summary = NULL;
-    if (pl->settings.metrics_interval_ms)
-        summary = timer_start(pl->settings.metrics_interval_ms, summary_line,
-                              pl);
+    if (interval)
+        summary = timer_start(interval, summary_line, NULL);
 
     log_write(FERRY_LOG_INFO, NULL, "ferry %s starting with %s",
               FERRY_VERSION, path);
-    if (pipeline_start(pl) == 0) {
+    for (;;) {
+        if (pipeline_start(pl) != 0)
+            break;
         log_write(FERRY_LOG_INFO, NULL, "running");
-        pipeline_wait(pl);
+        if (!pipeline_wait(pl))
+            break;
+        struct pipeline *next = reload(pl, path, plugin_dir, &rc);
+        if (next == pl) {
+            /* Invalid file: keep running the old pipeline. */
+            while (pipeline_wait(pl))
+                if ((next = reload(pl, path, plugin_dir, &rc)) != pl)
+                    break;
+            if (next == pl)
+                break;
+        }
+        pl = next;
+        if (strcmp(listen, pl->settings.http_listen) != 0)
+            log_write(FERRY_LOG_WARN, NULL,
+                      "http_listen changed; it takes effect on restart");
     }
     rc = pipeline_shutdown(pl);
     timer_stop(summary);
-    if (pl->settings.metrics_interval_ms)
-        summary_line(pl);
-    if (pl->settings.http_listen[0])
+    if (interval)
+        summary_line(NULL);
+    http_set_debug_fn(NULL, NULL);
+    if (listen[0])
         http_stop();
+    free(listen);
     pipeline_free(pl);
     timer_shutdown();
     metrics_reset();
@@ -242,6 +319,7 @@ int main(int argc, char **argv)
     const char *cfg = NULL;
     const char *dir = NULL;
     int markdown = 0;
+    int connect = 0;
     int i = 1;
 
     if (argc > 1 && argv[1][0] != '-')
@@ -257,6 +335,8 @@ int main(int argc, char **argv)
             dir = argv[++i];
         else if (strcmp(argv[i], "--markdown") == 0)
             markdown = 1;
+        else if (strcmp(argv[i], "--connect") == 0)
+            connect = 1;
         else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             usage(stdout);
             return 0;
@@ -299,7 +379,7 @@ int main(int argc, char **argv)
             return EXIT_USAGE;
         }
         return strcmp(cmd, "run") == 0 ? cmd_run(cfg, dir)
-                                       : cmd_check(cfg, dir);
+                                       : cmd_check(cfg, dir, connect);
     }
     fprintf(stderr, "ferry: unknown command '%s'\n", cmd);
     usage(stderr);

@@ -1553,14 +1553,64 @@ int pipeline_start(struct pipeline *pl)
     return 0;
 }
 
-void pipeline_wait(struct pipeline *pl)
+void pipeline_request_reload(struct pipeline *pl)
 {
     pthread_mutex_lock(&pl->lock);
-    while (!pl->stop_requested && pl->sources_running > 0)
-        pthread_cond_wait(&pl->cond, &pl->lock);
-    if (!pl->stop_requested)
-        log_write(FERRY_LOG_INFO, NULL, "every source finished; draining");
+    pl->reload_requested = 1;
+    pthread_cond_broadcast(&pl->cond);
     pthread_mutex_unlock(&pl->lock);
+}
+
+int pipeline_wait(struct pipeline *pl)
+{
+    int reload = 0;
+
+    pthread_mutex_lock(&pl->lock);
+    while (!pl->stop_requested && !pl->reload_requested &&
+           pl->sources_running > 0)
+        pthread_cond_wait(&pl->cond, &pl->lock);
+    if (!pl->stop_requested && pl->reload_requested) {
+        pl->reload_requested = 0;
+        reload = 1;
+    } else if (!pl->stop_requested) {
+        log_write(FERRY_LOG_INFO, NULL, "every source finished; draining");
+    }
+    pthread_mutex_unlock(&pl->lock);
+    return reload;
+}
+
+void pipeline_inherit(struct pipeline *pl, struct pipeline *old)
+{
+    for (size_t i = 0; i < pl->ninstances; i++) {
+        struct ferry_ctx *c = pl->instances[i];
+        if (c->kind != FERRY_KIND_SOURCE)
+            continue;
+        struct ferry_ctx *o = find_instance(old, FERRY_KIND_SOURCE, c->name);
+        if (!o)
+            continue;
+        struct ferry_pos p = tracker_committed(&o->tracker);
+        tracker_set_committed(&c->tracker, &p);
+    }
+}
+
+int pipeline_probe(struct pipeline *pl, FILE *out)
+{
+    int failed = 0;
+
+    for (size_t i = 0; i < pl->ninstances; i++) {
+        struct ferry_ctx *c = pl->instances[i];
+        char msg[512] = "";
+        if (!c->desc->probe) {
+            fprintf(out, "# [%s] connect: nothing to probe\n", c->label);
+            continue;
+        }
+        int rc = c->desc->probe(c->state, msg, sizeof(msg));
+        fprintf(out, "# [%s] connect: %s%s%s\n", c->label,
+                rc == FERRY_OK ? "ok" : "FAILED", msg[0] ? ": " : "", msg);
+        if (rc != FERRY_OK)
+            failed++;
+    }
+    return failed;
 }
 
 int pipeline_shutdown(struct pipeline *pl)

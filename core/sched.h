@@ -122,6 +122,7 @@ struct pipeline {
     atomic_int stopping;      /* sources asked to stop */
     atomic_uint_least64_t abort_at_ns; /* drain deadline; 0: none */
     int stop_requested;
+    int reload_requested;
     int exit_code;
     int sources_running;
 };
@@ -148,8 +149,20 @@ int pipeline_start(struct pipeline *pl);
 /* Asks the pipeline to stop (any thread, not from a signal handler). */
 void pipeline_request_stop(struct pipeline *pl, int exit_code,
                            const char *reason);
-/* Blocks until a stop is requested or every source has finished. */
-void pipeline_wait(struct pipeline *pl);
+/* Asks the waiting main thread to reload the configuration (SIGHUP).
+ * Requests made while one is pending coalesce into it. */
+void pipeline_request_reload(struct pipeline *pl);
+/* Blocks until a stop or a reload is requested or every source has
+ * finished. Returns 1 when a reload (and no stop) was requested, clearing
+ * the request; else 0. */
+int pipeline_wait(struct pipeline *pl);
+/* After a reload: each source of pl starts from the committed position of
+ * the source of the same name in old (sinks that record positions still
+ * decide in pipeline_start()). */
+void pipeline_inherit(struct pipeline *pl, struct pipeline *old);
+/* `ferry check --connect`: calls every instance's probe() and prints one
+ * line per instance. Returns the number of failed probes. */
+int pipeline_probe(struct pipeline *pl, FILE *out);
 /* Stops sources, drains every channel within shutdown_timeout, writes the
  * final checkpoint, stops sinks. Returns the exit code. */
 int pipeline_shutdown(struct pipeline *pl);

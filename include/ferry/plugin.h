@@ -219,6 +219,15 @@ struct ferry_plugin {
     /* After a sink write, with the write's status. */
     void (*after_write)(void *state, const struct ferry_write_event *ev,
                         int status);
+
+    /* ---- any kind (optional) ---------------------------------------- */
+
+    /* `ferry check --connect`: after init(), reach the service once (a
+     * sink: connect and PING; a source: complete a handshake), write one
+     * line saying what happened into msg (never a secret), and return
+     * FERRY_OK or a negative status. Main thread; may block up to the
+     * plugin's connect timeout. */
+    int (*probe)(void *state, char *msg, size_t len);
 };
 
 /* The first released descriptor size: the loader refuses anything
