@@ -529,6 +529,15 @@ static int http_probe_bind(const struct http_addr *a)
     return rc;
 }
 
+int http_listen_check(const char *listen, char *err, size_t errlen)
+{
+    struct http_addr a;
+
+    if (!listen || !*listen)
+        return 0;
+    return http_parse_listen(listen, &a, err, errlen);
+}
+
 static void *http_main(void *arg)
 {
     (void)arg;

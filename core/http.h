@@ -35,6 +35,15 @@
  */
 int http_start(const char *listen, char *err, size_t errlen);
 
+/*
+ * Checks the syntax of an http_listen value without binding anything, for
+ * configuration validation (`ferry check`, SIGHUP). Returns 0 when listen
+ * is NULL, empty or well-formed, or -1 with the same message http_start()
+ * would give (for example "http_listen: invalid port '80x' in
+ * '127.0.0.1:80x' (expected 0-65535)"). Any thread.
+ */
+int http_listen_check(const char *listen, char *err, size_t errlen);
+
 /* Stops the server and joins its thread. Open connections are closed.
  * Safe to call when the server is not running. */
 void http_stop(void);

@@ -661,6 +661,35 @@ static void test_bad_listen(void **state)
     }
 }
 
+static void test_listen_check(void **state)
+{
+    static const char *const good[] = {"127.0.0.1:8090",
+                                       "localhost:0",
+                                       ":8090",
+                                       "*:65535",
+                                       "[::1]:8090",
+                                       "",
+                                       NULL};
+    char err[256];
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        err[0] = '\0';
+        assert_int_equal(http_listen_check(good[i], err, sizeof(err)), 0);
+        assert_string_equal(err, "");
+    }
+    assert_int_equal(http_listen_check("127.0.0.1:80x", err, sizeof(err)), -1);
+    assert_string_equal(err, "http_listen: invalid port '80x' in "
+                             "'127.0.0.1:80x' (expected 0-65535)");
+    assert_int_equal(http_listen_check("host.example:80", err, sizeof(err)),
+                     -1);
+    assert_non_null(strstr(err, "invalid host 'host.example'"));
+    /* Syntax only: an address nobody could bind still passes. */
+    assert_int_equal(http_listen_check("192.0.2.1:80", err, sizeof(err)), 0);
+    assert_int_equal(http_port(), 0);
+}
+
 static void test_port_in_use(void **state)
 {
     struct sockaddr_in sa;
@@ -780,6 +809,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_already_running, server_up,
                                         server_down),
         cmocka_unit_test(test_bad_listen),
+        cmocka_unit_test(test_listen_check),
         cmocka_unit_test(test_port_in_use),
         cmocka_unit_test(test_empty_disables),
         cmocka_unit_test(test_listen_forms),
