@@ -18,14 +18,21 @@
 
 /* ---- core-owned messages ------------------------------------------------ */
 
-/* One route's rendezvous for a control message (a barrier). */
+/*
+ * The rendezvous for a control message (a barrier) across every worker of
+ * every route of its source: all of them arrive (so everything emitted
+ * before it is applied everywhere), then each distinct sink gets it once,
+ * from the first worker of the first route into that sink, and then all
+ * go on.
+ */
 struct cbarrier {
-    struct route *route;
     pthread_mutex_t lock;
     pthread_cond_t cond;
+    unsigned total;     /* workers that must arrive */
     unsigned arrived;
-    unsigned left;
-    int done;
+    unsigned sinks;     /* deliveries to wait for */
+    unsigned delivered;
+    unsigned left;      /* workers still inside */
 };
 
 /* A message as the core holds it: the public view first, then bookkeeping.
@@ -36,8 +43,7 @@ struct cmsg {
     atomic_int abandoned;  /* a route gave up on it at shutdown */
     struct ferry_ctx *source;
     uint64_t hash;
-    struct cbarrier *barriers; /* control messages: one per source route */
-    unsigned nbarriers;
+    struct cbarrier *barrier; /* control messages only */
 };
 
 #define MSG_MIN_SIZE offsetof(struct ferry_msg, seq)
@@ -123,11 +129,11 @@ static struct cmsg *cmsg_new(struct ferry_ctx *src, const struct ferry_msg *in)
 
 static void cmsg_free(struct cmsg *cm)
 {
-    for (unsigned i = 0; i < cm->nbarriers; i++) {
-        pthread_mutex_destroy(&cm->barriers[i].lock);
-        pthread_cond_destroy(&cm->barriers[i].cond);
+    if (cm->barrier) {
+        pthread_mutex_destroy(&cm->barrier->lock);
+        pthread_cond_destroy(&cm->barrier->cond);
+        free(cm->barrier);
     }
-    free(cm->barriers);
     free(cm);
 }
 
@@ -324,19 +330,20 @@ static void count_received(struct ferry_ctx *src, const struct ferry_msg *m)
     }
 }
 
-static void barriers_init(struct cmsg *cm, struct ferry_ctx *src)
+static void barrier_init(struct cmsg *cm, struct ferry_ctx *src)
 {
-    cm->barriers = calloc(src->nroutes, sizeof(*cm->barriers));
-    if (!cm->barriers)
+    struct cbarrier *b = calloc(1, sizeof(*b));
+
+    if (!b)
         abort();
-    cm->nbarriers = (unsigned)src->nroutes;
+    pthread_mutex_init(&b->lock, NULL);
+    pthread_cond_init(&b->cond, NULL);
     for (size_t i = 0; i < src->nroutes; i++) {
-        struct cbarrier *b = &cm->barriers[i];
-        b->route = src->routes[i];
-        pthread_mutex_init(&b->lock, NULL);
-        pthread_cond_init(&b->cond, NULL);
-        b->left = src->routes[i]->nworkers;
+        b->total += src->routes[i]->nworkers;
+        b->sinks += src->routes[i]->delivers_control;
     }
+    b->left = b->total;
+    cm->barrier = b;
 }
 
 /*
@@ -409,7 +416,7 @@ static int try_admit(struct ferry_ctx *src, struct cmsg *cm)
     }
 
     if (control)
-        barriers_init(cm, src);
+        barrier_init(cm, src);
 
     /* The sequence number this message will get (we hold the emit lock,
      * so nobody else takes it meanwhile). */
@@ -451,13 +458,13 @@ static int try_admit(struct ferry_ctx *src, struct cmsg *cm)
     if (matched == 0)
         metrics_add(src->m_unrouted, 1);
     count_received(src, &cm->m);
-    /* Controls hold one reference per route, taken by the barrier's last
-     * worker; other messages one per reservation. */
-    struct route *last = NULL;
+    /* A control message holds one reference, dropped by the last worker
+     * to leave its barrier; other messages one per reservation. */
+    if (control && nres)
+        atomic_fetch_add(&cm->refs, 1);
     for (size_t i = 0; i < nres; i++) {
-        if (!control || res[i].route != last)
+        if (!control)
             atomic_fetch_add(&cm->refs, 1);
-        last = res[i].route;
         channel_push_reserved(res[i].ch, cm);
     }
     /* Drop emit's guard: if nothing took the message it is done now. */
@@ -470,14 +477,11 @@ too_many:
     rc = FERRY_EINVAL;
 refuse:
     unreserve(res, nres);
-    if (cm->barriers) {
-        for (unsigned i = 0; i < cm->nbarriers; i++) {
-            pthread_mutex_destroy(&cm->barriers[i].lock);
-            pthread_cond_destroy(&cm->barriers[i].cond);
-        }
-        free(cm->barriers);
-        cm->barriers = NULL;
-        cm->nbarriers = 0;
+    if (cm->barrier) {
+        pthread_mutex_destroy(&cm->barrier->lock);
+        pthread_cond_destroy(&cm->barrier->cond);
+        free(cm->barrier);
+        cm->barrier = NULL;
     }
     return rc;
 }
@@ -742,32 +746,25 @@ abandon:
     return -1;
 }
 
-static struct cbarrier *barrier_of(struct cmsg *cm, struct route *r)
-{
-    for (unsigned i = 0; i < cm->nbarriers; i++)
-        if (cm->barriers[i].route == r)
-            return &cm->barriers[i];
-    abort();
-}
-
-/* Every worker of the route reaches the control message; the last one to
- * arrive hands it to the sink, the others wait until it is applied. */
 static void worker_barrier(struct worker *w, struct cmsg *cm)
 {
-    struct cbarrier *b = barrier_of(cm, w->route);
+    struct cbarrier *b = cm->barrier;
     int last_out;
 
     pthread_mutex_lock(&b->lock);
-    if (++b->arrived == w->route->nworkers) {
+    if (++b->arrived == b->total)
+        pthread_cond_broadcast(&b->cond);
+    while (b->arrived < b->total)
+        pthread_cond_wait(&b->cond, &b->lock);
+    if (w->index == 0 && w->route->delivers_control) {
         pthread_mutex_unlock(&b->lock);
         deliver(w, &cm, 1);
         pthread_mutex_lock(&b->lock);
-        b->done = 1;
+        b->delivered++;
         pthread_cond_broadcast(&b->cond);
-    } else {
-        while (!b->done)
-            pthread_cond_wait(&b->cond, &b->lock);
     }
+    while (b->delivered < b->sinks)
+        pthread_cond_wait(&b->cond, &b->lock);
     last_out = --b->left == 0;
     pthread_mutex_unlock(&b->lock);
     if (last_out)
@@ -1358,6 +1355,12 @@ struct pipeline *pipeline_new(struct config *cfg, const char *plugin_dir,
         if (!sr)
             abort();
         src->routes = sr;
+        /* The first route of this source into a sink hands that sink
+         * the source's control messages. */
+        r->delivers_control = 1;
+        for (size_t k = 0; k < src->nroutes; k++)
+            if (src->routes[k]->sink == r->sink)
+                r->delivers_control = 0;
         src->routes[src->nroutes++] = r;
     }
     if (pl->nroutes == 0) {

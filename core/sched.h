@@ -85,6 +85,7 @@ struct route {
     uint64_t batch_timeout_ms;
     struct worker *workers;
     atomic_int workers_left; /* for the final checkpoint */
+    int delivers_control;    /* first route of its source into its sink */
 
     struct ferry_metric *m_applied;
     struct ferry_metric *m_failed;
