@@ -264,28 +264,6 @@ static void unreserve(struct reservation *res, size_t n)
 /* Counts ferry_source_emitted_total{source,entity_type,op} (what entered
  * the pipeline; sources count what they received themselves in
  * ferry_source_messages_total) with a small per-thread cache of series. */
-static const char *op_name(uint32_t op)
-{
-    switch (op) {
-    case FERRY_OP_FULL:
-        return "full";
-    case FERRY_OP_PARTIAL:
-        return "partial";
-    case FERRY_OP_DELETE:
-        return "delete";
-    case FERRY_OP_SNAPSHOT:
-        return "snapshot";
-    case FERRY_OP_RELOAD:
-        return "reload";
-    case FERRY_OP_LOAD_BEGIN:
-        return "load_begin";
-    case FERRY_OP_LOAD_END:
-        return "load_end";
-    default:
-        return "unknown";
-    }
-}
-
 struct count_cache {
     char etype[32];
     uint32_t op;
@@ -314,7 +292,7 @@ static void count_received(struct ferry_ctx *src, const struct ferry_msg *m)
         }
     }
     const char *labels[] = {"source",       src->name, "entity_type",
-                            m->entity_type, "op",      op_name(m->op),
+                            m->entity_type, "op",      ferry_op_name(m->op),
                             NULL};
     struct ferry_metric *metric =
         metrics_get(FERRY_METRIC_COUNTER, "ferry_source_emitted_total",
@@ -604,7 +582,7 @@ static void log_failed(struct route *r, const struct ferry_msg *m,
     format_pos(&m->pos, pos, sizeof(pos));
     log_write(FERRY_LOG_ERROR, r->sink->label,
               "route %s: %s %s '%s' at stream position %s not applied: %s",
-              r->name, op_name(m->op), m->entity_type, m->entity_id, pos,
+              r->name, ferry_op_name(m->op), m->entity_type, m->entity_id, pos,
               why);
 }
 
@@ -811,6 +789,8 @@ static void *worker_main(void *arg)
 
     if (!q)
         abort();
+    /* A sink without open() gets its instance state as worker context. */
+    w->wctx = sink->state;
     if (sink->desc->open) {
         int rc;
         while ((rc = sink->desc->open(sink->state, w->index, &w->wctx)) !=
@@ -882,7 +862,7 @@ static void *worker_main(void *arg)
     /* The last worker of the route persists the final position. */
     if (atomic_fetch_sub(&r->workers_left, 1) == 1 && w->wctx)
         worker_checkpoint(w, 1);
-    if (sink->desc->close && w->wctx)
+    if (sink->desc->open && sink->desc->close && w->wctx)
         sink->desc->close(w->wctx);
     w->wctx = NULL;
     free(q);

@@ -43,6 +43,29 @@ enum ferry_op {
 
 #define FERRY_OP_IS_CONTROL(op) ((op) >= FERRY_OP_RELOAD)
 
+/* The name of an operation as logs, metrics and sink_file write it. */
+static inline const char *ferry_op_name(uint32_t op)
+{
+    switch (op) {
+    case FERRY_OP_FULL:
+        return "full";
+    case FERRY_OP_PARTIAL:
+        return "partial";
+    case FERRY_OP_DELETE:
+        return "delete";
+    case FERRY_OP_SNAPSHOT:
+        return "snapshot";
+    case FERRY_OP_RELOAD:
+        return "reload";
+    case FERRY_OP_LOAD_BEGIN:
+        return "load_begin";
+    case FERRY_OP_LOAD_END:
+        return "load_end";
+    default:
+        return "unknown";
+    }
+}
+
 /* msg->flags */
 enum {
     /* A snapshot page that more pages follow (paginated flags). */

@@ -40,7 +40,7 @@ extern "C" {
 #endif
 
 #define FERRY_ABI_MAJOR 1
-#define FERRY_ABI_MINOR 0
+#define FERRY_ABI_MINOR 1
 
 /* "FRY1" */
 #define FERRY_PLUGIN_MAGIC 0x31595246u
@@ -194,7 +194,8 @@ struct ferry_plugin {
      * Returns FERRY_OK with *out set, or FERRY_NOT_FOUND. */
     int (*load_position)(void *state, struct ferry_pos *out);
     /* Creates the context of worker number `worker` (0-based) of a route
-     * into this sink. Called on that worker's thread. */
+     * into this sink. Called on that worker's thread. Optional: without
+     * it, write() and checkpoint() get the instance state. */
     int (*open)(void *state, unsigned worker, void **wctx);
     /* Applies a batch. Returns FERRY_OK (applied; see results),
      * FERRY_RETRY (nothing may be assumed applied: the core keeps the batch
@@ -220,7 +221,7 @@ struct ferry_plugin {
     void (*after_write)(void *state, const struct ferry_write_event *ev,
                         int status);
 
-    /* ---- any kind (optional) ---------------------------------------- */
+    /* ---- any kind (optional; ABI 1.1) ------------------------------- */
 
     /* `ferry check --connect`: after init(), reach the service once (a
      * sink: connect and PING; a source: complete a handshake), write one

@@ -61,28 +61,6 @@ static const struct ferry_option file_options[] = {
     {.name = NULL},
 };
 
-static const char *file_op_name(uint32_t op)
-{
-    switch (op) {
-    case FERRY_OP_FULL:
-        return "full";
-    case FERRY_OP_PARTIAL:
-        return "partial";
-    case FERRY_OP_DELETE:
-        return "delete";
-    case FERRY_OP_SNAPSHOT:
-        return "snapshot";
-    case FERRY_OP_RELOAD:
-        return "reload";
-    case FERRY_OP_LOAD_BEGIN:
-        return "load_begin";
-    case FERRY_OP_LOAD_END:
-        return "load_end";
-    default:
-        return "unknown";
-    }
-}
-
 /* ---- the line buffer ----------------------------------------------------- */
 
 static void file_reserve(struct file_worker *w, size_t n)
@@ -204,7 +182,7 @@ static void file_put_msg(struct file_worker *w, const char *route,
     file_puts(w, "{\"route\":");
     file_put_str(w, route);
     file_puts(w, ",\"op\":\"");
-    file_puts(w, file_op_name(m->op));
+    file_puts(w, ferry_op_name(m->op));
     file_puts(w, "\",\"entity_type\":");
     file_put_str(w, m->entity_type);
     file_puts(w, ",\"entity_id\":");

@@ -86,24 +86,6 @@ static const struct ferry_option file_options[] = {
     {.name = NULL},
 };
 
-static const char *file_op_name(uint32_t op)
-{
-    switch (op) {
-    case FERRY_OP_FULL:
-        return "full";
-    case FERRY_OP_PARTIAL:
-        return "partial";
-    case FERRY_OP_DELETE:
-        return "delete";
-    case FERRY_OP_SNAPSHOT:
-        return "snapshot";
-    case FERRY_OP_RELOAD:
-        return "reload";
-    default:
-        return "other";
-    }
-}
-
 static int file_stopping(struct file_source *s)
 {
     return atomic_load(&s->stopping);
@@ -154,7 +136,7 @@ static struct ferry_metric *
 file_series_get(struct file_source *s, const char *entity_type, uint32_t op)
 {
     const char *labels[] = {"entity_type", entity_type, "message_type",
-                            file_op_name(op), NULL};
+                            ferry_op_name(op), NULL};
     struct file_series *e;
     size_t i;
 

@@ -60,7 +60,7 @@ static void test_bad_major(void **state)
 static void test_newer_minor(void **state)
 {
     assert_refused("newer_minor", FERRY_KIND_SINK,
-                   "ABI minor 9 is newer than the core's 0");
+                   "ABI minor 9 is newer than the core's 1");
 }
 
 static void test_short_struct(void **state)
@@ -559,11 +559,11 @@ static void test_cmd_plugins(void **state)
     *strrchr(dir, '/') = '\0';
     out = capture(cmd_plugins, dir, 0, &rc);
     assert_int_equal(rc, 0);
-    assert_non_null(strstr(out, "sink    good      1.2.3  ABI 1.0  a valid "
+    assert_non_null(strstr(out, "sink    good      1.2.3  ABI 1.1  a valid "
                                 "test sink\n"));
-    assert_non_null(strstr(out, "source  wrongkind 0.0.1  ABI 1.0  a "
+    assert_non_null(strstr(out, "source  wrongkind 0.0.1  ABI 1.1  a "
                                 "source, not a sink\n"));
-    assert_non_null(strstr(out, "sink    dup       0.0.1  ABI 1.0  "
+    assert_non_null(strstr(out, "sink    dup       0.0.1  ABI 1.1  "
                                 "duplicate name, file a\n"));
     snprintf(want, sizeof(want),
              "refused %s/bad_major.so: ABI major 2, core supports 1\n", dir);
@@ -604,7 +604,7 @@ static void test_cmd_inspect(void **state)
              "name:         good\n"
              "kind:         sink\n"
              "version:      1.2.3\n"
-             "ABI:          1.0\n"
+             "ABI:          1.1\n"
              "struct size:  %zu bytes (core: %zu)\n"
              "build:        %s\n"
              "description:  a valid test sink\n"
