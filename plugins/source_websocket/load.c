@@ -1,0 +1,607 @@
+/*
+ * plugins/source_websocket/load.c: the REST initial load
+ * (schematic-datastream.md 9.2, 10) on a thread of its own, with the
+ * libcurl multi interface: the two counts, then every page of companies and
+ * users with at most bulk_concurrency requests in flight and at most
+ * bulk_rate requests per second (a token bucket of depth one: requests
+ * start at least 1/bulk_rate apart).
+ *
+ * Emission order (the brief's initial-load ordering contract): LOAD_BEGIN,
+ * every converted entity as FERRY_OP_FULL + FERRY_MSG_F_LOAD, LOAD_END. The
+ * lws thread holds stream messages meanwhile, so this thread is the only
+ * one emitting; it uses emit_wait() and may block on a full pipeline.
+ *
+ * A failed request (transport error, non-200, unparsable body) is retried
+ * with backoff between reconnect_min and reconnect_max; 401 and 403 are
+ * logged as errors and retried every reconnect_max. A page is never
+ * skipped: LOAD_END is emitted only after every page was applied.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "schematic.h"
+#include "wsrc.h"
+
+/* TEMPORARY until plugins/common/schematic.c lands: a weak reference
+ * keeps the plugin linkable meanwhile (the load then skips every item). */
+#pragma weak sch_from_rest
+
+/* Longest REST response body accepted. */
+#define WS_LOAD_MAX_BODY (256u * 1024 * 1024)
+#define WS_LOAD_TIMEOUT_MS 60000L
+#define WS_LOAD_POLL_MS 100
+#define WS_LOAD_EMIT_WAIT_MS 200
+
+struct ws_job {
+    struct ws_job *next;
+    enum sch_type type;
+    int is_count;
+    long long offset;
+    unsigned attempts;
+    uint64_t not_before_ns;
+    CURL *easy;
+    char *body;
+    size_t len;
+    size_t cap;
+    int too_big;
+};
+
+struct ws_load {
+    struct ws_source *s;
+    pthread_t thread;
+    atomic_int cancel;
+    atomic_int done;
+    int ok;
+    CURLM *multi;
+    struct curl_slist *headers;
+    struct ws_job *head; /* jobs waiting to start, FIFO */
+    struct ws_job *tail;
+    struct ws_job *active; /* started, not finished */
+    int inflight;
+    unsigned int rng;
+    uint64_t next_token_ns;
+    unsigned long requests;
+    unsigned long failures;
+    unsigned long entities[2];
+    unsigned long skipped;
+    struct ws_ratelog rl;
+    struct ferry_metric *m_invalid;
+};
+
+static const char *ws_load_path(enum sch_type t)
+{
+    return t == SCH_COMPANY ? "companies" : "users";
+}
+
+static int ws_load_stopped(struct ws_load *l)
+{
+    return atomic_load(&l->cancel) || atomic_load(&l->s->stopping);
+}
+
+static void ws_job_push(struct ws_load *l, struct ws_job *j)
+{
+    j->next = NULL;
+    if (l->tail)
+        l->tail->next = j;
+    else
+        l->head = j;
+    l->tail = j;
+}
+
+/* Removes and returns the first job allowed to start at now, or NULL;
+ * *wait_ns is lowered to the time until the earliest waiting job. */
+static struct ws_job *ws_job_take(struct ws_load *l, uint64_t now,
+                                  uint64_t *wait_ns)
+{
+    struct ws_job *j, *prev = NULL;
+
+    for (j = l->head; j; prev = j, j = j->next) {
+        if (j->not_before_ns <= now) {
+            if (prev)
+                prev->next = j->next;
+            else
+                l->head = j->next;
+            if (l->tail == j)
+                l->tail = prev;
+            j->next = NULL;
+            return j;
+        }
+        if (j->not_before_ns - now < *wait_ns)
+            *wait_ns = j->not_before_ns - now;
+    }
+    return NULL;
+}
+
+static void ws_job_free(struct ws_job *j)
+{
+    if (!j)
+        return;
+    if (j->easy)
+        curl_easy_cleanup(j->easy);
+    free(j->body);
+    free(j);
+}
+
+static struct ws_job *ws_job_new(enum sch_type type, int is_count,
+                                 long long offset)
+{
+    struct ws_job *j = calloc(1, sizeof(*j));
+
+    if (!j)
+        abort();
+    j->type = type;
+    j->is_count = is_count;
+    j->offset = offset;
+    return j;
+}
+
+static size_t ws_job_write(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    struct ws_job *j = arg;
+    size_t n = size * nmemb;
+
+    if (j->len + n > WS_LOAD_MAX_BODY) {
+        j->too_big = 1;
+        return 0;
+    }
+    if (j->len + n + 1 > j->cap) {
+        size_t cap = j->cap ? j->cap : 65536;
+
+        while (cap < j->len + n + 1)
+            cap *= 2;
+        j->body = realloc(j->body, cap);
+        if (!j->body)
+            abort();
+        j->cap = cap;
+    }
+    memcpy(j->body + j->len, ptr, n);
+    j->len += n;
+    return n;
+}
+
+static int ws_job_start(struct ws_load *l, struct ws_job *j)
+{
+    struct ws_source *s = l->s;
+    char url[sizeof(s->api_url) + 96];
+
+    if (j->is_count)
+        snprintf(url, sizeof(url), "%s/%s/count", s->api_url,
+                 ws_load_path(j->type));
+    else
+        snprintf(url, sizeof(url), "%s/%s?limit=%d&offset=%lld", s->api_url,
+                 ws_load_path(j->type), s->page_size, j->offset);
+    j->len = 0;
+    j->too_big = 0;
+    j->easy = curl_easy_init();
+    if (!j->easy)
+        return -1;
+    curl_easy_setopt(j->easy, CURLOPT_URL, url);
+    curl_easy_setopt(j->easy, CURLOPT_HTTPHEADER, l->headers);
+    curl_easy_setopt(j->easy, CURLOPT_WRITEFUNCTION, ws_job_write);
+    curl_easy_setopt(j->easy, CURLOPT_WRITEDATA, j);
+    curl_easy_setopt(j->easy, CURLOPT_PRIVATE, j);
+    curl_easy_setopt(j->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(j->easy, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(j->easy, CURLOPT_USERAGENT, "ferry/" FERRY_VERSION);
+    curl_easy_setopt(j->easy, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)s->connect_ms);
+    curl_easy_setopt(j->easy, CURLOPT_TIMEOUT_MS, WS_LOAD_TIMEOUT_MS);
+    curl_easy_setopt(j->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (!s->tls_verify) {
+        curl_easy_setopt(j->easy, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(j->easy, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (s->ca_file)
+        curl_easy_setopt(j->easy, CURLOPT_CAINFO, s->ca_file);
+    if (curl_multi_add_handle(l->multi, j->easy) != CURLM_OK) {
+        curl_easy_cleanup(j->easy);
+        j->easy = NULL;
+        return -1;
+    }
+    j->next = l->active;
+    l->active = j;
+    l->inflight++;
+    l->requests++;
+    if (s->m_load_requests)
+        s->host->metric_add(s->m_load_requests, 1);
+    return 0;
+}
+
+/* Offers msg until it is taken; -1 when the load must stop. */
+static int ws_load_emit(struct ws_load *l, const struct ferry_msg *msg)
+{
+    struct ws_source *s = l->s;
+    int r;
+
+    for (;;) {
+        if (ws_load_stopped(l))
+            return -1;
+        r = s->host->emit_wait(s->ctx, msg, WS_LOAD_EMIT_WAIT_MS);
+        if (r == FERRY_OK)
+            return 0;
+        if (r == FERRY_TIMEDOUT || r == FERRY_WOULD_BLOCK)
+            continue;
+        if (r == FERRY_CLOSED)
+            return -1;
+        s->host->log(s->ctx, FERRY_LOG_ERROR,
+                     "emit refused a %s message of the initial load: %s",
+                     msg->entity_type, ferry_status_str(r));
+        return 0;
+    }
+}
+
+static int ws_load_control(struct ws_load *l, uint32_t op)
+{
+    struct ferry_msg m;
+
+    memset(&m, 0, sizeof(m));
+    m.struct_size = sizeof(m);
+    m.op = op;
+    m.flags = FERRY_MSG_F_LOAD;
+    m.entity_type = "control";
+    m.entity_id = "";
+    m.order_key = "control";
+    m.payload = "";
+    return ws_load_emit(l, &m);
+}
+
+static void ws_load_skip(struct ws_load *l, struct ws_job *j, size_t i,
+                         const char *why)
+{
+    struct ws_source *s = l->s;
+    unsigned long suppressed;
+
+    l->skipped++;
+    if (l->m_invalid)
+        s->host->metric_add(l->m_invalid, 1);
+    if (ws_ratelog_ok(&l->rl, s->host->now_ns(), 1000000000ull, &suppressed))
+        s->host->log(s->ctx, FERRY_LOG_WARN,
+                     "initial load: %s item %zu of the page at offset %lld "
+                     "skipped: %s",
+                     ws_load_path(j->type), i, j->offset, why);
+}
+
+/* Converts and emits one page. -1 when the body is unusable (retry), -2
+ * when the load must stop. */
+static int ws_load_page(struct ws_load *l, struct ws_job *j, json_t *data)
+{
+    struct ws_source *s = l->s;
+    struct ferry_kv kvs[64], *kv = kvs;
+    size_t i, nkv;
+    json_t *item;
+
+    if (!json_is_array(data))
+        return -1;
+    json_array_foreach(data, i, item) {
+        json_t *conv = sch_from_rest ? sch_from_rest(j->type, item) : NULL;
+        json_t *keys, *v;
+        const char *id, *k;
+        struct ferry_msg m;
+        char *payload;
+        int r;
+
+        if (!conv) {
+            ws_load_skip(l, j, i, "malformed item");
+            continue;
+        }
+        id = json_string_value(json_object_get(conv, "id"));
+        if (!id || !*id) {
+            json_decref(conv);
+            ws_load_skip(l, j, i, "no id");
+            continue;
+        }
+        keys = json_object_get(conv, "keys");
+        nkv = json_is_object(keys) ? json_object_size(keys) : 0;
+        kv = nkv > 64 ? malloc(nkv * sizeof(*kv)) : kvs;
+        if (!kv)
+            abort();
+        nkv = 0;
+        if (json_is_object(keys)) {
+            json_object_foreach(keys, k, v) {
+                kv[nkv].key = k;
+                kv[nkv].value = json_is_string(v) ? json_string_value(v) : "";
+                nkv++;
+            }
+        }
+        payload = json_dumps(conv, JSON_COMPACT);
+        if (!payload)
+            abort();
+        memset(&m, 0, sizeof(m));
+        m.struct_size = sizeof(m);
+        m.op = FERRY_OP_FULL;
+        m.flags = FERRY_MSG_F_LOAD;
+        m.nkeys = (uint32_t)nkv;
+        m.entity_type = j->type == SCH_COMPANY ? "company" : "user";
+        m.entity_id = id;
+        m.order_key = "";
+        m.keys = nkv ? kv : NULL;
+        m.payload = payload;
+        m.payload_len = strlen(payload);
+        r = ws_load_emit(l, &m);
+        free(payload);
+        if (kv != kvs)
+            free(kv);
+        json_decref(conv);
+        if (r < 0)
+            return -2;
+        l->entities[j->type == SCH_COMPANY ? 0 : 1]++;
+        if (s->m_load_entities)
+            s->host->metric_add(s->m_load_entities, 1);
+    }
+    return 0;
+}
+
+/* Handles a finished transfer. Returns -2 when the load must stop. */
+static int ws_job_done(struct ws_load *l, struct ws_job *j, CURLcode res)
+{
+    struct ws_source *s = l->s;
+    long code = 0;
+    char why[256];
+    int permanent = 0, r = -1;
+    unsigned long suppressed;
+    uint64_t delay;
+    json_t *root = NULL, *data;
+
+    {
+        struct ws_job **pp = &l->active;
+
+        while (*pp && *pp != j)
+            pp = &(*pp)->next;
+        if (*pp)
+            *pp = j->next;
+        j->next = NULL;
+    }
+    curl_multi_remove_handle(l->multi, j->easy);
+    curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(j->easy);
+    j->easy = NULL;
+    l->inflight--;
+
+    if (res != CURLE_OK) {
+        snprintf(why, sizeof(why), "%s", j->too_big
+                                             ? "response body too large"
+                                             : curl_easy_strerror(res));
+    } else if (code != 200) {
+        snprintf(why, sizeof(why), "HTTP %ld", code);
+        permanent = code == 401 || code == 403;
+    } else {
+        json_error_t jerr;
+
+        root = json_loadb(j->body ? j->body : "", j->len, 0, &jerr);
+        data = root ? json_object_get(root, "data") : NULL;
+        if (!root) {
+            snprintf(why, sizeof(why), "invalid JSON: %s", jerr.text);
+        } else if (j->is_count) {
+            json_t *c = json_object_get(data, "count");
+
+            if (json_is_integer(c) && json_integer_value(c) >= 0) {
+                long long n = json_integer_value(c), off;
+
+                s->host->log(s->ctx, FERRY_LOG_INFO,
+                             "initial load: %lld %s to load", n,
+                             ws_load_path(j->type));
+                for (off = 0; off < n; off += s->page_size)
+                    ws_job_push(l, ws_job_new(j->type, 0, off));
+                r = 0;
+            } else {
+                snprintf(why, sizeof(why), "no data.count in the response");
+            }
+        } else {
+            r = ws_load_page(l, j, data);
+            if (r == -1)
+                snprintf(why, sizeof(why), "data is not an array");
+        }
+    }
+    json_decref(root);
+    free(j->body);
+    j->body = NULL;
+    j->cap = 0;
+    j->len = 0;
+    if (r == 0) {
+        ws_job_free(j);
+        return 0;
+    }
+    if (r == -2) {
+        ws_job_free(j);
+        return -2;
+    }
+    /* Failed: retry this very request later. */
+    l->failures++;
+    if (s->m_load_failures)
+        s->host->metric_add(s->m_load_failures, 1);
+    j->attempts++;
+    delay = permanent ? s->rmax_ms
+                      : ws_backoff_ms(j->attempts, s->rmin_ms, s->rmax_ms,
+                                      (double)(rand_r(&l->rng) % 1000) / 1000.0);
+    j->not_before_ns = s->host->now_ns() + delay * 1000000ull;
+    if (ws_ratelog_ok(&l->rl, s->host->now_ns(), 1000000000ull,
+                      &suppressed)) {
+        char d[32];
+
+        if (j->is_count)
+            s->host->log(s->ctx,
+                         permanent ? FERRY_LOG_ERROR : FERRY_LOG_WARN,
+                         "initial load: GET /%s/count failed: %s%s; "
+                         "retrying in %s",
+                         ws_load_path(j->type), why,
+                         permanent ? " (API key refused)" : "",
+                         ws_fmt_ms(delay, d, sizeof(d)));
+        else
+            s->host->log(s->ctx,
+                         permanent ? FERRY_LOG_ERROR : FERRY_LOG_WARN,
+                         "initial load: GET /%s offset %lld failed: %s%s; "
+                         "retrying in %s",
+                         ws_load_path(j->type), j->offset, why,
+                         permanent ? " (API key refused)" : "",
+                         ws_fmt_ms(delay, d, sizeof(d)));
+    }
+    ws_job_push(l, j);
+    return 0;
+}
+
+static void *ws_load_main(void *arg)
+{
+    struct ws_load *l = arg;
+    struct ws_source *s = l->s;
+    uint64_t t0 = s->host->now_ns(), interval_ns = 0;
+    struct ws_job *j;
+    int stop = 0;
+
+    if (s->rate > 0)
+        interval_ns = (uint64_t)(1e9 / s->rate);
+    s->host->log(s->ctx, FERRY_LOG_INFO,
+                 "initial load started from %s (page size %d, %d in "
+                 "flight, %g requests/s)",
+                 s->api_url, s->page_size, s->concurrency, s->rate);
+    if (ws_load_control(l, FERRY_OP_LOAD_BEGIN) < 0)
+        goto out;
+    ws_job_push(l, ws_job_new(SCH_COMPANY, 1, 0));
+    ws_job_push(l, ws_job_new(SCH_USER, 1, 0));
+
+    while (!stop && !ws_load_stopped(l)) {
+        uint64_t now = s->host->now_ns();
+        uint64_t wait_ns = WS_LOAD_POLL_MS * 1000000ull;
+        struct CURLMsg *cm;
+        int running, left;
+
+        while (l->inflight < s->concurrency) {
+            if (interval_ns && now < l->next_token_ns) {
+                if (l->head && l->next_token_ns - now < wait_ns)
+                    wait_ns = l->next_token_ns - now;
+                break;
+            }
+            j = ws_job_take(l, now, &wait_ns);
+            if (!j)
+                break;
+            if (ws_job_start(l, j) < 0) {
+                s->host->log(s->ctx, FERRY_LOG_ERROR,
+                             "initial load: cannot start a request");
+                j->not_before_ns = now + s->rmax_ms * 1000000ull;
+                ws_job_push(l, j);
+                break;
+            }
+            if (interval_ns)
+                l->next_token_ns =
+                    (l->next_token_ns > now ? l->next_token_ns : now) +
+                    interval_ns;
+        }
+        if (!l->inflight && !l->head) {
+            l->ok = 1;
+            break;
+        }
+        curl_multi_perform(l->multi, &running);
+        while ((cm = curl_multi_info_read(l->multi, &left))) {
+            if (cm->msg != CURLMSG_DONE)
+                continue;
+            curl_easy_getinfo(cm->easy_handle, CURLINFO_PRIVATE, &j);
+            if (ws_job_done(l, j, cm->data.result) == -2) {
+                stop = 1;
+                break;
+            }
+        }
+        if (stop || (!l->inflight && !l->head))
+            continue;
+        curl_multi_poll(l->multi, NULL, 0,
+                        (int)((wait_ns + 999999) / 1000000), NULL);
+    }
+    if (l->ok) {
+        if (ws_load_control(l, FERRY_OP_LOAD_END) < 0) {
+            l->ok = 0;
+            goto out;
+        }
+        s->host->log(s->ctx, FERRY_LOG_INFO,
+                     "initial load complete: %lu companies, %lu users "
+                     "(%lu requests, %lu retried, %lu items skipped) in "
+                     "%.2f s",
+                     l->entities[0], l->entities[1], l->requests,
+                     l->failures, l->skipped,
+                     (double)(s->host->now_ns() - t0) / 1e9);
+    }
+out:
+    if (!l->ok)
+        s->host->log(s->ctx, FERRY_LOG_INFO,
+                     "initial load stopped before completion");
+    atomic_store(&l->done, 1);
+    ws_source_kick(s);
+    return NULL;
+}
+
+struct ws_load *ws_load_start(struct ws_source *s)
+{
+    struct ws_load *l = calloc(1, sizeof(*l));
+    char hdr[1024];
+    const char *labels[] = { "reason", "rest_item", NULL };
+
+    if (!l)
+        abort();
+    l->s = s;
+    l->rng = (unsigned)s->host->now_ns();
+    l->multi = curl_multi_init();
+    if (!l->multi)
+        goto fail;
+    curl_multi_setopt(l->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                      (long)s->concurrency);
+    snprintf(hdr, sizeof(hdr), "X-Schematic-Api-Key: %s", s->api_key);
+    l->headers = curl_slist_append(NULL, hdr);
+    l->headers = curl_slist_append(l->headers, "Accept: application/json");
+    l->headers = curl_slist_append(l->headers, "X-Schematic-Client: ferry");
+    memset(hdr, 0, sizeof(hdr));
+    if (!l->headers)
+        goto fail;
+    l->m_invalid = s->host->metric(s->ctx, FERRY_METRIC_COUNTER,
+                                   "ferry_source_invalid_messages_total",
+                                   "Datastream messages rejected, by reason",
+                                   labels);
+    if (pthread_create(&l->thread, NULL, ws_load_main, l)) {
+        s->host->log(s->ctx, FERRY_LOG_ERROR,
+                     "cannot start the initial-load thread");
+        goto fail;
+    }
+    return l;
+
+fail:
+    curl_slist_free_all(l->headers);
+    if (l->multi)
+        curl_multi_cleanup(l->multi);
+    free(l);
+    return NULL;
+}
+
+int ws_load_done(struct ws_load *l)
+{
+    return atomic_load(&l->done);
+}
+
+void ws_load_cancel(struct ws_load *l)
+{
+    atomic_store(&l->cancel, 1);
+    curl_multi_wakeup(l->multi);
+}
+
+int ws_load_finish(struct ws_load *l)
+{
+    struct ws_job *j;
+    int ok;
+
+    if (!l)
+        return 0;
+    pthread_join(l->thread, NULL);
+    ok = l->ok;
+    while ((j = l->head)) {
+        l->head = j->next;
+        ws_job_free(j);
+    }
+    while ((j = l->active)) {
+        l->active = j->next;
+        curl_multi_remove_handle(l->multi, j->easy);
+        ws_job_free(j);
+    }
+    curl_slist_free_all(l->headers);
+    curl_multi_cleanup(l->multi);
+    free(l);
+    return ok;
+}

@@ -1,0 +1,1128 @@
+/*
+ * plugins/source_websocket/source.c: the Schematic datastream source
+ * (schematic-datastream.md sections 1-3, 9, 10, 15.1) on libwebsockets.
+ *
+ * One thread (run()) owns an lws client context and everything in struct
+ * ws_source not marked otherwise. Other threads reach it only through
+ * ws_source_kick() (lws_cancel_service), which makes the loop deliver
+ * LWS_CALLBACK_EVENT_WAIT_CANCELLED, where the loop looks at the flags the
+ * other thread set: stop(), wakeup() and the end of an initial load.
+ *
+ * Lossless backpressure (15.1): a message host->emit() refuses with
+ * FERRY_WOULD_BLOCK is queued, reading the socket is paused with
+ * lws_rx_flow_control(), and wakeup() resumes both. While an initial load
+ * runs, stream messages are held in the same queue and reading pauses when
+ * max_held_messages are held.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "datastream.h"
+#include "wsrc.h"
+
+#ifndef FERRY_VERSION
+#define FERRY_VERSION "unknown"
+#endif
+
+#define WS_PROTOCOL "ferry-datastream"
+#define WS_RX_BUFFER 65536
+/* An established connection that lived at least this long is redialled at
+ * once after it drops (1.5); a shorter one waits reconnect_min, so a
+ * server that accepts and drops at once cannot cause a dial storm. */
+#define WS_QUICK_DROP_MS 5000
+/* Retry interval for a blocked queue, in case a wakeup() was missed. */
+#define WS_RETRY_MS 250
+#define WS_SEC_NS 1000000000ull
+
+static const struct ferry_option ws_options[] = {
+    { "url", FERRY_OPT_STRING, NULL, 0, 0, NULL, 0,
+      "datastream URL (ws:// or wss://; http(s):// is converted as for "
+      "api_url); default: derived from api_url" },
+    { "api_url", FERRY_OPT_STRING, "https://api.schematichq.com", 0, 0, NULL,
+      0, "Schematic API base URL (REST initial load; datastream URL "
+         "derived from it)" },
+    { "api_key", FERRY_OPT_STRING, NULL, 0, 0, NULL,
+      FERRY_OPT_SECRET | FERRY_OPT_REQUIRED,
+      "Schematic API key, sent as X-Schematic-Api-Key" },
+    { "ping_interval", FERRY_OPT_DURATION, "30s", 0, 3600000, NULL, 0,
+      "WebSocket ping period; 0 disables keepalive" },
+    { "pong_wait", FERRY_OPT_DURATION, "40s", 100, 3600000, NULL, 0,
+      "reconnect when no pong arrives for this long" },
+    { "connect_timeout", FERRY_OPT_DURATION, "10s", 100, 300000, NULL, 0,
+      "TCP + TLS + WebSocket handshake limit" },
+    { "reconnect_min", FERRY_OPT_DURATION, "1s", 10, 3600000, NULL, 0,
+      "first delay after a failed dial (doubles up to reconnect_max)" },
+    { "reconnect_max", FERRY_OPT_DURATION, "30s", 10, 3600000, NULL, 0,
+      "longest delay between dials" },
+    { "max_message_size", FERRY_OPT_SIZE, "16MB", 1024, 1073741824.0, NULL,
+      0, "larger messages are counted (too_large) and skipped" },
+    { "tls_verify", FERRY_OPT_BOOL, "true", 0, 0, NULL, 0,
+      "verify the server certificate and host name (wss://, https://)" },
+    { "tls_ca_file", FERRY_OPT_STRING, NULL, 0, 0, NULL, 0,
+      "PEM CA bundle to verify the server with (default: system CAs)" },
+    { "subscribe", FERRY_OPT_LIST, "companies, users, flags", 0, 0, NULL, 0,
+      "subscriptions sent on every connect: companies, users, flags" },
+    { "replay", FERRY_OPT_BOOL, "true", 0, 0, NULL, 0,
+      "resume from the committed position (replay_from)" },
+    { "bulk_load", FERRY_OPT_BOOL, "true", 0, 0, NULL, 0,
+      "load companies and users over REST when there is no position, and "
+      "after a reload" },
+    { "bulk_page_size", FERRY_OPT_INT, "100", 1, 1000, NULL, 0,
+      "REST page size (limit)" },
+    { "bulk_concurrency", FERRY_OPT_INT, "5", 1, 64, NULL, 0,
+      "REST requests in flight at most" },
+    { "bulk_rate", FERRY_OPT_DOUBLE, "10", 0, 100000, NULL, 0,
+      "REST requests per second at most; 0 = unlimited" },
+    { "max_held_messages", FERRY_OPT_INT, "100000", 1, 100000000, NULL, 0,
+      "stream messages held during an initial load before reading pauses" },
+    { NULL, 0, NULL, 0, 0, NULL, 0, NULL }
+};
+
+/* ---- small helpers ------------------------------------------------------- */
+
+#define WS_LOG(s, lvl, ...) (s)->host->log((s)->ctx, (lvl), __VA_ARGS__)
+
+static uint64_t ws_now(struct ws_source *s)
+{
+    return s->host->now_ns();
+}
+
+static double ws_rand(struct ws_source *s)
+{
+    return (double)rand_r(&s->rng) / ((double)RAND_MAX + 1.0);
+}
+
+static struct ws_source *ws_from_wsi(struct lws *wsi)
+{
+    return lws_context_user(lws_get_context(wsi));
+}
+
+void ws_source_kick(struct ws_source *s)
+{
+    pthread_mutex_lock(&s->ctl_lock);
+    if (s->lws)
+        lws_cancel_service(s->lws);
+    pthread_mutex_unlock(&s->ctl_lock);
+}
+
+static struct ferry_metric *ws_metric(struct ws_source *s, int type,
+                                      const char *name, const char *help,
+                                      const char *const *labels)
+{
+    return s->host->metric(s->ctx, type, name, help, labels);
+}
+
+static void ws_metric_add(struct ws_source *s, struct ferry_metric *m,
+                          double v)
+{
+    if (m)
+        s->host->metric_add(m, v);
+}
+
+static void ws_metric_set(struct ws_source *s, struct ferry_metric *m,
+                          double v)
+{
+    if (m)
+        s->host->metric_set(m, v);
+}
+
+/* ---- counting ------------------------------------------------------------ */
+
+static int ws_etype_index(const char *et)
+{
+    if (!strcmp(et, "company"))
+        return 0;
+    if (!strcmp(et, "user"))
+        return 1;
+    if (!strcmp(et, "flags"))
+        return 2;
+    return 3;
+}
+
+static const char *const ws_etype_names[4] = { "company", "user", "flags",
+                                               "control" };
+static const char *const ws_op_names[6] = { "full",     "partial", "delete",
+                                            "snapshot", "reload",  "other" };
+
+static int ws_op_index(uint32_t op)
+{
+    switch (op) {
+    case FERRY_OP_FULL:
+        return 0;
+    case FERRY_OP_PARTIAL:
+        return 1;
+    case FERRY_OP_DELETE:
+        return 2;
+    case FERRY_OP_SNAPSHOT:
+        return 3;
+    case FERRY_OP_RELOAD:
+        return 4;
+    default:
+        return 5;
+    }
+}
+
+static void ws_count_message(struct ws_source *s, const struct ferry_msg *m)
+{
+    int e = ws_etype_index(m->entity_type), o = ws_op_index(m->op);
+
+    if (!s->m_msgs[e][o]) {
+        const char *labels[] = { "entity_type", ws_etype_names[e],
+                                 "message_type", ws_op_names[o], NULL };
+
+        s->m_msgs[e][o] = ws_metric(
+            s, FERRY_METRIC_COUNTER, "ferry_source_messages_total",
+            "Datastream messages received, by entity and message type",
+            labels);
+    }
+    ws_metric_add(s, s->m_msgs[e][o], 1);
+    s->n_messages++;
+}
+
+/* Counts and (rate-limited) logs a message that is not applied. */
+static void ws_invalid(struct ws_source *s, const char *reason,
+                       const char *detail, const char *stream_id)
+{
+    unsigned long suppressed;
+    size_t i;
+
+    for (i = 0; i < s->nreasons; i++)
+        if (!strcmp(s->reasons[i].reason, reason))
+            break;
+    if (i == s->nreasons && i < WS_MAX_REASONS) {
+        const char *labels[] = { "reason", reason, NULL };
+
+        s->reasons[i].reason = reason;
+        s->reasons[i].metric = ws_metric(
+            s, FERRY_METRIC_COUNTER, "ferry_source_invalid_messages_total",
+            "Datastream messages rejected, by reason", labels);
+        s->nreasons++;
+    }
+    if (i < s->nreasons) {
+        s->reasons[i].count++;
+        ws_metric_add(s, s->reasons[i].metric, 1);
+    }
+    s->n_invalid++;
+    if (!ws_ratelog_ok(&s->rl_invalid, ws_now(s), WS_SEC_NS, &suppressed))
+        return;
+    WS_LOG(s, FERRY_LOG_WARN, "invalid message skipped (%s): %s%s%s", reason,
+           detail, stream_id && *stream_id ? " at stream_id " : "",
+           stream_id && *stream_id ? stream_id : "");
+    if (suppressed)
+        WS_LOG(s, FERRY_LOG_WARN,
+               "%lu more invalid messages in the last second (not logged)",
+               suppressed);
+}
+
+/* ---- the queue and flow control ------------------------------------------ */
+
+static void ws_pong_arm(struct ws_source *s);
+static void ws_load_begin(struct ws_source *s);
+
+/*
+ * Reading is enabled while nothing is queued, or while an initial load
+ * holds fewer than max_held_messages. The pong deadline never fires while
+ * reading is paused by us (the pong sits unread behind the data), and is
+ * re-armed when reading resumes.
+ */
+static void ws_update_flow(struct ws_source *s)
+{
+    int want;
+
+    ws_metric_set(s, s->m_held, (double)s->queue.len);
+    if (!s->wsi || s->conn_state != WS_CONN_OPEN)
+        return;
+    want = s->queue.len == 0 || (s->holding && s->queue.len < s->max_held);
+    if (want == !s->paused)
+        return;
+    lws_rx_flow_control(s->wsi, want);
+    s->paused = !want;
+    if (want) {
+        ws_pong_arm(s);
+        WS_LOG(s, FERRY_LOG_DEBUG, "reading resumed");
+    } else {
+        WS_LOG(s, FERRY_LOG_DEBUG, "reading paused (%zu messages %s)",
+               s->queue.len, s->holding ? "held" : "queued");
+    }
+}
+
+static void ws_retry_cb(lws_sorted_usec_list_t *sul);
+
+/*
+ * Offers queued messages to the core in order until one is refused or an
+ * initial load starts holding. A queued RELOAD is emitted and then starts
+ * the reload's initial load (9.4): everything queued behind it is held
+ * until that load's LOAD_END.
+ */
+static void ws_drain(struct ws_source *s)
+{
+    struct ws_item *it;
+    int r;
+
+    while ((it = s->queue.head) && !s->holding) {
+        r = s->host->emit(s->ctx, &it->msg);
+        if (r == FERRY_WOULD_BLOCK)
+            break;
+        if (r != FERRY_OK && r != FERRY_CLOSED)
+            WS_LOG(s, FERRY_LOG_ERROR, "emit refused a %s message: %s",
+                   it->msg.entity_type, ferry_status_str(r));
+        ws_queue_pop(&s->queue);
+        if (it->msg.op == FERRY_OP_RELOAD && r == FERRY_OK) {
+            free(it);
+            ws_load_begin(s);
+            continue;
+        }
+        free(it);
+    }
+    if (s->queue.len && !s->holding && s->lws)
+        lws_sul_schedule(s->lws, 0, &s->sul_retry, ws_retry_cb,
+                         WS_RETRY_MS * LWS_US_PER_MS);
+    ws_update_flow(s);
+}
+
+static void ws_retry_cb(lws_sorted_usec_list_t *sul)
+{
+    struct ws_source *s = lws_container_of(sul, struct ws_source, sul_retry);
+
+    ws_drain(s);
+}
+
+/* Hands one stream message to the core, or queues it. */
+static void ws_offer(struct ws_source *s, const struct ferry_msg *m)
+{
+    int r;
+
+    if (!s->queue.len && !s->holding && m->op != FERRY_OP_RELOAD) {
+        r = s->host->emit(s->ctx, m);
+        if (r == FERRY_OK || r == FERRY_CLOSED)
+            return;
+        if (r != FERRY_WOULD_BLOCK) {
+            WS_LOG(s, FERRY_LOG_ERROR, "emit refused a %s message: %s",
+                   m->entity_type, ferry_status_str(r));
+            return;
+        }
+    }
+    ws_queue_push(&s->queue, ws_item_new(m));
+    if (m->op == FERRY_OP_RELOAD)
+        WS_LOG(s, FERRY_LOG_WARN,
+               "reload received: the replay window no longer covers the "
+               "cursor; a full initial load follows");
+    if (!s->holding && (m->op == FERRY_OP_RELOAD || s->queue.len == 1))
+        ws_drain(s);
+    else
+        ws_update_flow(s);
+}
+
+/* ---- initial load ---------------------------------------------------------- */
+
+/* Starts an initial load now: stream messages are held until it ends. */
+static void ws_load_begin(struct ws_source *s)
+{
+    if (!s->bulk_load) {
+        WS_LOG(s, FERRY_LOG_WARN,
+               "bulk_load is off: no initial load after the reload");
+        return;
+    }
+    if (s->load)
+        return;
+    s->holding = 1;
+    s->load = ws_load_start(s);
+    if (!s->load) {
+        /* Logged by ws_load_start; try again with the next kick. */
+        lws_sul_schedule(s->lws, 0, &s->sul_retry, ws_retry_cb,
+                         s->rmax_ms * LWS_US_PER_MS);
+    }
+}
+
+/* The loader thread finished: release what it held. */
+static void ws_load_reap(struct ws_source *s)
+{
+    int ok;
+
+    if (!s->load || !ws_load_done(s->load))
+        return;
+    ok = ws_load_finish(s->load);
+    s->load = NULL;
+    if (ok) {
+        s->holding = 0;
+        WS_LOG(s, FERRY_LOG_INFO,
+               "initial load done; releasing %zu held stream messages",
+               s->queue.len);
+    }
+}
+
+/* ---- connection ------------------------------------------------------------ */
+
+static const struct lws_protocols ws_protocols[];
+static void ws_dial(struct ws_source *s);
+
+static void ws_reconnect_cb(lws_sorted_usec_list_t *sul)
+{
+    struct ws_source *s =
+        lws_container_of(sul, struct ws_source, sul_reconnect);
+
+    ws_dial(s);
+}
+
+static void ws_schedule_dial(struct ws_source *s, uint64_t delay_ms)
+{
+    if (atomic_load(&s->stopping))
+        return;
+    lws_sul_schedule(s->lws, 0, &s->sul_reconnect, ws_reconnect_cb,
+                     (lws_usec_t)delay_ms * LWS_US_PER_MS);
+}
+
+static void ws_set_connected(struct ws_source *s, int connected)
+{
+    s->host->set_component(s->ctx, "datastream",
+                           connected ? FERRY_COMPONENT_CONNECTED
+                                     : FERRY_COMPONENT_DISCONNECTED);
+    ws_metric_set(s, s->m_connected, connected ? 1 : 0);
+}
+
+static void ws_dial_failed(struct ws_source *s, const char *why)
+{
+    char d[32];
+    uint64_t delay;
+
+    s->conn_state = WS_CONN_IDLE;
+    s->wsi = NULL;
+    lws_sul_cancel(&s->sul_connect);
+    if (atomic_load(&s->stopping))
+        return;
+    s->attempts++;
+    delay = s->key_refused
+                ? s->rmax_ms
+                : ws_backoff_ms(s->attempts, s->rmin_ms, s->rmax_ms,
+                                ws_rand(s));
+    WS_LOG(s, s->attempts > 1 ? FERRY_LOG_WARN : FERRY_LOG_ERROR,
+           "cannot connect to %s: %s; retrying in %s (attempt %u)", s->url,
+           why, ws_fmt_ms(delay, d, sizeof(d)), s->attempts);
+    ws_schedule_dial(s, delay);
+}
+
+static void ws_connect_timeout_cb(lws_sorted_usec_list_t *sul)
+{
+    struct ws_source *s =
+        lws_container_of(sul, struct ws_source, sul_connect);
+
+    if (s->conn_state != WS_CONN_DIALING || !s->wsi)
+        return;
+    WS_LOG(s, FERRY_LOG_DEBUG, "connect timeout");
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+static void ws_dial(struct ws_source *s)
+{
+    struct lws_client_connect_info cc;
+
+    if (atomic_load(&s->stopping) || s->conn_state != WS_CONN_IDLE)
+        return;
+    memset(&cc, 0, sizeof(cc));
+    cc.context = s->lws;
+    cc.address = s->wsurl.host;
+    cc.port = s->wsurl.port;
+    cc.path = s->wsurl.path;
+    cc.host = s->wsurl.hostport;
+    cc.origin = s->wsurl.hostport;
+    cc.protocol = NULL; /* no subprotocol (1.2) */
+    cc.local_protocol_name = WS_PROTOCOL;
+    cc.pwsi = &s->wsi;
+    cc.ietf_version_or_minus_one = -1;
+    if (s->wsurl.tls) {
+        cc.ssl_connection = LCCSCF_USE_SSL;
+        if (!s->tls_verify)
+            cc.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED |
+                                 LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
+                                 LCCSCF_ALLOW_INSECURE |
+                                 LCCSCF_ALLOW_EXPIRED;
+    }
+    if (s->dials++)
+        ws_metric_add(s, s->m_reconnects, 1);
+    s->conn_state = WS_CONN_DIALING;
+    s->close_code = 0;
+    s->dial_ns = ws_now(s);
+    lws_sul_schedule(s->lws, 0, &s->sul_connect, ws_connect_timeout_cb,
+                     (lws_usec_t)s->connect_ms * LWS_US_PER_MS);
+    WS_LOG(s, FERRY_LOG_DEBUG, "dialling %s", s->url);
+    if (!lws_client_connect_via_info(&cc) &&
+        s->conn_state == WS_CONN_DIALING)
+        ws_dial_failed(s, "connection could not be started");
+}
+
+static void ws_ping_cb(lws_sorted_usec_list_t *sul)
+{
+    struct ws_source *s = lws_container_of(sul, struct ws_source, sul_ping);
+
+    if (s->conn_state != WS_CONN_OPEN || !s->wsi)
+        return;
+    s->want_ping = 1;
+    lws_callback_on_writable(s->wsi);
+    lws_sul_schedule(s->lws, 0, &s->sul_ping, ws_ping_cb,
+                     (lws_usec_t)s->ping_ms * LWS_US_PER_MS);
+}
+
+static void ws_pong_cb(lws_sorted_usec_list_t *sul)
+{
+    struct ws_source *s = lws_container_of(sul, struct ws_source, sul_pong);
+    char d[32];
+
+    if (s->conn_state != WS_CONN_OPEN || !s->wsi)
+        return;
+    if (s->paused) {
+        ws_pong_arm(s);
+        return;
+    }
+    WS_LOG(s, FERRY_LOG_WARN, "no pong within %s: connection dead",
+           ws_fmt_ms(s->pong_ms, d, sizeof(d)));
+    s->close_code = -1; /* our own verdict */
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+static void ws_pong_arm(struct ws_source *s)
+{
+    if (!s->ping_ms || !s->lws)
+        return;
+    lws_sul_schedule(s->lws, 0, &s->sul_pong, ws_pong_cb,
+                     (lws_usec_t)s->pong_ms * LWS_US_PER_MS);
+}
+
+static void ws_on_established(struct ws_source *s, struct lws *wsi)
+{
+    static const unsigned order[3] = { WS_SUB_COMPANIES, WS_SUB_USERS,
+                                       WS_SUB_FLAGS };
+    struct ferry_pos cursor = { 0, 0, 0 };
+    int i, start_load = 0;
+
+    lws_sul_cancel(&s->sul_connect);
+    s->wsi = wsi;
+    s->conn_state = WS_CONN_OPEN;
+    s->open_ns = ws_now(s);
+    s->attempts = 0;
+    s->paused = 0;
+    s->want_ping = 0;
+    s->subscribed_logged = 0;
+    s->rx_len = 0;
+    s->rx_bad = NULL;
+    s->rx_total = 0;
+    if (s->key_refused)
+        s->confirm_pending = 1;
+    else
+        ws_set_connected(s, 1);
+
+    /*
+     * The cursor: the committed position when there is one; else the
+     * newest position received in this process (held or queued messages
+     * are not committed yet, but they are not lost either).
+     */
+    if (s->replay) {
+        s->host->committed(s->ctx, &cursor);
+        if (!cursor.set && s->last_pos.set)
+            cursor = s->last_pos;
+    }
+    if (!s->loaded_once) {
+        struct ferry_pos committed = { 0, 0, 0 };
+
+        s->loaded_once = 1;
+        s->host->committed(s->ctx, &committed);
+        if (s->bulk_load && (!s->replay || !committed.set)) {
+            start_load = 1;
+            s->holding = 1; /* hold everything until LOAD_END */
+        }
+    }
+    s->sub_count = 0;
+    s->sub_next = 0;
+    for (i = 0; i < 3; i++) {
+        int n;
+
+        if (!(s->subs & order[i]))
+            continue;
+        n = ws_subscribe_request(order[i], &cursor,
+                                 s->sub_buf[s->sub_count] + LWS_PRE,
+                                 sizeof(s->sub_buf[0]) - LWS_PRE);
+        if (n < 0)
+            continue;
+        s->sub_len[s->sub_count++] = n;
+    }
+    if (cursor.set)
+        ds_pos_format(&cursor, s->replay_from, sizeof(s->replay_from));
+    else
+        s->replay_from[0] = '\0';
+    s->load_pending = s->load_pending || start_load;
+    lws_callback_on_writable(wsi);
+    if (s->ping_ms) {
+        lws_sul_schedule(s->lws, 0, &s->sul_ping, ws_ping_cb,
+                         (lws_usec_t)s->ping_ms * LWS_US_PER_MS);
+        ws_pong_arm(s);
+    }
+    ws_update_flow(s);
+}
+
+static void ws_on_closed(struct ws_source *s)
+{
+    uint64_t lived_ms, delay;
+    char d[32], d2[32], why[64];
+
+    lws_sul_cancel(&s->sul_ping);
+    lws_sul_cancel(&s->sul_pong);
+    s->wsi = NULL;
+    s->conn_state = WS_CONN_IDLE;
+    s->paused = 0;
+    s->confirm_pending = 0;
+    if (atomic_load(&s->stopping))
+        return;
+    ws_set_connected(s, 0);
+    lived_ms = (ws_now(s) - s->open_ns) / 1000000ull;
+    if (s->close_code == 4001) {
+        s->key_refused = 1;
+        ws_metric_set(s, s->m_unhealthy, 1);
+        WS_LOG(s, FERRY_LOG_ERROR,
+               "API key refused (close 4001); retrying in %s",
+               ws_fmt_ms(s->rmax_ms, d, sizeof(d)));
+        ws_schedule_dial(s, s->rmax_ms);
+        return;
+    }
+    delay = lived_ms >= WS_QUICK_DROP_MS ? 0 : s->rmin_ms;
+    if (s->close_code > 0)
+        snprintf(why, sizeof(why), "close %d", s->close_code);
+    else if (s->close_code < 0)
+        snprintf(why, sizeof(why), "keepalive timeout");
+    else
+        snprintf(why, sizeof(why), "connection lost");
+    WS_LOG(s, FERRY_LOG_WARN,
+           "disconnected from %s (%s) after %s; reconnecting%s%s", s->url,
+           why, ws_fmt_ms(lived_ms, d, sizeof(d)), delay ? " in " : "",
+           delay ? ws_fmt_ms(delay, d2, sizeof(d2)) : "");
+    ws_schedule_dial(s, delay);
+}
+
+/* ---- frames ------------------------------------------------------------------ */
+
+static void ws_on_frame(struct ws_source *s, const char *buf, size_t len)
+{
+    struct ds_frame f;
+    unsigned long suppressed;
+
+    ds_frame_parse(&f, buf, len);
+    if (f.msg.pos.set && ferry_pos_cmp(&f.msg.pos, &s->last_pos) > 0) {
+        s->last_pos = f.msg.pos;
+        ws_metric_set(s, s->m_stream_time, (double)f.msg.pos.ms / 1000.0);
+    }
+    switch (f.kind) {
+    case DS_MESSAGE:
+        ws_count_message(s, &f.msg);
+        ws_offer(s, &f.msg);
+        break;
+    case DS_SUBSCRIBED: {
+        unsigned bit = strstr(f.detail, "Companies") ? WS_SUB_COMPANIES
+                                                     : WS_SUB_USERS;
+
+        if (!(s->subscribed_logged & bit)) {
+            s->subscribed_logged |= bit;
+            WS_LOG(s, FERRY_LOG_INFO, "subscription confirmed: %s",
+                   f.detail);
+        }
+        break;
+    }
+    case DS_ERROR:
+        s->n_errors++;
+        ws_metric_add(s, s->m_errors, 1);
+        if (ws_ratelog_ok(&s->rl_error, ws_now(s), WS_SEC_NS, &suppressed))
+            WS_LOG(s, FERRY_LOG_WARN, "server error: %s%s", f.detail,
+                   suppressed ? " (and more, not logged)" : "");
+        break;
+    case DS_IGNORED:
+        if (s->host->log_enabled(s->ctx, FERRY_LOG_DEBUG))
+            WS_LOG(s, FERRY_LOG_DEBUG, "ignored: %s", f.detail);
+        break;
+    default:
+        ws_invalid(s, f.reason, f.detail, f.stream_id);
+        break;
+    }
+    ds_frame_release(&f);
+}
+
+/* Reassembles a message from lws's pieces and hands it on. */
+static void ws_on_receive(struct ws_source *s, struct lws *wsi,
+                          const char *in, size_t len)
+{
+    int final = lws_is_final_fragment(wsi) &&
+                !lws_remaining_packet_payload(wsi);
+    char detail[96];
+
+    if (s->confirm_pending) {
+        s->confirm_pending = 0;
+        s->key_refused = 0;
+        ws_metric_set(s, s->m_unhealthy, 0);
+        ws_set_connected(s, 1);
+    }
+    if (!s->rx_total && !s->rx_bad) {
+        /* The first piece of a message. */
+        if (lws_frame_is_binary(wsi))
+            s->rx_bad = "binary";
+        if (final && !s->rx_bad && len <= s->max_msg) {
+            ws_on_frame(s, in, len); /* the common case: no copy */
+            return;
+        }
+    }
+    s->rx_total += len;
+    if (!s->rx_bad && s->rx_total > s->max_msg) {
+        s->rx_bad = "too_large";
+        s->rx_len = 0;
+    }
+    if (!s->rx_bad && len) {
+        if (s->rx_len + len > s->rx_cap) {
+            size_t cap = s->rx_cap ? s->rx_cap : 65536;
+
+            while (cap < s->rx_len + len)
+                cap *= 2;
+            s->rx = s->host->realloc(s->rx, cap);
+            s->rx_cap = cap;
+        }
+        memcpy(s->rx + s->rx_len, in, len);
+        s->rx_len += len;
+    }
+    if (!final)
+        return;
+    if (s->rx_bad) {
+        if (!strcmp(s->rx_bad, "binary"))
+            snprintf(detail, sizeof(detail), "binary message of %zu bytes",
+                     s->rx_total);
+        else
+            snprintf(detail, sizeof(detail),
+                     "message of %zu bytes exceeds max_message_size",
+                     s->rx_total);
+        ws_invalid(s, s->rx_bad, detail, NULL);
+    } else {
+        ws_on_frame(s, s->rx, s->rx_len);
+    }
+    s->rx_len = 0;
+    s->rx_total = 0;
+    s->rx_bad = NULL;
+    /* Do not keep a huge buffer around after one big message. */
+    if (s->rx_cap > 4 * 1024 * 1024) {
+        s->host->free(s->rx);
+        s->rx = NULL;
+        s->rx_cap = 0;
+    }
+}
+
+/* ---- the lws callback ------------------------------------------------------ */
+
+static int ws_add_header(struct lws *wsi, const char *name,
+                         const char *value, unsigned char **p,
+                         unsigned char *end)
+{
+    return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+                                       (const unsigned char *)value,
+                                       (int)strlen(value), p, end);
+}
+
+static int ws_on_writeable(struct ws_source *s, struct lws *wsi)
+{
+    if (s->want_ping) {
+        unsigned char buf[LWS_PRE + 4];
+
+        s->want_ping = 0;
+        if (lws_write(wsi, buf + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+            return -1;
+        if (s->sub_next < s->sub_count)
+            lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (s->sub_next < s->sub_count) {
+        int i = s->sub_next++;
+
+        if (lws_write(wsi, (unsigned char *)s->sub_buf[i] + LWS_PRE,
+                      (size_t)s->sub_len[i], LWS_WRITE_TEXT) < s->sub_len[i])
+            return -1;
+        if (s->sub_next < s->sub_count) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+        WS_LOG(s, FERRY_LOG_INFO,
+               "connected to %s and subscribed to%s%s%s (%s%s) in %.1f ms",
+               s->url, (s->subs & WS_SUB_COMPANIES) ? " companies" : "",
+               (s->subs & WS_SUB_USERS) ? " users" : "",
+               (s->subs & WS_SUB_FLAGS) ? " flags" : "",
+               s->replay_from[0] ? "replay_from " : "no replay cursor",
+               s->replay_from, (double)(ws_now(s) - s->dial_ns) / 1e6);
+        if (s->load_pending) {
+            s->load_pending = 0;
+            ws_load_begin(s);
+        }
+    }
+    return 0;
+}
+
+static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
+                       void *user, void *in, size_t len)
+{
+    struct ws_source *s;
+
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
+        unsigned char **p = (unsigned char **)in, *end = (*p) + len;
+
+        s = ws_from_wsi(wsi);
+        if (ws_add_header(wsi, "X-Schematic-Api-Key:", s->api_key, p, end) ||
+            ws_add_header(wsi, "X-Schematic-Datastream-Mode:", "replicator",
+                          p, end) ||
+            ws_add_header(wsi, "X-Schematic-Client:", "ferry", p, end) ||
+            ws_add_header(wsi, "X-Schematic-Client-Version:", FERRY_VERSION,
+                          p, end))
+            return -1;
+        return 0;
+    }
+    case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        ws_on_established(ws_from_wsi(wsi), wsi);
+        return 0;
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
+        char why[256];
+
+        s = ws_from_wsi(wsi);
+        if (s->conn_state != WS_CONN_DIALING)
+            return 0;
+        snprintf(why, sizeof(why), "%.*s", in ? (int)len : 0,
+                 in ? (const char *)in : "");
+        if (!in || !len || !why[0])
+            snprintf(why, sizeof(why), "connection failed");
+        if (ws_now(s) - s->dial_ns >= s->connect_ms * 1000000ull)
+            snprintf(why + strlen(why), sizeof(why) - strlen(why),
+                     " (connect_timeout)");
+        ws_dial_failed(s, why);
+        return 0;
+    }
+    case LWS_CALLBACK_CLIENT_RECEIVE:
+        ws_on_receive(ws_from_wsi(wsi), wsi, in, len);
+        return 0;
+    case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
+        s = ws_from_wsi(wsi);
+        ws_pong_arm(s);
+        if (s->confirm_pending) {
+            s->confirm_pending = 0;
+            s->key_refused = 0;
+            ws_metric_set(s, s->m_unhealthy, 0);
+            ws_set_connected(s, 1);
+        }
+        return 0;
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
+        return ws_on_writeable(ws_from_wsi(wsi), wsi);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        s = ws_from_wsi(wsi);
+        if (in && len >= 2) {
+            const unsigned char *c = in;
+
+            s->close_code = (c[0] << 8) | c[1];
+        }
+        return 0;
+    case LWS_CALLBACK_CLIENT_CLOSED:
+        s = ws_from_wsi(wsi);
+        if (s->wsi == wsi || s->conn_state == WS_CONN_OPEN)
+            ws_on_closed(s);
+        return 0;
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        s = ws_from_wsi(wsi);
+        if (!s || atomic_load(&s->stopping))
+            return 0;
+        ws_load_reap(s);
+        atomic_store(&s->woken, 0);
+        ws_drain(s);
+        return 0;
+    default:
+        break;
+    }
+    (void)user;
+    return 0;
+}
+
+static const struct lws_protocols ws_protocols[] = {
+    { WS_PROTOCOL, ws_callback, 0, WS_RX_BUFFER, 0, NULL, 0 },
+    { NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+/* ---- lws logging ------------------------------------------------------------ */
+
+/* lws logs process-wide through one function without a user pointer;
+ * its errors are folded into our own messages already (connection error
+ * strings), so only route them to stderr at debug builds. */
+static void ws_lws_log(int level, const char *line)
+{
+    (void)level;
+    (void)line;
+}
+
+/* ---- plugin entry points ---------------------------------------------------- */
+
+static int ws_init(const struct ferry_host *host, struct ferry_ctx *ctx,
+                   void **state)
+{
+    struct ws_source *s;
+    const char *url, *api_url, *key, *ca;
+    const char *const *items;
+    size_t nitems, n;
+    char err[512];
+    int subs;
+
+    s = host->alloc(sizeof(*s));
+    memset(s, 0, sizeof(*s));
+    s->host = host;
+    s->ctx = ctx;
+    pthread_mutex_init(&s->ctl_lock, NULL);
+
+    api_url = host->opt_str(ctx, "api_url");
+    url = host->opt_str(ctx, "url");
+    if (!api_url || (strncasecmp(api_url, "http://", 7) &&
+                     strncasecmp(api_url, "https://", 8))) {
+        host->log(ctx, FERRY_LOG_ERROR,
+                  "api_url '%.200s' must start with http:// or https://",
+                  api_url ? api_url : "");
+        goto fail;
+    }
+    n = strlen(api_url);
+    while (n > 0 && api_url[n - 1] == '/')
+        n--;
+    if (n >= sizeof(s->api_url)) {
+        host->log(ctx, FERRY_LOG_ERROR, "api_url is too long");
+        goto fail;
+    }
+    memcpy(s->api_url, api_url, n);
+    s->api_url[n] = '\0';
+    if (ws_url_derive(url && *url ? url : api_url, s->url, sizeof(s->url),
+                      err, sizeof(err)) < 0) {
+        host->log(ctx, FERRY_LOG_ERROR, "%s: %s",
+                  url && *url ? "url" : "api_url", err);
+        goto fail;
+    }
+    if (ws_url_parse(s->url, &s->wsurl, err, sizeof(err)) < 0) {
+        host->log(ctx, FERRY_LOG_ERROR, "url: %s", err);
+        goto fail;
+    }
+    key = host->opt_str(ctx, "api_key");
+    if (!key || !*key) {
+        host->log(ctx, FERRY_LOG_ERROR, "api_key is empty");
+        goto fail;
+    }
+    s->api_key = host->strdup(key);
+    s->ping_ms = host->opt_duration_ms(ctx, "ping_interval");
+    s->pong_ms = host->opt_duration_ms(ctx, "pong_wait");
+    s->connect_ms = host->opt_duration_ms(ctx, "connect_timeout");
+    s->rmin_ms = host->opt_duration_ms(ctx, "reconnect_min");
+    s->rmax_ms = host->opt_duration_ms(ctx, "reconnect_max");
+    if (s->ping_ms && s->pong_ms <= s->ping_ms) {
+        char a[32], b[32];
+
+        host->log(ctx, FERRY_LOG_ERROR,
+                  "pong_wait (%s) must be longer than ping_interval (%s)",
+                  ws_fmt_ms(s->pong_ms, a, sizeof(a)),
+                  ws_fmt_ms(s->ping_ms, b, sizeof(b)));
+        goto fail;
+    }
+    if (s->rmin_ms > s->rmax_ms) {
+        host->log(ctx, FERRY_LOG_ERROR,
+                  "reconnect_min must not exceed reconnect_max");
+        goto fail;
+    }
+    s->max_msg = (size_t)host->opt_size(ctx, "max_message_size");
+    s->tls_verify = host->opt_bool(ctx, "tls_verify");
+    ca = host->opt_str(ctx, "tls_ca_file");
+    if (ca && *ca)
+        s->ca_file = host->strdup(ca);
+    nitems = host->opt_list(ctx, "subscribe", &items);
+    subs = ws_subscribe_parse(items, nitems, err, sizeof(err));
+    if (subs < 0) {
+        host->log(ctx, FERRY_LOG_ERROR, "%s", err);
+        goto fail;
+    }
+    s->subs = (unsigned)subs;
+    s->replay = host->opt_bool(ctx, "replay");
+    s->bulk_load = host->opt_bool(ctx, "bulk_load");
+    s->page_size = (int)host->opt_int(ctx, "bulk_page_size");
+    s->concurrency = (int)host->opt_int(ctx, "bulk_concurrency");
+    s->rate = host->opt_double(ctx, "bulk_rate");
+    s->max_held = (size_t)host->opt_int(ctx, "max_held_messages");
+    s->rng = (unsigned)host->now_ns() ^ (unsigned)(uintptr_t)s;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        host->log(ctx, FERRY_LOG_ERROR, "libcurl initialisation failed");
+        goto fail;
+    }
+    *state = s;
+    return FERRY_OK;
+
+fail:
+    host->free(s->api_key);
+    host->free(s->ca_file);
+    pthread_mutex_destroy(&s->ctl_lock);
+    host->free(s);
+    return FERRY_EINVAL;
+}
+
+static void ws_fini(void *state)
+{
+    struct ws_source *s = state;
+
+    if (!s)
+        return;
+    ws_queue_clear(&s->queue);
+    s->host->free(s->rx);
+    s->host->free(s->api_key);
+    s->host->free(s->ca_file);
+    pthread_mutex_destroy(&s->ctl_lock);
+    s->host->free(s);
+    curl_global_cleanup();
+}
+
+static void ws_register_metrics(struct ws_source *s)
+{
+    s->m_connected = ws_metric(s, FERRY_METRIC_GAUGE, "ferry_source_connected",
+                               "1 while the datastream is connected", NULL);
+    s->m_reconnects =
+        ws_metric(s, FERRY_METRIC_COUNTER, "ferry_source_reconnects_total",
+                  "Datastream dials after the first", NULL);
+    s->m_unhealthy = ws_metric(
+        s, FERRY_METRIC_GAUGE, "ferry_source_unhealthy",
+        "1 while the datastream refuses the API key (close 4001)", NULL);
+    s->m_errors = ws_metric(s, FERRY_METRIC_COUNTER, "ferry_source_errors_total",
+                            "Datastream error messages received", NULL);
+    s->m_stream_time =
+        ws_metric(s, FERRY_METRIC_GAUGE, "ferry_source_stream_time_seconds",
+                  "Stream time of the newest received position", NULL);
+    s->m_held = ws_metric(s, FERRY_METRIC_GAUGE, "ferry_source_held_messages",
+                          "Messages held or queued inside the source", NULL);
+    s->m_load_requests =
+        ws_metric(s, FERRY_METRIC_COUNTER, "ferry_source_load_requests_total",
+                  "REST requests of initial loads", NULL);
+    s->m_load_failures =
+        ws_metric(s, FERRY_METRIC_COUNTER, "ferry_source_load_failures_total",
+                  "REST requests of initial loads that failed (retried)",
+                  NULL);
+    s->m_load_entities =
+        ws_metric(s, FERRY_METRIC_COUNTER, "ferry_source_load_entities_total",
+                  "Companies and users emitted by initial loads", NULL);
+}
+
+/* The closing summary: counts by kind, for operators and tests. */
+static void ws_summary(struct ws_source *s)
+{
+    char buf[512];
+    size_t i, off = 0;
+
+    buf[0] = '\0';
+    for (i = 0; i < s->nreasons && off < sizeof(buf); i++) {
+        int n = snprintf(buf + off, sizeof(buf) - off, "%s%s=%lu",
+                         i ? " " : " (", s->reasons[i].reason,
+                         s->reasons[i].count);
+        if (n < 0)
+            break;
+        off += (size_t)n;
+    }
+    if (s->nreasons && off < sizeof(buf) - 1)
+        snprintf(buf + off, sizeof(buf) - off, ")");
+    WS_LOG(s, FERRY_LOG_INFO,
+           "stopped: %lu messages, %lu invalid%s, %lu errors, %lu "
+           "reconnects; %zu queued messages not emitted",
+           s->n_messages, s->n_invalid, buf, s->n_errors,
+           s->dials ? s->dials - 1 : 0, s->queue.len);
+}
+
+static int ws_run(void *state)
+{
+    struct ws_source *s = state;
+    struct lws_context_creation_info info;
+    struct lws_context *lws;
+
+    ws_register_metrics(s);
+    ws_set_connected(s, 0);
+    lws_set_log_level(0, ws_lws_log);
+    memset(&info, 0, sizeof(info));
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = ws_protocols;
+    info.gid = -1;
+    info.uid = -1;
+    info.user = s;
+    info.connect_timeout_secs = (unsigned)((s->connect_ms + 999) / 1000) + 1;
+    info.timeout_secs = (unsigned)((s->connect_ms + 999) / 1000) + 1;
+    info.pt_serv_buf_size = WS_RX_BUFFER;
+    if (s->wsurl.tls) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.client_ssl_ca_filepath = s->ca_file;
+        if (!s->tls_verify)
+            WS_LOG(s, FERRY_LOG_WARN,
+                   "tls_verify is off: the datastream server's certificate "
+                   "is not checked");
+    }
+    lws = lws_create_context(&info);
+    if (!lws) {
+        WS_LOG(s, FERRY_LOG_ERROR,
+               "cannot create the WebSocket client context%s%s",
+               s->ca_file ? " (check tls_ca_file " : "",
+               s->ca_file ? s->ca_file : "");
+        return FERRY_ERROR;
+    }
+    pthread_mutex_lock(&s->ctl_lock);
+    s->lws = lws;
+    pthread_mutex_unlock(&s->ctl_lock);
+
+    ws_dial(s);
+    while (!atomic_load(&s->stopping)) {
+        if (lws_service(lws, 0) < 0)
+            break;
+    }
+
+    /* Stop the loader first: it emits and kicks. */
+    if (s->load) {
+        ws_load_cancel(s->load);
+        ws_load_finish(s->load);
+        s->load = NULL;
+    }
+    lws_sul_cancel(&s->sul_reconnect);
+    lws_sul_cancel(&s->sul_ping);
+    lws_sul_cancel(&s->sul_pong);
+    lws_sul_cancel(&s->sul_retry);
+    lws_sul_cancel(&s->sul_connect);
+    pthread_mutex_lock(&s->ctl_lock);
+    s->lws = NULL;
+    pthread_mutex_unlock(&s->ctl_lock);
+    lws_context_destroy(lws);
+    s->wsi = NULL;
+    s->conn_state = WS_CONN_IDLE;
+    ws_set_connected(s, 0);
+    ws_summary(s);
+    ws_queue_clear(&s->queue);
+    return FERRY_OK;
+}
+
+static void ws_stop(void *state)
+{
+    struct ws_source *s = state;
+
+    atomic_store(&s->stopping, 1);
+    ws_source_kick(s);
+}
+
+static void ws_wakeup(void *state)
+{
+    struct ws_source *s = state;
+
+    atomic_store(&s->woken, 1);
+    ws_source_kick(s);
+}
+
+FERRY_PLUGIN_EXPORT const struct ferry_plugin ferry_plugin = {
+    FERRY_PLUGIN_HEADER(FERRY_KIND_SOURCE, "websocket"),
+    .version = FERRY_VERSION,
+    .description = "Schematic datastream client (WebSocket + REST initial "
+                   "load)",
+    .options = ws_options,
+    .init = ws_init,
+    .fini = ws_fini,
+    .run = ws_run,
+    .stop = ws_stop,
+    .wakeup = ws_wakeup,
+};

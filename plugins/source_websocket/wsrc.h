@@ -1,0 +1,260 @@
+/*
+ * plugins/source_websocket/wsrc.h: internals of the Schematic datastream
+ * source, shared by its three files:
+ *   source.c  options, init/run/stop/wakeup, the libwebsockets client;
+ *   load.c    the REST initial load (libcurl multi, its own thread);
+ *   util.c    URL derivation, backoff, the held-message queue, rate-limited
+ *             logging: pure functions, unit-tested without I/O.
+ *
+ * Nothing here is exported from the .so (-fvisibility=hidden); the names
+ * carry the ws_ prefix of the plugin.
+ */
+#ifndef FERRY_SOURCE_WEBSOCKET_WSRC_H
+#define FERRY_SOURCE_WEBSOCKET_WSRC_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libwebsockets.h>
+
+#include "ferry/ferry.h"
+
+/* ---- util.c ------------------------------------------------------------ */
+
+/*
+ * Derives the datastream WebSocket URL from a configured URL
+ * (schematic-datastream.md 1.1): ws:// and wss:// are used unchanged;
+ * http:// and https:// become ws:// and wss://, a first host label "api"
+ * (of a host with more than one label) becomes "datastream", the path is
+ * replaced by /datastream and the query is kept (a #fragment is dropped).
+ * Schemes compare case-insensitively. Returns 0 with the URL in out, or -1
+ * with one line in err.
+ */
+int ws_url_derive(const char *in, char *out, size_t outlen, char *err,
+                  size_t errlen);
+
+/* A ws:// or wss:// URL split for lws_client_connect_via_info(). */
+struct ws_url {
+    int tls;          /* wss:// */
+    int port;         /* explicit, or 80 / 443 */
+    char host[256];   /* address to dial: "127.0.0.1", "::1" (no []) */
+    char hostport[300]; /* Host header: as written in the URL */
+    char path[2048];  /* path and query, "/" at least */
+};
+
+/* Splits a ws:// or wss:// URL. Returns 0, or -1 with one line in err. */
+int ws_url_parse(const char *url, struct ws_url *u, char *err,
+                 size_t errlen);
+
+/*
+ * The delay before dial attempt number `attempt` (1 = the first retry after
+ * a failed dial): base = min_ms * 2^(attempt-1) capped at max_ms, plus a
+ * jitter of up to base/4 taken from rnd (uniform in [0, 1)), and the
+ * result clamped to [min_ms, max_ms].
+ */
+uint64_t ws_backoff_ms(unsigned attempt, uint64_t min_ms, uint64_t max_ms,
+                       double rnd);
+
+/* Formats a duration in ms as "40s", "1500ms", "2m", "1m30s" into buf. */
+const char *ws_fmt_ms(uint64_t ms, char *buf, size_t len);
+
+/*
+ * A queued message: one allocation holding the struct and every string it
+ * points to (so it outlives the frame it was parsed from).
+ */
+struct ws_item {
+    struct ws_item *next;
+    struct ferry_msg msg;
+};
+
+/* Deep-copies msg (NULL strings become ""). Aborts on out-of-memory. */
+struct ws_item *ws_item_new(const struct ferry_msg *msg);
+
+/* A FIFO of ws_items; owned by one thread. */
+struct ws_queue {
+    struct ws_item *head;
+    struct ws_item *tail;
+    size_t len;
+};
+
+void ws_queue_push(struct ws_queue *q, struct ws_item *it);
+/* Removes and returns the head, or NULL. */
+struct ws_item *ws_queue_pop(struct ws_queue *q);
+/* Frees every item. */
+void ws_queue_clear(struct ws_queue *q);
+
+/*
+ * At most one log line per interval: ws_ratelog_ok() returns 1 when a line
+ * may be written now (then *suppressed is the number of lines held back
+ * since the previous one), else 0 and counts the line as suppressed. One
+ * thread per struct.
+ */
+struct ws_ratelog {
+    uint64_t last_ns;
+    unsigned long suppressed;
+};
+
+int ws_ratelog_ok(struct ws_ratelog *r, uint64_t now_ns,
+                  uint64_t interval_ns, unsigned long *suppressed);
+
+/* Subscription bits, in the order the requests are sent. */
+enum {
+    WS_SUB_COMPANIES = 1u << 0,
+    WS_SUB_USERS = 1u << 1,
+    WS_SUB_FLAGS = 1u << 2
+};
+
+/* Parses the subscribe list. Returns the WS_SUB_* mask, or -1 with the
+ * offending item named in err. An empty list is an error. */
+int ws_subscribe_parse(const char *const *items, size_t n, char *err,
+                       size_t errlen);
+
+/*
+ * Builds the subscription request for one WS_SUB_* bit:
+ *   {"data":{"action":"start","entity_type":"rulesengine.Companies",
+ *    "replay_from":"<ms>-<seq>"}}
+ * (replay_from omitted when pos is NULL or unset). Returns the length
+ * written to out (NUL-terminated), or -1 when out is too small.
+ */
+int ws_subscribe_request(unsigned sub, const struct ferry_pos *pos,
+                         char *out, size_t outlen);
+
+/* ---- load.c ------------------------------------------------------------- */
+
+struct ws_source;
+struct ws_load;
+
+/*
+ * Starts an initial load on a new thread: LOAD_BEGIN, every company and
+ * user from the REST API (FERRY_OP_FULL, FERRY_MSG_F_LOAD), LOAD_END. When
+ * it ends (complete, or cancelled) it sets its done flag and calls
+ * ws_source_kick(). Returns NULL when the thread could not start (logged).
+ * Called on the lws thread.
+ */
+struct ws_load *ws_load_start(struct ws_source *s);
+/* Nonzero once the loader thread has finished. Any thread. */
+int ws_load_done(struct ws_load *l);
+/* Asks the loader to stop soon (any thread, does not block). */
+void ws_load_cancel(struct ws_load *l);
+/* Joins the thread and frees. Returns 1 when LOAD_END was emitted, else
+ * 0. Accepts NULL (returns 0). */
+int ws_load_finish(struct ws_load *l);
+
+/* ---- source.c ------------------------------------------------------------ */
+
+/* Wakes the lws service loop (any thread). */
+void ws_source_kick(struct ws_source *s);
+
+/* Per-reason invalid-message counters kept for the summary line. */
+#define WS_MAX_REASONS 16
+
+struct ws_reason {
+    const char *reason; /* a static string */
+    struct ferry_metric *metric;
+    unsigned long count;
+};
+
+/* The instance. Fields are written by the lws (run) thread unless marked
+ * otherwise. */
+struct ws_source {
+    const struct ferry_host *host;
+    struct ferry_ctx *ctx;
+
+    /* Options, fixed after init(). */
+    char url[2048];         /* the WebSocket URL actually dialled */
+    struct ws_url wsurl;
+    char api_url[2048];     /* REST base, no trailing '/' */
+    char *api_key;
+    uint64_t ping_ms;       /* 0: no keepalive */
+    uint64_t pong_ms;
+    uint64_t connect_ms;
+    uint64_t rmin_ms;
+    uint64_t rmax_ms;
+    size_t max_msg;
+    int tls_verify;
+    char *ca_file;
+    unsigned subs;          /* WS_SUB_* */
+    int replay;
+    int bulk_load;
+    int page_size;
+    int concurrency;
+    double rate;            /* requests per second, 0: unlimited */
+    size_t max_held;
+
+    /* Cross-thread. ctl_lock guards lws for kicks from other threads. */
+    pthread_mutex_t ctl_lock;
+    struct lws_context *lws;
+    atomic_int stopping;
+    atomic_int woken;
+
+    /* Connection (lws thread). */
+    struct lws *wsi;
+    int conn_state;         /* WS_CONN_* */
+    unsigned attempts;      /* consecutive failed dials */
+    unsigned long dials;
+    uint64_t dial_ns;
+    uint64_t open_ns;
+    int close_code;         /* from the peer's close frame, 0: none */
+    int key_refused;        /* the last close was 4001 */
+    int confirm_pending;    /* connected after a 4001: wait for data */
+    int want_ping;
+    int sub_next;
+    int sub_count;
+    char sub_buf[3][LWS_PRE + 256];
+    int sub_len[3];
+    char replay_from[FERRY_POS_STRLEN];
+    int subscribed_logged;  /* WS_SUB_* confirmations logged this conn */
+    lws_sorted_usec_list_t sul_reconnect;
+    lws_sorted_usec_list_t sul_ping;
+    lws_sorted_usec_list_t sul_pong;
+    lws_sorted_usec_list_t sul_retry;
+    lws_sorted_usec_list_t sul_connect;
+    unsigned int rng;
+
+    /* Message reassembly. */
+    char *rx;
+    size_t rx_len;
+    size_t rx_cap;
+    size_t rx_total;
+    const char *rx_bad;     /* reason the current message is discarded */
+
+    /* Held / blocked messages (lws thread). */
+    struct ws_queue queue;
+    int holding;            /* an initial load runs: hold stream messages */
+    int paused;             /* we disabled rx on the connection */
+    int loaded_once;        /* the first-connection load decision is made */
+    int load_pending;       /* start a load once subscriptions are sent */
+    struct ws_load *load;
+    struct ferry_pos last_pos; /* newest stream position received */
+
+    /* Logging and counters (lws thread). */
+    struct ws_ratelog rl_invalid;
+    struct ws_ratelog rl_error;
+    unsigned long n_messages;
+    unsigned long n_errors;
+    unsigned long n_invalid;
+    struct ws_reason reasons[WS_MAX_REASONS];
+    size_t nreasons;
+    struct ferry_metric *m_msgs[4][6];
+    struct ferry_metric *m_connected;
+    struct ferry_metric *m_reconnects;
+    struct ferry_metric *m_unhealthy;
+    struct ferry_metric *m_errors;
+    struct ferry_metric *m_stream_time;
+    struct ferry_metric *m_held;
+
+    /* Loader metrics (loader thread). */
+    struct ferry_metric *m_load_requests;
+    struct ferry_metric *m_load_failures;
+    struct ferry_metric *m_load_entities;
+};
+
+enum {
+    WS_CONN_IDLE = 0,    /* not connected, maybe a redial is scheduled */
+    WS_CONN_DIALING = 1, /* connect_via_info called, not established */
+    WS_CONN_OPEN = 2     /* established */
+};
+
+#endif
