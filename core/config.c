@@ -537,31 +537,33 @@ static int config_handler(void *user, const char *section, const char *name,
                    p->lineno, s->name);
         goto fail;
     }
+    if (strcmp(s->kind, "ferry") != 0 || strcmp(name, "include") != 0) {
+        /* Expanded once every file is merged (config_expand_all), so a
+         * variable used only by a key that a later file overrides need
+         * not be set: etc/demo.ini includes etc/ferry.ini and replaces
+         * its ${SCHEMATIC_API_KEY}. */
+        section_set(s, name, value, p->path, p->lineno);
+        return 1;
+    }
     v = config_expand(value, why, sizeof(why));
     if (!v) {
         config_err(p->err, p->errlen, "%s:%d: [%s] %s", p->path, p->lineno,
                    s->name, why);
         goto fail;
     }
-    if (strcmp(s->kind, "ferry") == 0 && strcmp(name, "include") == 0) {
-        if (!*v) {
-            config_err(p->err, p->errlen,
-                       "%s:%d: [%s] include needs a file name", p->path,
-                       p->lineno, s->name);
-            free(v);
-            goto fail;
-        }
-        if (p->ninc == p->capinc) {
-            p->capinc = p->capinc ? p->capinc * 2 : 4;
-            p->inc = config_xrealloc(p->inc, p->capinc * sizeof(*p->inc));
-        }
-        p->inc[p->ninc].path = config_include_path(p->path, v);
-        p->inc[p->ninc].line = p->lineno;
-        p->ninc++;
+    if (!*v) {
+        config_err(p->err, p->errlen, "%s:%d: [%s] include needs a file name",
+                   p->path, p->lineno, s->name);
         free(v);
-        return 1;
+        goto fail;
     }
-    section_set(s, name, v, p->path, p->lineno);
+    if (p->ninc == p->capinc) {
+        p->capinc = p->capinc ? p->capinc * 2 : 4;
+        p->inc = config_xrealloc(p->inc, p->capinc * sizeof(*p->inc));
+    }
+    p->inc[p->ninc].path = config_include_path(p->path, v);
+    p->inc[p->ninc].line = p->lineno;
+    p->ninc++;
     free(v);
     return 1;
 
@@ -748,13 +750,36 @@ fail:
  * it sets inih's global options and reads the environment, so call it
  * from one thread at a time (startup, reload, `ferry check`).
  */
+/* Expands ${VAR} in every entry that survived the merge; errors name the
+ * file and line that set the entry. */
+static int config_expand_all(struct config *cfg, char *err, size_t errlen)
+{
+    char why[512];
+
+    for (size_t i = 0; i < cfg->count; i++) {
+        struct config_section *s = &cfg->sections[i];
+        for (size_t j = 0; j < s->count; j++) {
+            struct config_entry *e = &s->entries[j];
+            char *v = config_expand(e->value, why, sizeof(why));
+            if (!v) {
+                config_err(err, errlen, "%s:%d: [%s] %s", e->file, e->line,
+                           s->name, why);
+                return -1;
+            }
+            free(e->value);
+            e->value = v;
+        }
+    }
+    return 0;
+}
+
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->path = config_xstrdup(path);
     if (config_load_file(path, "", NULL, cfg, err, errlen) < 0)
         return -1;
-    return 0;
+    return config_expand_all(cfg, err, errlen);
 }
 
 /* ---- value parsers ------------------------------------------------------ */

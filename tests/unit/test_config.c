@@ -395,6 +395,38 @@ static void test_err_env_unset(void **state)
                                "'FERRY_T_NOPE' is not set");
 }
 
+/* A variable used only by a key that a later file overrides need not be
+ * set (etc/demo.ini replaces etc/ferry.ini's ${SCHEMATIC_API_KEY}); the
+ * one that wins is expanded, and its errors name its own file and line. */
+static void test_env_only_winning_entries_expand(void **state)
+{
+    struct config cfg;
+    char err[512];
+
+    (void)state;
+    unsetenv("FERRY_T_NOPE");
+    put("base.ini", "[source.ws]\n"
+                    "plugin = websocket\n"
+                    "api_key = ${FERRY_T_NOPE}\n");
+    put("a.ini", "[ferry]\n"
+                 "include = base.ini\n"
+                 "[source.ws]\n"
+                 "api_key = from-overlay\n");
+    assert_int_equal(config_load(&cfg, "a.ini", err, sizeof(err)), 0);
+    const struct config_entry *e =
+        config_entry(config_section(&cfg, "source.ws"), "api_key");
+    assert_non_null(e);
+    assert_string_equal(e->value, "from-overlay");
+    config_release(&cfg);
+
+    put("a.ini", "[ferry]\n"
+                 "include = base.ini\n"
+                 "[source.ws]\n"
+                 "url = ws://x\n");
+    expect_load_error("a.ini", "base.ini:3: [source.ws] environment "
+                               "variable 'FERRY_T_NOPE' is not set");
+}
+
 static void test_err_env_syntax(void **state)
 {
     (void)state;
@@ -1044,6 +1076,7 @@ int main(void)
         T(test_err_syntax),
         T(test_env_expansion),
         T(test_err_env_unset),
+        T(test_env_only_winning_entries_expand),
         T(test_err_env_syntax),
         T(test_include_overrides),
         T(test_include_several_and_nested),
