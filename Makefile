@@ -142,16 +142,22 @@ build-tests: all $(UNIT_BINS)
 deps:
 	@tests/deps.sh
 
-test: build-tests
+# Targets that run things install what they need first (deps is a no-op
+# when everything is there).
+test: deps
+	@$(MAKE) --no-print-directory build-tests
 	@BUILD=$(BUILD) SANITIZER=$(SANITIZER) tests/run.sh
 
-bench-core: all
+bench-core: deps
+	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) tests/bench/core.sh
 
-bench: all
+bench: deps
+	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) tests/bench/bench.sh
 
-demo: all
+demo: deps
+	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) tests/demo.sh
 
 format-check:
