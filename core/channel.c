@@ -391,6 +391,13 @@ size_t channel_pop_batch(struct channel *ch, void **items, size_t max,
            gen == ch->kick_gen && !channel__full(ch)) {
         if (ch->pop_waiters == 0 || max < ch->pop_want)
             ch->pop_want = max;
+        /* The wakeup that brought us here may have been meant for a
+         * sleeper that wants fewer items: pass it on before sleeping. */
+        if (ch->count > 0 && ch->count >= ch->pop_want && ch->pop_waiters > 0 &&
+            ch->pop_pending == 0) {
+            ch->pop_pending++;
+            pthread_cond_signal(&ch->not_empty);
+        }
         timed_out = channel__sleep(ch, &ch->not_empty, &ch->pop_waiters,
                                    &ch->pop_pending, deadline_ns) == ETIMEDOUT;
         if (ch->pop_waiters == 0)

@@ -419,6 +419,102 @@ static void test_pop_blocks_until_push(void **state)
     channel_free(ch, NULL);
 }
 
+/* ---- pop_batch ---------------------------------------------------------- */
+
+static void *pop_batch_thread(void *arg)
+{
+    struct waiter *w = arg;
+    void *items[4];
+
+    w->n = channel_pop_batch(w->ch, items, 4, w->deadline);
+    w->item = w->n ? items[0] : NULL;
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+static void test_pop_batch(void **state)
+{
+    struct channel *ch = channel_new(8);
+    struct waiter w = {.ch = ch, .deadline = UINT64_MAX};
+    void *items[4];
+    uint64_t start, deadline;
+    pthread_t t;
+
+    (void)state;
+    /* Enough queued: returns at once. */
+    for (uintptr_t i = 1; i <= 5; i++)
+        assert_int_equal(channel_try_push(ch, item(i)), FERRY_OK);
+    assert_int_equal(channel_pop_batch(ch, items, 4, 0), 4);
+    assert_int_equal(val(items[0]), 1);
+    assert_int_equal(val(items[3]), 4);
+    /* Not enough: waits for the deadline, then takes what is there. */
+    start = clock_now_ns();
+    deadline = start + 30 * MS;
+    assert_int_equal(channel_pop_batch(ch, items, 4, deadline), 1);
+    assert_true(clock_now_ns() >= deadline);
+    assert_int_equal(val(items[0]), 5);
+    assert_int_equal(channel_pop_batch(ch, items, 4, clock_now_ns()), 0);
+
+    /* A waiting batch is not handed out item by item. */
+    assert_int_equal(pthread_create(&t, NULL, pop_batch_thread, &w), 0);
+    for (uintptr_t i = 1; i <= 3; i++)
+        assert_int_equal(channel_push(ch, item(i)), FERRY_OK);
+    sleep_ms(30);
+    assert_false(atomic_load(&w.done));
+    assert_int_equal(channel_push(ch, item(4)), FERRY_OK);
+    pthread_join(t, NULL);
+    assert_int_equal(w.n, 4);
+    assert_int_equal(val(w.item), 1);
+
+    /* Kick and close end the wait with what is there. */
+    w = (struct waiter){.ch = ch, .deadline = UINT64_MAX};
+    assert_int_equal(pthread_create(&t, NULL, pop_batch_thread, &w), 0);
+    assert_int_equal(channel_push(ch, item(7)), FERRY_OK);
+    sleep_ms(30);
+    assert_false(atomic_load(&w.done));
+    channel_kick(ch);
+    pthread_join(t, NULL);
+    assert_int_equal(w.n, 1);
+    assert_int_equal(val(w.item), 7);
+    w = (struct waiter){.ch = ch, .deadline = UINT64_MAX};
+    assert_int_equal(pthread_create(&t, NULL, pop_batch_thread, &w), 0);
+    sleep_ms(30);
+    channel_close(ch);
+    pthread_join(t, NULL);
+    assert_int_equal(w.n, 0);
+    channel_free(ch, NULL);
+}
+
+/* A batch waiter woken by an item it does not want yet passes the wakeup
+ * on to a plain popper that does. */
+static void test_pop_batch_with_plain_popper(void **state)
+{
+    struct channel *ch = channel_new(8);
+    struct waiter b = {.ch = ch}, p = {.ch = ch};
+    pthread_t tb, tp;
+    uint64_t deadline;
+
+    (void)state;
+    b.deadline = clock_now_ns() + 60000 * MS;
+    assert_int_equal(pthread_create(&tb, NULL, pop_batch_thread, &b), 0);
+    sleep_ms(20);
+    assert_int_equal(pthread_create(&tp, NULL, pop_thread, &p), 0);
+    sleep_ms(20);
+    assert_int_equal(channel_push(ch, item(1)), FERRY_OK);
+    deadline = clock_now_ns() + 5000 * MS;
+    while (!atomic_load(&p.done) && clock_now_ns() < deadline)
+        sleep_ms(1);
+    assert_true(atomic_load(&p.done));
+    assert_int_equal(p.rc, FERRY_OK);
+    assert_int_equal(val(p.item), 1);
+    assert_false(atomic_load(&b.done));
+    channel_close(ch);
+    pthread_join(tb, NULL);
+    pthread_join(tp, NULL);
+    assert_int_equal(b.n, 0);
+    channel_free(ch, NULL);
+}
+
 /* ---- timeouts ----------------------------------------------------------- */
 
 static void test_timeouts(void **state)
@@ -774,6 +870,8 @@ int main(void)
         cmocka_unit_test(test_close_wakes_waiters),
         cmocka_unit_test(test_push_blocks_until_pop),
         cmocka_unit_test(test_pop_blocks_until_push),
+        cmocka_unit_test(test_pop_batch),
+        cmocka_unit_test(test_pop_batch_with_plain_popper),
         cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_timed_pop_gets_item),
         cmocka_unit_test(test_kick),
