@@ -160,6 +160,9 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) tests/demo.sh
 
+reference: all
+	@BUILD=$(BUILD) sh tests/update-readme.sh
+
 format-check:
 	@clang-format --dry-run --Werror core/*.[ch] include/ferry/*.h \
 	    plugins/*/*.[ch] tests/unit/*.c
@@ -177,6 +180,7 @@ clean:
 	rm -rf $(BUILD)
 
 .PHONY: all plugins testsupport build-tests deps test bench-core bench demo \
+        reference \
         format-check install clean
 .SECONDARY:
 

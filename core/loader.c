@@ -653,46 +653,58 @@ static void loader_md_sentence(FILE *out, const char *text)
         fputc('.', out);
 }
 
-static void loader_inspect_markdown(const struct plugin *p)
+void loader_options_markdown(FILE *out, const char *title,
+                             const char *description,
+                             const struct ferry_option *table)
 {
-    const struct ferry_plugin *d = &p->desc;
     const struct ferry_option *o;
     char range[256];
 
-    printf("### %s.%s\n\n", loader_kind_name((int)d->hdr.kind), d->hdr.name);
-    if (d->description != NULL) {
-        loader_md_cell(stdout, d->description);
-        printf("\n\n");
+    fprintf(out, "### %s\n\n", title);
+    if (description != NULL) {
+        loader_md_cell(out, description);
+        fprintf(out, "\n\n");
     }
-    if (d->options == NULL || d->options[0].name == NULL) {
-        printf("No options.\n");
+    if (table == NULL || table[0].name == NULL) {
+        fprintf(out, "No options.\n");
         return;
     }
-    printf("| key | type | default | description |\n");
-    printf("| --- | --- | --- | --- |\n");
-    for (o = d->options; o->name != NULL; o++) {
+    fprintf(out, "| key | type | default | description |\n");
+    fprintf(out, "| --- | --- | --- | --- |\n");
+    for (o = table; o->name != NULL; o++) {
         loader_fmt_range(range, sizeof(range), o);
-        printf("| `%s` | %s | ", o->name, loader_opt_type_name(o->type));
+        fprintf(out, "| `%s` | %s | ", o->name, loader_opt_type_name(o->type));
         if (o->flags & FERRY_OPT_REQUIRED)
-            printf("required");
+            fprintf(out, "required");
         else if (o->def != NULL && o->def[0] != '\0') {
-            printf("`");
-            loader_md_cell(stdout, o->def);
-            printf("`");
+            fprintf(out, "`");
+            loader_md_cell(out, o->def);
+            fprintf(out, "`");
         } else {
-            printf("(unset)");
+            fprintf(out, "(unset)");
         }
-        printf(" | ");
-        loader_md_sentence(stdout, o->description);
+        fprintf(out, " | ");
+        loader_md_sentence(out, o->description);
         if (range[0] != '\0') {
-            printf(o->type == FERRY_OPT_ENUM ? " One of: `" : " Range: `");
-            loader_md_cell(stdout, range);
-            printf("`.");
+            fprintf(out, o->type == FERRY_OPT_ENUM ? " One of: `"
+                                                   : " Range: `");
+            loader_md_cell(out, range);
+            fprintf(out, "`.");
         }
         if (o->flags & FERRY_OPT_SECRET)
-            printf(" Secret.");
-        printf(" |\n");
+            fprintf(out, " Secret.");
+        fprintf(out, " |\n");
     }
+}
+
+static void loader_inspect_markdown(const struct plugin *p)
+{
+    const struct ferry_plugin *d = &p->desc;
+    char title[128];
+
+    snprintf(title, sizeof(title), "%s.%s",
+             loader_kind_name((int)d->hdr.kind), d->hdr.name);
+    loader_options_markdown(stdout, title, d->description, d->options);
 }
 
 static void loader_inspect_text(const struct plugin *p)

@@ -5,6 +5,7 @@
 #define FERRY_CORE_LOADER_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "ferry/plugin.h"
 
@@ -72,6 +73,13 @@ struct plugin *plugin_set_get(struct plugin_set *s, int kind,
 struct plugin *plugin_set_add(struct plugin_set *s, const char *path,
                               int expect_kind, char *err, size_t errlen);
 void plugin_set_free(struct plugin_set *s);
+
+/* An option table as a Markdown section ("### title", description, a
+ * table of key, type, default, description), as `ferry inspect
+ * --markdown` prints it and README.md embeds it. */
+void loader_options_markdown(FILE *out, const char *title,
+                             const char *description,
+                             const struct ferry_option *table);
 
 /* `ferry plugins [-d DIR]`: one line per .so: kind, name, version, ABI.
  * Broken files are listed with their error. Returns 0, or 2 when DIR

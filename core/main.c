@@ -295,24 +295,6 @@ static int cmd_run(const char *path, const char *plugin_dir)
     return rc;
 }
 
-/* `ferry inspect --markdown core`: the core's own option tables. */
-static void print_table_md(const char *title, const struct ferry_option *t)
-{
-    printf("`%s`\n\n| key | type | default | meaning |\n| --- | --- | --- "
-           "| --- |\n",
-           title);
-    static const char *const types[] = {"?",        "string", "int",
-                                        "bool",     "duration", "size",
-                                        "enum",     "list",   "number"};
-    for (; t->name; t++)
-        printf("| `%s` | %s | %s%s%s | %s |\n", t->name,
-               t->type > 0 && t->type <= 8 ? types[t->type] : "?",
-               t->flags & FERRY_OPT_REQUIRED ? "required" : "",
-               t->def && t->def[0] ? "`" : "",
-               t->def && t->def[0] ? t->def : "", t->description);
-    printf("\n");
-}
-
 int main(int argc, char **argv)
 {
     const char *cmd = "run";
@@ -366,8 +348,14 @@ int main(int argc, char **argv)
             return EXIT_USAGE;
         }
         if (strcmp(positional, "core") == 0) {
-            print_table_md("[ferry]", sched_ferry_options);
-            print_table_md("[route.NAME]", sched_route_options);
+            loader_options_markdown(stdout, "[ferry]",
+                                    "Process settings.",
+                                    sched_ferry_options);
+            printf("\n");
+            loader_options_markdown(stdout, "[route.NAME]",
+                                    "A channel from a source to a sink, with "
+                                    "its workers, batching and policies.",
+                                    sched_route_options);
             return 0;
         }
         return loader_cmd_inspect(positional, markdown);
