@@ -16,11 +16,7 @@
 
 #include <jansson.h>
 
-enum sch_type {
-    SCH_COMPANY = 1,
-    SCH_USER = 2,
-    SCH_FLAG = 3
-};
+enum sch_type { SCH_COMPANY = 1, SCH_USER = 2, SCH_FLAG = 3 };
 
 /*
  * Serialises an entity payload the way Go's encoding/json writes the
@@ -30,28 +26,139 @@ enum sch_type {
  * formats them, UTF-8 and Go's escaping of <, >, &), compact. Returns NULL
  * and a reason in err when a field has the wrong JSON type or a required
  * id is missing.
+ *
+ * Decoding follows Go's encoding/json into the rulesengine structures
+ * (sections 4.1 and 4.3; field order and omit-empty fields as in 4.3 and
+ * the cache-* samples):
+ *   - member names match exactly, else case-insensitively; the last
+ *     matching member wins; unknown members are dropped;
+ *   - null in a string / bool / int64 / time field gives its zero value
+ *     ("", false, 0, "0001-01-01T00:00:00Z"); absent likewise;
+ *   - a null element of a list of structures stays null; a null element
+ *     of a list of strings becomes ""; a null map value becomes "" / 0;
+ *   - int64: a JSON integer, or a real with an integral value (1200.0 ->
+ *     1200, a deliberate leniency: Go itself would refuse it); a
+ *     fractional real (12.5) is an error, as the WASM engine fails on it;
+ *   - time: strict RFC 3339 as Go >= 1.20 parses it (offsets allowed,
+ *     upper-case T and Z, fraction truncated to nanoseconds), re-written in
+ *     UTC with 'Z' and trailing fraction zeros dropped; anything else is
+ *     an error (Go refuses it too), so is a year outside 0..9999 after the
+ *     shift to UTC;
+ *   - any other JSON type mismatch is an error (Go's Unmarshal fails, and
+ *     the reference skips such a message);
+ *   - the entity must be an object with a non-empty "id".
+ * Strings are written with Go >= 1.22's escaping (\b and \f as such).
+ * Thread-safe; entity is not modified.
  */
 char *sch_normalize(enum sch_type type, json_t *entity, char *err,
                     size_t errlen);
 
-/* Applies a partial (section 5) to a deep copy of base and returns the
- * merged entity. */
-json_t *sch_merge(enum sch_type type, json_t *base, json_t *partial);
+/* The canonical tree sch_normalize writes (new reference), or NULL with a
+ * reason in err. Idempotent: canonicalising a canonical tree gives an
+ * equal tree. */
+json_t *sch_canonical(enum sch_type type, json_t *entity, char *err,
+                      size_t errlen);
 
-/* Converts a REST CompanyDetail / UserDetail (section 10.3) to the cached
- * model. NULL on a malformed item. */
+/*
+ * Applies a partial (section 5) to a deep copy of base and returns the
+ * merged entity (a canonical tree: pass it to sch_normalize to write it).
+ * NULL when base is not a valid entity, partial is not an object, or a
+ * partial member has the wrong type (then nothing must be written: Go's
+ * merge fails the same way).
+ *
+ * This follows schematic-go datastream/merge.go (what the reference runs)
+ * where section 5 is silent:
+ *   - partial member names match exactly (no case folding);
+ *   - id / account_id / environment_id: null leaves the value unchanged;
+ *   - subscription: an object is decoded INTO the existing subscription
+ *     (members it lacks keep their values); null clears it;
+ *   - metrics: an incoming metric replaces the LAST existing element with
+ *     its identity; new identities are appended (several incoming metrics
+ *     with the same new identity are all appended);
+ *   - a company's keys map always exists after a merge ({} at least), and
+ *     credit_balances becomes {} when the partial carries it as null;
+ *   - a user's keys become {} when the partial carries keys (even null);
+ *   - SCH_FLAG: the partial is the whole flag: its canonical form.
+ */
+json_t *sch_merge(enum sch_type type, json_t *base, json_t *partial);
+/* sch_merge with the reason for a NULL result in err. */
+json_t *sch_merge_ex(enum sch_type type, json_t *base, json_t *partial,
+                     char *err, size_t errlen);
+
+/*
+ * Converts a REST CompanyDetail / UserDetail (section 10.3) to the cached
+ * model (a canonical tree). NULL on a malformed item: not an object, a
+ * member of the wrong JSON type, an unparsable time, or an empty id.
+ *
+ * REST shapes assumed (the items of GET /companies and GET /users; absent
+ * or null members are fine everywhere, unknown members are ignored):
+ *
+ *   CompanyDetail {
+ *     "id": "comp_1", "environment_id": "env_1",
+ *     "keys": [{"key": "domain", "value": "acme.test"}, ...],
+ *     "entity_traits": [{"definition": {"id": "trdf_1",
+ *         "trait_type": "string|boolean|bool|number|int|integer|date|..."},
+ *         "value": "fintech"}, ...],       (no definition: dropped)
+ *     "plan": {"id": "plan_1", "plan_version_id": "plnv_1"},
+ *     "add_ons": [{"id": "plan_2", "plan_version_id": "plnv_2"}, ...],
+ *     "plans": [{"id": "plan_1"}, ...],
+ *     "billing_subscriptions": [{"products": [{"id": "bprod_1"}]}, ...],
+ *     "billing_subscription": {"id": "bsub_1", "period_start": 1767225600,
+ *         "period_end": 1769904000, "products": [{"id": "bprod_1"}]},
+ *                                          (periods: Unix seconds, 0: zero)
+ *     "billing_credit_balances": {"bcrd_1": 1500.5},
+ *     "metrics": [{"account_id", "environment_id", "company_id",
+ *         "event_subtype", "value": 250 (a real is truncated),
+ *         "created_at": RFC 3339, "valid_until": RFC 3339 or null,
+ *         "period": "current_day|current_month|all_time" (else all_time),
+ *         "month_reset": "first|billing_cycle" (else first_of_month)}],
+ *     "rules": [{"id", "flag_id", "account_id", "environment_id",
+ *         "rule_type", "name", "priority", "value",
+ *         "conditions": [Condition], "condition_groups":
+ *         [{"conditions": [Condition]}]}],
+ *                    (only company_override / _usage_exceeded are kept)
+ *     "entitlements": [{"feature_id", "feature_key", "value_type",
+ *         "allocation", "usage", "soft_limit" (numbers, truncated to
+ *         integers), "event_name", "metric_period", "month_reset",
+ *         "metric_reset_at": RFC 3339 or null, "credit_id",
+ *         "credit_total", "credit_used", "credit_remaining"}]
+ *   }
+ *   Condition { "id", "account_id", "environment_id", "condition_type"
+ *     (unknown -> ""), "operator" (equals|not_equals|greater_than|
+ *     less_than|greater_than_or_equal|less_than_or_equal or the short
+ *     forms, is_empty, not_empty; unknown -> "eq"), "resource_ids",
+ *     "event_subtype", "metric_value", "metric_period" (unknown ->
+ *     all_time), "metric_period_month_reset" (unknown -> first_of_month),
+ *     "credit_id", "consumption_rate", "trait_value",
+ *     "trait_definition" / "comparison_trait_definition": {"id",
+ *     "comparable_type" (mapped like trait_type), "entity_type"} }
+ *   UserDetail { "id", "environment_id", "keys", "entity_traits" as above }
+ *
+ * Result: account_id "" (not in the REST items); traits' trait_definition
+ * {"id", "comparable_type", "entity_type": "company"|"user"};
+ * plan_version_ids = plan's then add-ons' (non-empty); billing_product_ids
+ * = every billing_subscriptions product id, then billing_subscription's
+ * not already present; credit_balances {} when absent; user rules [].
+ * A rule keeps its REST account_id (the reference leaves it "").
+ */
 json_t *sch_from_rest(enum sch_type type, json_t *detail);
+/* sch_from_rest with the reason for a NULL result in err. */
+json_t *sch_from_rest_ex(enum sch_type type, json_t *detail, char *err,
+                         size_t errlen);
 
 /* Lower-cases UTF-8 the way the SDKs' ToLower does (Unicode simple
  * lower-casing; invalid bytes copied as they are). Returns malloc'd. */
 char *sch_lower(const char *s);
 
 /*
- * Key names. prefix is "schematic" by default, version the cache version:
+ * Key names. prefix is "schematic" by default (NULL means the default),
+ * version the cache version:
  *   flag:    {prefix}:flags:{v}:{lower(key)}
- *   id key:  {prefix}:company:{v}:{id}
+ *   id key:  {prefix}:company:{v}:{id}     (user: {prefix}:user:{v}:{id})
  *   lookup:  {prefix}:company:{v}:{lower(k)}:{lower(val)}
- * Each returns a malloc'd string.
+ * Each returns a malloc'd string (NULL for a NULL argument).
+ * sch_key_entity(SCH_FLAG, ...) is sch_key_flag; sch_key_lookup(SCH_FLAG)
+ * is NULL (flags have no lookup keys).
  */
 char *sch_key_flag(const char *prefix, const char *version,
                    const char *flag_key);
@@ -59,7 +166,8 @@ char *sch_key_entity(const char *prefix, enum sch_type type,
                      const char *version, const char *id);
 char *sch_key_lookup(const char *prefix, enum sch_type type,
                      const char *version, const char *k, const char *val);
-/* The lookup value: the id as a JSON string, quotes included. */
+/* The lookup value: the id as a JSON string, quotes included, escaped as
+ * Go's json.Marshal escapes it. */
 char *sch_lookup_value(const char *id);
 
 #endif

@@ -1,0 +1,1960 @@
+/*
+ * plugins/common/schematic.c: Schematic's cached data model (schematic.h).
+ *
+ * Normalisation is schema driven: each rulesengine structure is a table of
+ * fields (JSON name, kind, omit-empty, element structure) in the order Go
+ * emits them. Decoding follows encoding/json: member names match a field
+ * exactly or case-insensitively, the last matching member wins, unknown
+ * members are dropped, null leaves a non-pointer field at its zero value,
+ * and a value of the wrong JSON type fails the whole entity (Go's Unmarshal
+ * returns an error and the reference skips the message). The result is a
+ * canonical jansson tree (every field present in order, map keys sorted,
+ * int64 as integers, float64 as reals, times re-formatted) that gojson.c
+ * writes byte for byte as Go would.
+ */
+#include "schematic.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gojson.h"
+#include "utf8.h"
+
+/* ---- schemas ------------------------------------------------------------- */
+
+enum sch_kind {
+    K_STR,        /* string */
+    K_STR_OPT,    /* *string */
+    K_BOOL,       /* bool */
+    K_INT,        /* int64 */
+    K_INT_OPT,    /* *int64 */
+    K_FLOAT_OPT,  /* *float64 */
+    K_TIME,       /* time.Time */
+    K_TIME_OPT,   /* *time.Time */
+    K_STRLIST,    /* []string, null/absent emitted as [] */
+    K_LIST,       /* []*T, null/absent emitted as [] */
+    K_STRUCT_OPT, /* *T */
+    K_MAP_STR,    /* map[string]string */
+    K_MAP_FLOAT   /* map[string]float64 */
+};
+
+struct sch_schema;
+
+struct sch_field {
+    const char *name;
+    unsigned char kind;
+    unsigned char omitempty;
+    const struct sch_schema *sub;
+};
+
+struct sch_schema {
+    const char *name;
+    const struct sch_field *fields;
+    size_t n;
+};
+
+#define SCH_SCHEMA(var, label, arr)                                            \
+    static const struct sch_schema var = {label, arr,                          \
+                                          sizeof(arr) / sizeof(arr[0])}
+
+/* Tentative definitions: the structures refer to each other. */
+static const struct sch_schema s_trait_def;
+static const struct sch_schema s_condition;
+static const struct sch_schema s_condition_group;
+static const struct sch_schema s_rule;
+
+static const struct sch_field f_trait_def[] = {
+    {"id", K_STR, 0, NULL},
+    {"comparable_type", K_STR, 0, NULL},
+    {"entity_type", K_STR, 0, NULL},
+};
+SCH_SCHEMA(s_trait_def, "TraitDefinition", f_trait_def);
+
+static const struct sch_field f_condition[] = {
+    {"id", K_STR, 0, NULL},
+    {"account_id", K_STR, 0, NULL},
+    {"environment_id", K_STR, 0, NULL},
+    {"condition_type", K_STR, 0, NULL},
+    {"operator", K_STR, 0, NULL},
+    {"resource_ids", K_STRLIST, 0, NULL},
+    {"event_subtype", K_STR_OPT, 0, NULL},
+    {"metric_value", K_INT_OPT, 0, NULL},
+    {"metric_period", K_STR_OPT, 0, NULL},
+    {"metric_period_month_reset", K_STR_OPT, 0, NULL},
+    {"credit_id", K_STR_OPT, 0, NULL},
+    {"consumption_rate", K_FLOAT_OPT, 0, NULL},
+    {"trait_definition", K_STRUCT_OPT, 0, &s_trait_def},
+    {"trait_value", K_STR, 0, NULL},
+    {"comparison_trait_definition", K_STRUCT_OPT, 0, &s_trait_def},
+};
+SCH_SCHEMA(s_condition, "Condition", f_condition);
+
+static const struct sch_field f_condition_group[] = {
+    {"conditions", K_LIST, 0, &s_condition},
+};
+SCH_SCHEMA(s_condition_group, "ConditionGroup", f_condition_group);
+
+static const struct sch_field f_rule[] = {
+    {"id", K_STR, 0, NULL},
+    {"flag_id", K_STR_OPT, 0, NULL},
+    {"account_id", K_STR, 0, NULL},
+    {"environment_id", K_STR, 0, NULL},
+    {"rule_type", K_STR, 0, NULL},
+    {"name", K_STR, 0, NULL},
+    {"priority", K_INT, 0, NULL},
+    {"conditions", K_LIST, 0, &s_condition},
+    {"condition_groups", K_LIST, 0, &s_condition_group},
+    {"value", K_BOOL, 0, NULL},
+};
+SCH_SCHEMA(s_rule, "Rule", f_rule);
+
+static const struct sch_field f_flag[] = {
+    {"id", K_STR, 0, NULL},
+    {"account_id", K_STR, 0, NULL},
+    {"environment_id", K_STR, 0, NULL},
+    {"key", K_STR, 0, NULL},
+    {"rules", K_LIST, 0, &s_rule},
+    {"default_value", K_BOOL, 0, NULL},
+};
+SCH_SCHEMA(s_flag, "Flag", f_flag);
+
+static const struct sch_field f_trait[] = {
+    {"trait_definition", K_STRUCT_OPT, 0, &s_trait_def},
+    {"value", K_STR, 0, NULL},
+};
+SCH_SCHEMA(s_trait, "Trait", f_trait);
+
+static const struct sch_field f_metric[] = {
+    {"account_id", K_STR, 0, NULL},
+    {"environment_id", K_STR, 0, NULL},
+    {"company_id", K_STR, 0, NULL},
+    {"event_subtype", K_STR, 0, NULL},
+    {"period", K_STR, 0, NULL},
+    {"month_reset", K_STR, 0, NULL},
+    {"value", K_INT, 0, NULL},
+    {"created_at", K_TIME, 0, NULL},
+    {"valid_until", K_TIME_OPT, 0, NULL},
+};
+SCH_SCHEMA(s_metric, "CompanyMetric", f_metric);
+
+static const struct sch_field f_subscription[] = {
+    {"id", K_STR, 0, NULL},
+    {"period_start", K_TIME, 0, NULL},
+    {"period_end", K_TIME, 0, NULL},
+};
+SCH_SCHEMA(s_subscription, "Subscription", f_subscription);
+
+/* rulesengine's FeatureEntitlement writes its fields in this (alphabetical)
+ * order; see the cache-company sample. */
+static const struct sch_field f_entitlement[] = {
+    {"allocation", K_INT_OPT, 0, NULL},
+    {"consumption_rate", K_FLOAT_OPT, 1, NULL},
+    {"credit_id", K_STR_OPT, 0, NULL},
+    {"credit_remaining", K_FLOAT_OPT, 0, NULL},
+    {"credit_reserved", K_FLOAT_OPT, 1, NULL},
+    {"credit_settled", K_FLOAT_OPT, 1, NULL},
+    {"credit_total", K_FLOAT_OPT, 0, NULL},
+    {"credit_used", K_FLOAT_OPT, 0, NULL},
+    {"event_name", K_STR_OPT, 0, NULL},
+    {"event_subtype", K_STR_OPT, 1, NULL},
+    {"feature_id", K_STR, 0, NULL},
+    {"feature_key", K_STR, 0, NULL},
+    {"metric_period", K_STR_OPT, 0, NULL},
+    {"metric_reset_at", K_TIME_OPT, 0, NULL},
+    {"month_reset", K_STR_OPT, 0, NULL},
+    {"soft_limit", K_INT_OPT, 0, NULL},
+    {"usage", K_INT_OPT, 0, NULL},
+    {"value_type", K_STR, 0, NULL},
+};
+SCH_SCHEMA(s_entitlement, "FeatureEntitlement", f_entitlement);
+
+static const struct sch_field f_company[] = {
+    {"id", K_STR, 0, NULL},
+    {"account_id", K_STR, 0, NULL},
+    {"environment_id", K_STR, 0, NULL},
+    {"base_plan_id", K_STR_OPT, 0, NULL},
+    {"billing_product_ids", K_STRLIST, 0, NULL},
+    {"credit_balances", K_MAP_FLOAT, 0, NULL},
+    {"entitlements", K_LIST, 1, &s_entitlement},
+    {"keys", K_MAP_STR, 0, NULL},
+    {"metrics", K_LIST, 0, &s_metric},
+    {"plan_ids", K_STRLIST, 0, NULL},
+    {"plan_version_ids", K_STRLIST, 0, NULL},
+    {"rules", K_LIST, 0, &s_rule},
+    {"subscription", K_STRUCT_OPT, 0, &s_subscription},
+    {"traits", K_LIST, 0, &s_trait},
+};
+SCH_SCHEMA(s_company, "Company", f_company);
+
+static const struct sch_field f_user[] = {
+    {"id", K_STR, 0, NULL},
+    {"account_id", K_STR, 0, NULL},
+    {"environment_id", K_STR, 0, NULL},
+    {"keys", K_MAP_STR, 0, NULL},
+    {"traits", K_LIST, 0, &s_trait},
+    {"rules", K_LIST, 0, &s_rule},
+};
+SCH_SCHEMA(s_user, "User", f_user);
+
+#define SCH_MAX_FIELDS 32
+#define SCH_MAX_PATH 24
+
+static const struct sch_schema *sch_schema_of(enum sch_type type)
+{
+    switch (type) {
+    case SCH_COMPANY:
+        return &s_company;
+    case SCH_USER:
+        return &s_user;
+    case SCH_FLAG:
+        return &s_flag;
+    }
+    return NULL;
+}
+
+/* ---- errors with a path ----------------------------------------------------
+ */
+
+struct sch_ctx {
+    char *err;
+    size_t errlen;
+    int failed;
+    int depth;
+    const char *entity_type; /* REST conversion: "company" or "user" */
+    struct {
+        const char *name;
+        long idx; /* -1: a field name */
+    } path[SCH_MAX_PATH];
+};
+
+static void sch_ctx_init(struct sch_ctx *c, char *err, size_t errlen)
+{
+    c->err = err;
+    c->errlen = errlen;
+    c->failed = 0;
+    c->depth = 0;
+    if (err && errlen)
+        err[0] = '\0';
+}
+
+static void sch_push(struct sch_ctx *c, const char *name, long idx)
+{
+    if (c->depth < SCH_MAX_PATH) {
+        c->path[c->depth].name = name;
+        c->path[c->depth].idx = idx;
+    }
+    c->depth++;
+}
+
+static void sch_pop(struct sch_ctx *c)
+{
+    c->depth--;
+}
+
+static void sch_fail(struct sch_ctx *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void sch_fail(struct sch_ctx *c, const char *fmt, ...)
+{
+    size_t o = 0;
+    int i, n;
+    va_list ap;
+
+    if (c->failed)
+        return;
+    c->failed = 1;
+    if (!c->err || c->errlen == 0)
+        return;
+    c->err[0] = '\0';
+    n = c->depth < SCH_MAX_PATH ? c->depth : SCH_MAX_PATH;
+    for (i = 0; i < n && o < c->errlen; i++) {
+        int w;
+
+        if (c->path[i].idx >= 0)
+            w = snprintf(c->err + o, c->errlen - o, "[%ld]", c->path[i].idx);
+        else
+            w = snprintf(c->err + o, c->errlen - o, "%s%s", i ? "." : "",
+                         c->path[i].name);
+        if (w < 0)
+            break;
+        o += (size_t)w;
+    }
+    if (o >= c->errlen)
+        return;
+    if (o > 0) {
+        n = snprintf(c->err + o, c->errlen - o, ": ");
+        o += n > 0 ? (size_t)n : 0;
+        if (o >= c->errlen)
+            return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(c->err + o, c->errlen - o, fmt, ap);
+    va_end(ap);
+}
+
+static const char *sch_jtype(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "bool";
+    case JSON_NULL:
+        return "null";
+    }
+    return "?";
+}
+
+static void *sch_check(void *p)
+{
+    if (!p)
+        abort();
+    return p;
+}
+
+#define NEW(x) ((json_t *)sch_check(x))
+
+/* ---- time ------------------------------------------------------------------
+ */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+ * algorithm; valid far beyond years 0..9999). */
+static long long sch_days_from_civil(long long y, unsigned m, unsigned d)
+{
+    long long era;
+    unsigned yoe, doy, doe;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = (unsigned)(y - era * 400);
+    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (long long)doe - 719468;
+}
+
+static void sch_civil_from_days(long long z, long long *y, unsigned *m,
+                                unsigned *d)
+{
+    long long era;
+    unsigned doe, yoe, doy, mp;
+
+    z += 719468;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = (unsigned)(z - era * 146097);
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (long long)yoe + era * 400 + (*m <= 2);
+}
+
+static int sch_days_in(unsigned m, long long y)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+
+    if (m == 2 && (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
+        return 29;
+    return days[m - 1];
+}
+
+static int sch_num(const char *s, int n, int lo, int hi, int *out)
+{
+    int v = 0, i;
+
+    for (i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Writes seconds since the epoch + nanoseconds as Go's RFC3339Nano in UTC
+ * ("2006-01-02T15:04:05.999999999Z", trailing zeros of the fraction
+ * dropped). out must hold 40 bytes. Returns -1 for a year outside
+ * 0..9999 (Go's MarshalJSON refuses those too). */
+static int sch_time_format(long long secs, long nsec, char *out)
+{
+    long long days = secs / 86400, rem = secs % 86400, y;
+    unsigned m, d;
+    int n;
+
+    if (rem < 0) {
+        rem += 86400;
+        days--;
+    }
+    sch_civil_from_days(days, &y, &m, &d);
+    if (y < 0 || y > 9999)
+        return -1;
+    n = sprintf(out, "%04lld-%02u-%02uT%02d:%02d:%02d", y, m, d,
+                (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60));
+    if (nsec > 0) {
+        char frac[24];
+        int k = 9;
+
+        snprintf(frac, sizeof(frac), "%09ld", nsec);
+        while (k > 0 && frac[k - 1] == '0')
+            k--;
+        frac[k] = '\0';
+        n += sprintf(out + n, ".%s", frac);
+    }
+    strcpy(out + n, "Z");
+    return 0;
+}
+
+/*
+ * Parses RFC 3339 exactly as Go's time.Time.UnmarshalJSON does (Go >=
+ * 1.20, strict): "YYYY-MM-DDTHH:MM:SS", an optional '.' and one or more
+ * digits (nanoseconds; digits past the ninth are truncated), then 'Z' or
+ * "+HH:MM"/"-HH:MM" (HH < 24, MM < 60). Upper-case 'T' and 'Z' only, day
+ * checked against the month. Writes the instant in UTC as Go's
+ * RFC3339Nano. Returns 0 or -1.
+ */
+static int sch_time_norm(const char *s, size_t len, char *out)
+{
+    int year, mon, day, hh, mm, ss, zh = 0, zm = 0;
+    long nsec = 0;
+    size_t i = 19;
+    long long secs;
+
+    if (len < 20)
+        return -1;
+    if (sch_num(s, 4, 0, 9999, &year) || s[4] != '-' ||
+        sch_num(s + 5, 2, 1, 12, &mon) || s[7] != '-' ||
+        sch_num(s + 8, 2, 1, 31, &day) || s[10] != 'T' ||
+        sch_num(s + 11, 2, 0, 23, &hh) || s[13] != ':' ||
+        sch_num(s + 14, 2, 0, 59, &mm) || s[16] != ':' ||
+        sch_num(s + 17, 2, 0, 59, &ss))
+        return -1;
+    if (day > sch_days_in((unsigned)mon, year))
+        return -1;
+    if (i + 1 < len && s[i] == '.' && s[i + 1] >= '0' && s[i + 1] <= '9') {
+        int digits = 0;
+
+        for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+            if (digits < 9) {
+                nsec = nsec * 10 + (s[i] - '0');
+                digits++;
+            }
+        }
+        for (; digits < 9; digits++)
+            nsec *= 10;
+    }
+    if (len - i == 1 && s[i] == 'Z') {
+        /* UTC */
+    } else if (len - i == 6 && (s[i] == '+' || s[i] == '-') &&
+               s[i + 3] == ':' && !sch_num(s + i + 1, 2, 0, 23, &zh) &&
+               !sch_num(s + i + 4, 2, 0, 59, &zm)) {
+        if (s[i] == '-') {
+            zh = -zh;
+            zm = -zm;
+        }
+    } else {
+        return -1;
+    }
+    secs = sch_days_from_civil(year, (unsigned)mon, (unsigned)day) * 86400 +
+           hh * 3600 + mm * 60 + ss - (zh * 3600 + zm * 60);
+    return sch_time_format(secs, nsec, out);
+}
+
+/* ---- canonicalisation -------------------------------------------------------
+ */
+
+/* Go's case-insensitive member matching (bytes.EqualFold against an ASCII
+ * field name): ASCII letters fold, and so do the Kelvin sign (to 'k') and
+ * the long s (to 's'). */
+static int sch_fold_eq(const char *key, const char *name)
+{
+    size_t len = strlen(key), i = 0;
+
+    while (i < len) {
+        unsigned char c = (unsigned char)key[i];
+        uint32_t cp;
+        size_t n;
+        char want = *name++;
+
+        if (!want)
+            return 0;
+        if (c < 0x80) {
+            if (c >= 'A' && c <= 'Z')
+                c = (unsigned char)(c + 32);
+            if (c != (unsigned char)want)
+                return 0;
+            i++;
+            continue;
+        }
+        n = utf8_decode(key + i, len - i, &cp);
+        if (n == 0)
+            return 0;
+        if (!((cp == 0x212A && want == 'k') || (cp == 0x017F && want == 's')))
+            return 0;
+        i += n;
+    }
+    return *name == '\0';
+}
+
+static int sch_find_field(const struct sch_schema *s, const char *key)
+{
+    size_t i;
+
+    for (i = 0; i < s->n; i++) {
+        if (!strcmp(s->fields[i].name, key))
+            return (int)i;
+    }
+    for (i = 0; i < s->n; i++) {
+        if (sch_fold_eq(key, s->fields[i].name))
+            return (int)i;
+    }
+    return -1;
+}
+
+static json_t *sch_struct(struct sch_ctx *c, const struct sch_schema *s,
+                          json_t *in, json_t *into);
+
+static json_t *sch_zero(int kind)
+{
+    switch (kind) {
+    case K_STR:
+        return NEW(json_string(""));
+    case K_BOOL:
+        return json_false();
+    case K_INT:
+        return NEW(json_integer(0));
+    case K_TIME:
+        return NEW(json_string("0001-01-01T00:00:00Z"));
+    case K_STRLIST:
+    case K_LIST:
+        return NEW(json_array());
+    default:
+        return json_null();
+    }
+}
+
+static int sch_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A map: keys sorted (Go sorts map keys when encoding), values strings
+ * (null -> "") or float64 (null -> 0). */
+static json_t *sch_map(struct sch_ctx *c, json_t *v, int floats)
+{
+    size_t n = json_object_size(v), i = 0;
+    const char **keys;
+    const char *k;
+    json_t *m, *out;
+
+    if (!json_is_object(v)) {
+        sch_fail(c, "expected object, got %s", sch_jtype(v));
+        return NULL;
+    }
+    keys = sch_check(malloc((n ? n : 1) * sizeof(*keys)));
+    json_object_foreach(v, k, m)
+    {
+        keys[i++] = k;
+    }
+    qsort(keys, n, sizeof(*keys), sch_cmp_str);
+    out = NEW(json_object());
+    for (i = 0; i < n; i++) {
+        json_t *val = json_object_get(v, keys[i]), *r;
+
+        if (floats) {
+            if (json_is_null(val))
+                r = NEW(json_real(0));
+            else if (json_is_number(val))
+                r = NEW(json_real(json_number_value(val)));
+            else
+                r = NULL;
+        } else {
+            if (json_is_null(val))
+                r = NEW(json_string(""));
+            else if (json_is_string(val))
+                r = NEW(json_stringn(json_string_value(val),
+                                     json_string_length(val)));
+            else
+                r = NULL;
+        }
+        if (!r) {
+            sch_push(c, keys[i], -1);
+            sch_fail(c, "expected %s, got %s", floats ? "number" : "string",
+                     sch_jtype(val));
+            sch_pop(c);
+            json_decref(out);
+            free(keys);
+            return NULL;
+        }
+        json_object_set_new(out, keys[i], r);
+    }
+    free(keys);
+    return out;
+}
+
+/* An int64 from a JSON number: integers as they are; a real only when it
+ * is integral and fits (1200.0 -> 1200; 12.5 is an error). */
+static json_t *sch_int(struct sch_ctx *c, json_t *v)
+{
+    double d;
+
+    if (json_is_integer(v))
+        return NEW(json_integer(json_integer_value(v)));
+    if (!json_is_real(v)) {
+        sch_fail(c, "expected integer, got %s", sch_jtype(v));
+        return NULL;
+    }
+    d = json_real_value(v);
+    if (d != floor(d) || d < -9223372036854775808.0 ||
+        d >= 9223372036854775808.0) {
+        sch_fail(c, "expected integer, got %.17g", d);
+        return NULL;
+    }
+    return NEW(json_integer((json_int_t)d));
+}
+
+static json_t *sch_time(struct sch_ctx *c, json_t *v)
+{
+    char out[40];
+
+    if (!json_is_string(v)) {
+        sch_fail(c, "expected RFC 3339 time string, got %s", sch_jtype(v));
+        return NULL;
+    }
+    if (sch_time_norm(json_string_value(v), json_string_length(v), out) < 0) {
+        sch_fail(c, "not an RFC 3339 time: \"%.40s\"", json_string_value(v));
+        return NULL;
+    }
+    return NEW(json_string(out));
+}
+
+static json_t *sch_list(struct sch_ctx *c, const struct sch_field *f, json_t *v)
+{
+    json_t *out;
+    size_t i;
+
+    if (json_is_null(v))
+        return NEW(json_array());
+    if (!json_is_array(v)) {
+        sch_fail(c, "expected array, got %s", sch_jtype(v));
+        return NULL;
+    }
+    out = NEW(json_array());
+    for (i = 0; i < json_array_size(v); i++) {
+        json_t *e = json_array_get(v, i), *r = NULL;
+
+        sch_push(c, NULL, (long)i);
+        if (f->kind == K_STRLIST) {
+            if (json_is_null(e))
+                r = NEW(json_string(""));
+            else if (json_is_string(e))
+                r = NEW(
+                    json_stringn(json_string_value(e), json_string_length(e)));
+            else
+                sch_fail(c, "expected string, got %s", sch_jtype(e));
+        } else if (json_is_null(e)) {
+            r = json_null();
+        } else if (json_is_object(e)) {
+            r = sch_struct(c, f->sub, e, NULL);
+        } else {
+            sch_fail(c, "expected object, got %s", sch_jtype(e));
+        }
+        sch_pop(c);
+        if (!r) {
+            json_decref(out);
+            return NULL;
+        }
+        json_array_append_new(out, r);
+    }
+    return out;
+}
+
+/* One field's canonical value from a present member v. base is the value
+ * decoded into (the existing field when merging into a struct), or NULL. */
+static json_t *sch_value(struct sch_ctx *c, const struct sch_field *f,
+                         json_t *v, json_t *base)
+{
+    if (json_is_null(v)) {
+        /* Pointers and maps become nil, lists empty; the other kinds never
+         * get here (null leaves them unchanged). */
+        return f->kind == K_STRLIST || f->kind == K_LIST ? NEW(json_array())
+                                                         : json_null();
+    }
+    switch (f->kind) {
+    case K_STR:
+    case K_STR_OPT:
+        if (json_is_string(v))
+            return NEW(
+                json_stringn(json_string_value(v), json_string_length(v)));
+        sch_fail(c, "expected string, got %s", sch_jtype(v));
+        return NULL;
+    case K_BOOL:
+        if (json_is_boolean(v))
+            return json_boolean(json_is_true(v));
+        sch_fail(c, "expected bool, got %s", sch_jtype(v));
+        return NULL;
+    case K_INT:
+    case K_INT_OPT:
+        return sch_int(c, v);
+    case K_FLOAT_OPT:
+        if (json_is_number(v))
+            return NEW(json_real(json_number_value(v)));
+        sch_fail(c, "expected number, got %s", sch_jtype(v));
+        return NULL;
+    case K_TIME:
+    case K_TIME_OPT:
+        return sch_time(c, v);
+    case K_STRLIST:
+    case K_LIST:
+        return sch_list(c, f, v);
+    case K_STRUCT_OPT:
+        if (json_is_object(v))
+            return sch_struct(c, f->sub, v, json_is_object(base) ? base : NULL);
+        sch_fail(c, "expected object, got %s", sch_jtype(v));
+        return NULL;
+    case K_MAP_STR:
+        return sch_map(c, v, 0);
+    case K_MAP_FLOAT:
+        return sch_map(c, v, 1);
+    }
+    return NULL;
+}
+
+/* null into a non-pointer scalar leaves it as it was (Go). */
+static int sch_null_keeps(int kind)
+{
+    return kind == K_STR || kind == K_BOOL || kind == K_INT || kind == K_TIME;
+}
+
+static int sch_is_empty(const json_t *v)
+{
+    return json_is_null(v) || (json_is_array(v) && json_array_size(v) == 0) ||
+           (json_is_object(v) && json_object_size(v) == 0);
+}
+
+/*
+ * Decodes object `in` as structure s. into, when given, is a canonical
+ * value of s that `in` is decoded into (Go's Unmarshal into an existing
+ * struct): members absent from `in` keep into's values.
+ */
+static json_t *sch_struct(struct sch_ctx *c, const struct sch_schema *s,
+                          json_t *in, json_t *into)
+{
+    json_t *slot[SCH_MAX_FIELDS] = {NULL};
+    const char *k;
+    json_t *v, *out;
+    size_t i;
+
+    json_object_foreach(in, k, v)
+    {
+        int idx = sch_find_field(s, k);
+
+        if (idx >= 0)
+            slot[idx] = v;
+    }
+    out = NEW(json_object());
+    for (i = 0; i < s->n; i++) {
+        const struct sch_field *f = &s->fields[i];
+        json_t *base = into ? json_object_get(into, f->name) : NULL, *r;
+
+        v = slot[i];
+        if (v && json_is_null(v) && sch_null_keeps(f->kind))
+            v = NULL;
+        if (!v) {
+            r = base ? NEW(json_deep_copy(base)) : sch_zero(f->kind);
+        } else {
+            sch_push(c, f->name, -1);
+            r = sch_value(c, f, v, base);
+            sch_pop(c);
+            if (!r) {
+                json_decref(out);
+                return NULL;
+            }
+        }
+        if (f->omitempty && sch_is_empty(r)) {
+            json_decref(r);
+            continue;
+        }
+        json_object_set_new(out, f->name, r);
+    }
+    return out;
+}
+
+static json_t *sch_canon(struct sch_ctx *c, enum sch_type type, json_t *entity)
+{
+    const struct sch_schema *s = sch_schema_of(type);
+
+    if (!s) {
+        sch_fail(c, "unknown entity type %d", (int)type);
+        return NULL;
+    }
+    if (!json_is_object(entity)) {
+        sch_fail(c, "%s is not an object", s->name);
+        return NULL;
+    }
+    return sch_struct(c, s, entity, NULL);
+}
+
+json_t *sch_canonical(enum sch_type type, json_t *entity, char *err,
+                      size_t errlen)
+{
+    struct sch_ctx c;
+    json_t *out;
+
+    sch_ctx_init(&c, err, errlen);
+    out = sch_canon(&c, type, entity);
+    if (out && json_string_length(json_object_get(out, "id")) == 0) {
+        sch_fail(&c, "id is missing or empty");
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
+char *sch_normalize(enum sch_type type, json_t *entity, char *err,
+                    size_t errlen)
+{
+    json_t *canon = sch_canonical(type, entity, err, errlen);
+    struct gj_buf b;
+
+    if (!canon)
+        return NULL;
+    gj_init(&b);
+    if (gj_value(&b, canon) < 0) {
+        /* Cannot happen: jansson never yields an infinite real. */
+        if (err && errlen)
+            snprintf(err, errlen, "non-finite number");
+        gj_release(&b);
+        json_decref(canon);
+        return NULL;
+    }
+    json_decref(canon);
+    return gj_take(&b);
+}
+
+/* ---- merge (section 5, schematic-go datastream/merge.go)
+ * --------------------- */
+
+static const struct sch_field *sch_field_of(const struct sch_schema *s,
+                                            const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < s->n; i++) {
+        if (!strcmp(s->fields[i].name, name))
+            return &s->fields[i];
+    }
+    return NULL;
+}
+
+/* Decodes partial member v as field `name` of s (Go: json.Unmarshal of the
+ * raw member into a fresh variable of the field's type). */
+static json_t *sch_member(struct sch_ctx *c, const struct sch_schema *s,
+                          const char *name, json_t *v, json_t *base)
+{
+    const struct sch_field *f = sch_field_of(s, name);
+    json_t *r;
+
+    sch_push(c, name, -1);
+    if (json_is_null(v)) {
+        switch (f->kind) {
+        case K_STRLIST:
+        case K_LIST:
+            r = NEW(json_array());
+            break;
+        default:
+            r = json_null();
+        }
+    } else {
+        r = sch_value(c, f, v, base);
+    }
+    sch_pop(c);
+    return r;
+}
+
+static const char *sch_sval(json_t *obj, const char *name)
+{
+    json_t *v = json_object_get(obj, name);
+
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* A copy of object o with its members in key order (Go sorts map keys). */
+static json_t *sch_sorted(json_t *o)
+{
+    size_t n = json_object_size(o), i = 0;
+    const char **keys = sch_check(malloc((n ? n : 1) * sizeof(*keys)));
+    const char *k;
+    json_t *v, *out = NEW(json_object());
+
+    json_object_foreach(o, k, v)
+    {
+        keys[i++] = k;
+    }
+    qsort(keys, n, sizeof(*keys), sch_cmp_str);
+    for (i = 0; i < n; i++)
+        json_object_set(out, keys[i], json_object_get(o, keys[i]));
+    free(keys);
+    return out;
+}
+
+/* Shallow-merges canonical map src (or null) into member `name` of obj,
+ * which is created when it is null: Go's maps.Copy into a made map. */
+static void sch_map_merge(json_t *obj, const char *name, json_t *src)
+{
+    json_t *dst = json_object_get(obj, name);
+
+    if (!json_is_object(dst)) {
+        dst = NEW(json_object());
+        json_object_set_new(obj, name, dst);
+    }
+    if (json_is_object(src) && json_object_size(src) > 0) {
+        json_object_update(dst, src);
+        json_object_set_new(obj, name, sch_sorted(dst));
+    }
+}
+
+static int sch_metric_is(json_t *m, const char *ev, const char *period,
+                         const char *reset)
+{
+    const char *a = sch_sval(m, "event_subtype");
+    const char *b = sch_sval(m, "period");
+    const char *r = sch_sval(m, "month_reset");
+
+    return a && b && r && !strcmp(a, ev) && !strcmp(b, period) &&
+           !strcmp(r, reset);
+}
+
+/* Go's upsertMetrics: each incoming non-null metric replaces the existing
+ * element with its identity (the last one when the existing list repeats
+ * an identity) in place, or is appended. */
+static void sch_upsert_metrics(json_t *metrics, json_t *incoming)
+{
+    size_t nexist = json_array_size(metrics), i, j;
+
+    for (i = 0; i < json_array_size(incoming); i++) {
+        json_t *m = json_array_get(incoming, i);
+        const char *ev, *pe, *re;
+        size_t hit = (size_t)-1;
+
+        if (json_is_null(m))
+            continue;
+        ev = sch_sval(m, "event_subtype");
+        pe = sch_sval(m, "period");
+        re = sch_sval(m, "month_reset");
+        for (j = 0; j < nexist; j++) {
+            if (sch_metric_is(json_array_get(metrics, j), ev, pe, re))
+                hit = j;
+        }
+        if (hit != (size_t)-1)
+            json_array_set(metrics, hit, m);
+        else
+            json_array_append(metrics, m);
+    }
+}
+
+/* Go's syncEntitlementDerivedFields. */
+static void sch_rederive(json_t *company, json_t *credits, int metrics_upd)
+{
+    json_t *ents = json_object_get(company, "entitlements");
+    json_t *metrics = json_object_get(company, "metrics");
+    size_t i, j;
+
+    for (i = 0; i < json_array_size(ents); i++) {
+        json_t *e = json_array_get(ents, i);
+        const char *credit, *event;
+
+        if (!json_is_object(e))
+            continue;
+        credit = sch_sval(e, "credit_id");
+        event = sch_sval(e, "event_name");
+        if (credits && credit) {
+            json_t *bal = json_object_get(credits, credit);
+
+            if (bal)
+                json_object_set_new(e, "credit_remaining",
+                                    NEW(json_real(json_number_value(bal))));
+        }
+        if (metrics_upd && event) {
+            const char *period = sch_sval(e, "metric_period");
+            const char *reset = sch_sval(e, "month_reset");
+            json_t *found = NULL;
+
+            if (!period)
+                period = "all_time";
+            if (!reset)
+                reset = "first_of_month";
+            /* The lookup map keeps the last metric of each identity. */
+            for (j = 0; j < json_array_size(metrics); j++) {
+                json_t *m = json_array_get(metrics, j);
+
+                if (json_is_object(m) && sch_metric_is(m, event, period, reset))
+                    found = m;
+            }
+            if (found)
+                json_object_set_new(e, "usage",
+                                    NEW(json_integer(json_integer_value(
+                                        json_object_get(found, "value")))));
+        }
+    }
+}
+
+static int sch_merge_company(struct sch_ctx *c, json_t *m, json_t *partial)
+{
+    const struct sch_schema *s = &s_company;
+    json_t *credits = NULL;
+    int metrics_upd = 0, ents_in = 0;
+    const char *k;
+    json_t *v;
+
+    /* Go's DeepCopyCompany always makes a keys map. */
+    if (!json_is_object(json_object_get(m, "keys")))
+        json_object_set_new(m, "keys", NEW(json_object()));
+
+    json_object_foreach(partial, k, v)
+    {
+        json_t *r;
+
+        if (!strcmp(k, "id") || !strcmp(k, "account_id") ||
+            !strcmp(k, "environment_id")) {
+            if (json_is_null(v))
+                continue; /* null into a string: unchanged */
+        } else if (!strcmp(k, "base_plan_id") ||
+                   !strcmp(k, "billing_product_ids") ||
+                   !strcmp(k, "plan_ids") || !strcmp(k, "plan_version_ids") ||
+                   !strcmp(k, "rules") || !strcmp(k, "traits")) {
+            /* replaced below */
+        } else if (!strcmp(k, "subscription")) {
+            /* Decoded into the existing subscription: absent members keep
+             * their values; null clears it. */
+            r = sch_member(c, s, k, v, json_object_get(m, k));
+            if (!r)
+                return -1;
+            json_object_set_new(m, k, r);
+            continue;
+        } else if (!strcmp(k, "credit_balances")) {
+            r = sch_member(c, s, k, v, NULL);
+            if (!r)
+                return -1;
+            sch_map_merge(m, k, r);
+            json_decref(credits);
+            credits = json_is_object(r) ? r : NULL;
+            if (!credits)
+                json_decref(r);
+            continue;
+        } else if (!strcmp(k, "entitlements")) {
+            ents_in = 1;
+        } else if (!strcmp(k, "keys")) {
+            r = sch_member(c, s, k, v, NULL);
+            if (!r)
+                return -1;
+            sch_map_merge(m, k, r);
+            json_decref(r);
+            continue;
+        } else if (!strcmp(k, "metrics")) {
+            r = sch_member(c, s, k, v, NULL);
+            if (!r)
+                return -1;
+            sch_upsert_metrics(json_object_get(m, "metrics"), r);
+            json_decref(r);
+            metrics_upd = 1;
+            continue;
+        } else {
+            continue; /* not a merge field */
+        }
+        r = sch_member(c, s, k, v, NULL);
+        if (!r) {
+            json_decref(credits);
+            return -1;
+        }
+        json_object_set_new(m, k, r);
+    }
+    if (!ents_in && (credits || metrics_upd) &&
+        json_array_size(json_object_get(m, "entitlements")) > 0)
+        sch_rederive(m, credits, metrics_upd);
+    json_decref(credits);
+    return 0;
+}
+
+static int sch_merge_user(struct sch_ctx *c, json_t *m, json_t *partial)
+{
+    const char *k;
+    json_t *v;
+
+    json_object_foreach(partial, k, v)
+    {
+        json_t *r;
+
+        if (!strcmp(k, "id") || !strcmp(k, "account_id") ||
+            !strcmp(k, "environment_id")) {
+            if (json_is_null(v))
+                continue;
+        } else if (!strcmp(k, "keys")) {
+            r = sch_member(c, &s_user, k, v, NULL);
+            if (!r)
+                return -1;
+            sch_map_merge(m, k, r);
+            json_decref(r);
+            continue;
+        } else if (strcmp(k, "traits") && strcmp(k, "rules")) {
+            continue;
+        }
+        r = sch_member(c, &s_user, k, v, NULL);
+        if (!r)
+            return -1;
+        json_object_set_new(m, k, r);
+    }
+    return 0;
+}
+
+json_t *sch_merge_ex(enum sch_type type, json_t *base, json_t *partial,
+                     char *err, size_t errlen)
+{
+    struct sch_ctx c;
+    json_t *m;
+    int rc;
+
+    sch_ctx_init(&c, err, errlen);
+    if (!json_is_object(partial)) {
+        sch_fail(&c, "partial is not an object");
+        return NULL;
+    }
+    if (type == SCH_FLAG) {
+        /* A flag partial carries the whole flag (7.5). */
+        return sch_canon(&c, type, partial);
+    }
+    sch_push(&c, "base", -1);
+    m = sch_canon(&c, type, base);
+    sch_pop(&c);
+    if (!m)
+        return NULL;
+    rc = type == SCH_COMPANY ? sch_merge_company(&c, m, partial)
+                             : sch_merge_user(&c, m, partial);
+    if (rc < 0) {
+        json_decref(m);
+        return NULL;
+    }
+    return m;
+}
+
+json_t *sch_merge(enum sch_type type, json_t *base, json_t *partial)
+{
+    return sch_merge_ex(type, base, partial, NULL, 0);
+}
+
+/* ---- REST conversion (section 10.3)
+ * ------------------------------------------ */
+
+/* Reads an optional string member: NULL when absent or null; fails on
+ * another type. */
+static int rest_str(struct sch_ctx *c, json_t *obj, const char *name,
+                    const char **out)
+{
+    json_t *v = json_object_get(obj, name);
+
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v)) {
+        sch_push(c, name, -1);
+        sch_fail(c, "expected string, got %s", sch_jtype(v));
+        sch_pop(c);
+        return -1;
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+/* An optional array member: NULL when absent or null. */
+static int rest_arr(struct sch_ctx *c, json_t *obj, const char *name,
+                    json_t **out)
+{
+    json_t *v = json_object_get(obj, name);
+
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_array(v)) {
+        sch_push(c, name, -1);
+        sch_fail(c, "expected array, got %s", sch_jtype(v));
+        sch_pop(c);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* An optional object member: NULL when absent or null. */
+static int rest_obj(struct sch_ctx *c, json_t *obj, const char *name,
+                    json_t **out)
+{
+    json_t *v = json_object_get(obj, name);
+
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_object(v)) {
+        sch_push(c, name, -1);
+        sch_fail(c, "expected object, got %s", sch_jtype(v));
+        sch_pop(c);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static void set_str(json_t *o, const char *name, const char *s)
+{
+    json_object_set_new(o, name, s ? NEW(json_string(s)) : json_null());
+}
+
+/* Copies member `name` of `from` to `to` when present (any type: the
+ * canonicalisation after the conversion checks it). */
+static void copy_member(json_t *to, const char *name, json_t *from,
+                        const char *from_name)
+{
+    json_t *v = json_object_get(from, from_name ? from_name : name);
+
+    if (v)
+        json_object_set(to, name, v);
+}
+
+/* A number as an int64, truncating a fraction as Go's int64(float) does. */
+static int rest_int(struct sch_ctx *c, json_t *obj, const char *name,
+                    json_t *to)
+{
+    json_t *v = json_object_get(obj, name);
+    double d;
+
+    if (!v)
+        return 0;
+    if (json_is_null(v) || json_is_integer(v)) {
+        json_object_set(to, name, v);
+        return 0;
+    }
+    if (!json_is_real(v)) {
+        sch_push(c, name, -1);
+        sch_fail(c, "expected number, got %s", sch_jtype(v));
+        sch_pop(c);
+        return -1;
+    }
+    d = trunc(json_real_value(v));
+    if (!(d > -9223372036854775808.0 && d < 9223372036854775808.0)) {
+        sch_push(c, name, -1);
+        sch_fail(c, "number out of int64 range");
+        sch_pop(c);
+        return -1;
+    }
+    json_object_set_new(to, name, NEW(json_integer((json_int_t)d)));
+    return 0;
+}
+
+static const char *rest_trait_type(const char *t)
+{
+    if (!t)
+        return "string";
+    if (!strcmp(t, "boolean") || !strcmp(t, "bool"))
+        return "bool";
+    if (!strcmp(t, "number") || !strcmp(t, "int") || !strcmp(t, "integer"))
+        return "int";
+    if (!strcmp(t, "date"))
+        return "date";
+    return "string";
+}
+
+static const char *rest_operator(const char *op)
+{
+    static const char *const map[][2] = {
+        {"eq", "eq"},
+        {"equals", "eq"},
+        {"ne", "ne"},
+        {"not_equals", "ne"},
+        {"gt", "gt"},
+        {"greater_than", "gt"},
+        {"lt", "lt"},
+        {"less_than", "lt"},
+        {"gte", "gte"},
+        {"greater_than_or_equal", "gte"},
+        {"lte", "lte"},
+        {"less_than_or_equal", "lte"},
+        {"is_empty", "is_empty"},
+        {"not_empty", "not_empty"},
+    };
+    size_t i;
+
+    for (i = 0; op && i < sizeof(map) / sizeof(map[0]); i++) {
+        if (!strcmp(op, map[i][0]))
+            return map[i][1];
+    }
+    return "eq";
+}
+
+static const char *rest_condition_type(const char *t)
+{
+    static const char *const known[] = {"base_plan",   "billing_product",
+                                        "company",     "credit",
+                                        "crm_product", "metric",
+                                        "plan",        "plan_version",
+                                        "trait",       "user"};
+    size_t i;
+
+    for (i = 0; t && i < sizeof(known) / sizeof(known[0]); i++) {
+        if (!strcmp(t, known[i]))
+            return known[i];
+    }
+    return "";
+}
+
+static const char *rest_period(const char *p, int with_week)
+{
+    if (p && (!strcmp(p, "all_time") || !strcmp(p, "current_month") ||
+              !strcmp(p, "current_day") ||
+              (with_week && !strcmp(p, "current_week"))))
+        return p;
+    return "all_time";
+}
+
+static const char *rest_month_reset(const char *r)
+{
+    if (r && !strcmp(r, "billing_cycle"))
+        return "billing_cycle";
+    return "first_of_month";
+}
+
+/* A REST TraitDefinition (condition) -> cached TraitDefinition. */
+static json_t *rest_trait_def(struct sch_ctx *c, json_t *td)
+{
+    const char *id, *ct, *et;
+    json_t *o;
+
+    if (rest_str(c, td, "id", &id) || rest_str(c, td, "comparable_type", &ct) ||
+        rest_str(c, td, "entity_type", &et))
+        return NULL;
+    o = NEW(json_object());
+    set_str(o, "id", id ? id : "");
+    set_str(o, "comparable_type", rest_trait_type(ct));
+    set_str(o, "entity_type", et ? et : "");
+    return o;
+}
+
+static json_t *rest_conditions(struct sch_ctx *c, json_t *arr);
+
+static json_t *rest_condition(struct sch_ctx *c, json_t *in)
+{
+    const char *ct, *op, *mp, *mr;
+    json_t *o = NEW(json_object()), *td;
+    static const char *const copy[] = {"id",
+                                       "account_id",
+                                       "environment_id",
+                                       "resource_ids",
+                                       "event_subtype",
+                                       "credit_id",
+                                       "consumption_rate",
+                                       "trait_value"};
+    static const char *const tds[] = {"trait_definition",
+                                      "comparison_trait_definition"};
+    size_t i;
+
+    for (i = 0; i < sizeof(copy) / sizeof(copy[0]); i++)
+        copy_member(o, copy[i], in, NULL);
+    if (rest_str(c, in, "condition_type", &ct) ||
+        rest_str(c, in, "operator", &op) ||
+        rest_str(c, in, "metric_period", &mp) ||
+        rest_str(c, in, "metric_period_month_reset", &mr) ||
+        rest_int(c, in, "metric_value", o))
+        goto fail;
+    set_str(o, "condition_type", rest_condition_type(ct));
+    set_str(o, "operator", rest_operator(op));
+    if (mp)
+        set_str(o, "metric_period", rest_period(mp, 1));
+    if (mr)
+        set_str(o, "metric_period_month_reset", rest_month_reset(mr));
+    for (i = 0; i < 2; i++) {
+        json_t *def;
+
+        if (rest_obj(c, in, tds[i], &td))
+            goto fail;
+        if (!td)
+            continue;
+        sch_push(c, tds[i], -1);
+        def = rest_trait_def(c, td);
+        sch_pop(c);
+        if (!def)
+            goto fail;
+        json_object_set_new(o, tds[i], def);
+    }
+    return o;
+fail:
+    json_decref(o);
+    return NULL;
+}
+
+static json_t *rest_conditions(struct sch_ctx *c, json_t *arr)
+{
+    json_t *out = NEW(json_array());
+    size_t i;
+
+    for (i = 0; i < json_array_size(arr); i++) {
+        json_t *e = json_array_get(arr, i), *r;
+
+        if (json_is_null(e))
+            continue;
+        sch_push(c, NULL, (long)i);
+        if (!json_is_object(e)) {
+            sch_fail(c, "expected object, got %s", sch_jtype(e));
+            r = NULL;
+        } else {
+            r = rest_condition(c, e);
+        }
+        sch_pop(c);
+        if (!r) {
+            json_decref(out);
+            return NULL;
+        }
+        json_array_append_new(out, r);
+    }
+    return out;
+}
+
+static json_t *rest_rule(struct sch_ctx *c, json_t *in)
+{
+    json_t *o, *conds, *groups, *cv, *gv;
+    const char *rt;
+    size_t i;
+
+    if (rest_str(c, in, "rule_type", &rt))
+        return NULL;
+    if (!rt || (strcmp(rt, "company_override") &&
+                strcmp(rt, "company_override_usage_exceeded")))
+        return json_null(); /* dropped */
+    if (rest_arr(c, in, "conditions", &conds) ||
+        rest_arr(c, in, "condition_groups", &groups))
+        return NULL;
+    o = NEW(json_object());
+    copy_member(o, "id", in, NULL);
+    copy_member(o, "flag_id", in, NULL);
+    copy_member(o, "account_id", in, NULL);
+    copy_member(o, "environment_id", in, NULL);
+    set_str(o, "rule_type", rt);
+    copy_member(o, "name", in, NULL);
+    if (rest_int(c, in, "priority", o))
+        goto fail;
+    copy_member(o, "value", in, NULL);
+    sch_push(c, "conditions", -1);
+    cv = rest_conditions(c, conds);
+    sch_pop(c);
+    if (!cv)
+        goto fail;
+    json_object_set_new(o, "conditions", cv);
+    gv = NEW(json_array());
+    json_object_set_new(o, "condition_groups", gv);
+    for (i = 0; i < json_array_size(groups); i++) {
+        json_t *g = json_array_get(groups, i), *gc, *go;
+
+        if (json_is_null(g))
+            continue;
+        sch_push(c, "condition_groups", -1);
+        sch_push(c, NULL, (long)i);
+        if (!json_is_object(g)) {
+            sch_fail(c, "expected object, got %s", sch_jtype(g));
+            gc = NULL;
+        } else if (rest_arr(c, g, "conditions", &gc)) {
+            gc = NULL;
+        } else {
+            sch_push(c, "conditions", -1);
+            gc = rest_conditions(c, gc);
+            sch_pop(c);
+        }
+        sch_pop(c);
+        sch_pop(c);
+        if (!gc)
+            goto fail;
+        go = NEW(json_object());
+        json_object_set_new(go, "conditions", gc);
+        json_array_append_new(gv, go);
+    }
+    return o;
+fail:
+    json_decref(o);
+    return NULL;
+}
+
+/* Each element of arr through fn (NULL result: failure; JSON null: skip). */
+static json_t *rest_map_list(struct sch_ctx *c, json_t *arr, const char *name,
+                             json_t *(*fn)(struct sch_ctx *, json_t *))
+{
+    json_t *out = NEW(json_array());
+    size_t i;
+
+    sch_push(c, name, -1);
+    for (i = 0; i < json_array_size(arr); i++) {
+        json_t *e = json_array_get(arr, i), *r;
+
+        if (json_is_null(e))
+            continue;
+        sch_push(c, NULL, (long)i);
+        if (!json_is_object(e)) {
+            sch_fail(c, "expected object, got %s", sch_jtype(e));
+            r = NULL;
+        } else {
+            r = fn(c, e);
+        }
+        sch_pop(c);
+        if (!r) {
+            sch_pop(c);
+            json_decref(out);
+            return NULL;
+        }
+        if (json_is_null(r))
+            json_decref(r);
+        else
+            json_array_append_new(out, r);
+    }
+    sch_pop(c);
+    return out;
+}
+
+static json_t *rest_metric(struct sch_ctx *c, json_t *in)
+{
+    static const char *const copy[] = {"account_id", "environment_id",
+                                       "company_id", "event_subtype",
+                                       "created_at", "valid_until"};
+    const char *period, *reset;
+    json_t *o;
+    size_t i;
+
+    if (rest_str(c, in, "period", &period) ||
+        rest_str(c, in, "month_reset", &reset))
+        return NULL;
+    o = NEW(json_object());
+    for (i = 0; i < sizeof(copy) / sizeof(copy[0]); i++)
+        copy_member(o, copy[i], in, NULL);
+    set_str(o, "period", rest_period(period, 0));
+    set_str(o, "month_reset",
+            reset && !strcmp(reset, "billing_cycle") ? "billing_cycle"
+                                                     : "first_of_month");
+    if (rest_int(c, in, "value", o)) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static json_t *rest_entitlement(struct sch_ctx *c, json_t *in)
+{
+    static const char *const copy[] = {
+        "feature_id",       "feature_key",   "value_type",   "event_name",
+        "metric_reset_at",  "credit_id",     "credit_total", "credit_used",
+        "credit_remaining", "metric_period", "month_reset"};
+    static const char *const ints[] = {"allocation", "usage", "soft_limit"};
+    json_t *o = NEW(json_object());
+    size_t i;
+
+    for (i = 0; i < sizeof(copy) / sizeof(copy[0]); i++)
+        copy_member(o, copy[i], in, NULL);
+    for (i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+        if (rest_int(c, in, ints[i], o)) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+static json_t *rest_trait(struct sch_ctx *c, json_t *in)
+{
+    json_t *def, *o, *td;
+    const char *id, *tt;
+
+    if (rest_obj(c, in, "definition", &def))
+        return NULL;
+    if (!def)
+        return json_null(); /* traits without a definition are dropped */
+    sch_push(c, "definition", -1);
+    if (rest_str(c, def, "id", &id) || rest_str(c, def, "trait_type", &tt)) {
+        sch_pop(c);
+        return NULL;
+    }
+    sch_pop(c);
+    o = NEW(json_object());
+    td = NEW(json_object());
+    set_str(td, "id", id ? id : "");
+    set_str(td, "entity_type", c->entity_type);
+    set_str(td, "comparable_type", rest_trait_type(tt));
+    json_object_set_new(o, "trait_definition", td);
+    copy_member(o, "value", in, NULL);
+    return o;
+}
+
+/* Unix seconds -> RFC 3339 UTC; 0 -> Go's zero time. */
+static int rest_unix_time(struct sch_ctx *c, json_t *obj, const char *name,
+                          json_t *to)
+{
+    json_t *v = json_object_get(obj, name);
+    char out[40];
+    double d;
+
+    if (!v || json_is_null(v)) {
+        set_str(to, name, "0001-01-01T00:00:00Z");
+        return 0;
+    }
+    if (!json_is_number(v)) {
+        sch_push(c, name, -1);
+        sch_fail(c, "expected Unix seconds, got %s", sch_jtype(v));
+        sch_pop(c);
+        return -1;
+    }
+    d = trunc(json_number_value(v));
+    if (d == 0) {
+        set_str(to, name, "0001-01-01T00:00:00Z");
+        return 0;
+    }
+    if (!(fabs(d) < 1e15) || sch_time_format((long long)d, 0, out) < 0) {
+        sch_push(c, name, -1);
+        sch_fail(c, "Unix time out of range");
+        sch_pop(c);
+        return -1;
+    }
+    set_str(to, name, out);
+    return 0;
+}
+
+/* keys[] {key, value} -> map; traits. Shared by companies and users. */
+static int rest_common(struct sch_ctx *c, json_t *in, json_t *o,
+                       const char *entity_type)
+{
+    json_t *keys, *traits, *map, *tv;
+    size_t i;
+
+    copy_member(o, "id", in, NULL);
+    set_str(o, "account_id", "");
+    copy_member(o, "environment_id", in, NULL);
+    if (rest_arr(c, in, "keys", &keys) ||
+        rest_arr(c, in, "entity_traits", &traits))
+        return -1;
+    map = NEW(json_object());
+    json_object_set_new(o, "keys", map);
+    for (i = 0; i < json_array_size(keys); i++) {
+        json_t *kv = json_array_get(keys, i);
+        const char *k, *v;
+
+        if (json_is_null(kv))
+            continue;
+        sch_push(c, "keys", -1);
+        sch_push(c, NULL, (long)i);
+        if (!json_is_object(kv)) {
+            sch_fail(c, "expected object, got %s", sch_jtype(kv));
+            k = NULL;
+        } else if (!rest_str(c, kv, "key", &k) &&
+                   !rest_str(c, kv, "value", &v)) {
+            set_str(map, k ? k : "", v ? v : "");
+        }
+        sch_pop(c);
+        sch_pop(c);
+        if (c->failed)
+            return -1;
+    }
+    c->entity_type = entity_type;
+    tv = rest_map_list(c, traits, "entity_traits", rest_trait);
+    if (!tv)
+        return -1;
+    json_object_set_new(o, "traits", tv);
+    return 0;
+}
+
+static int rest_company(struct sch_ctx *c, json_t *in, json_t *o)
+{
+    json_t *plan, *addons, *plans, *subs, *sub, *credits, *arr, *ids, *pv;
+    size_t i, j;
+    const char *s;
+    int rc;
+
+    if (rest_common(c, in, o, "company") < 0)
+        return -1;
+    if (rest_obj(c, in, "plan", &plan) || rest_arr(c, in, "add_ons", &addons) ||
+        rest_arr(c, in, "plans", &plans) ||
+        rest_arr(c, in, "billing_subscriptions", &subs) ||
+        rest_obj(c, in, "billing_subscription", &sub) ||
+        rest_obj(c, in, "billing_credit_balances", &credits))
+        return -1;
+
+    /* base_plan_id, plan_version_ids */
+    pv = NEW(json_array());
+    json_object_set_new(o, "plan_version_ids", pv);
+    if (plan) {
+        sch_push(c, "plan", -1);
+        if (rest_str(c, plan, "id", &s)) {
+            sch_pop(c);
+            return -1;
+        }
+        if (s && *s)
+            set_str(o, "base_plan_id", s);
+        if (rest_str(c, plan, "plan_version_id", &s)) {
+            sch_pop(c);
+            return -1;
+        }
+        sch_pop(c);
+        if (s && *s)
+            json_array_append_new(pv, NEW(json_string(s)));
+    }
+    for (i = 0; i < json_array_size(addons); i++) {
+        json_t *a = json_array_get(addons, i);
+
+        if (!json_is_object(a))
+            continue;
+        sch_push(c, "add_ons", -1);
+        sch_push(c, NULL, (long)i);
+        rc = rest_str(c, a, "plan_version_id", &s);
+        sch_pop(c);
+        sch_pop(c);
+        if (rc)
+            return -1;
+        if (s && *s)
+            json_array_append_new(pv, NEW(json_string(s)));
+    }
+
+    /* billing_product_ids: every subscription's products, then the current
+     * subscription's products not already listed. */
+    ids = NEW(json_array());
+    json_object_set_new(o, "billing_product_ids", ids);
+    for (i = 0; i <= json_array_size(subs); i++) {
+        json_t *sv = i < json_array_size(subs) ? json_array_get(subs, i) : sub;
+        int dedupe = i == json_array_size(subs);
+
+        if (!json_is_object(sv))
+            continue;
+        sch_push(c, dedupe ? "billing_subscription" : "billing_subscriptions",
+                 -1);
+        if (rest_arr(c, sv, "products", &arr)) {
+            sch_pop(c);
+            return -1;
+        }
+        for (j = 0; j < json_array_size(arr); j++) {
+            json_t *p = json_array_get(arr, j);
+            size_t k;
+            int dup = 0;
+
+            if (!json_is_object(p))
+                continue;
+            if (rest_str(c, p, "id", &s)) {
+                sch_pop(c);
+                return -1;
+            }
+            if (!s || !*s)
+                continue;
+            for (k = 0; dedupe && k < json_array_size(ids); k++) {
+                if (!strcmp(json_string_value(json_array_get(ids, k)), s))
+                    dup = 1;
+            }
+            if (!dup)
+                json_array_append_new(ids, NEW(json_string(s)));
+        }
+        sch_pop(c);
+    }
+
+    /* plan_ids */
+    arr = NEW(json_array());
+    json_object_set_new(o, "plan_ids", arr);
+    for (i = 0; i < json_array_size(plans); i++) {
+        json_t *p = json_array_get(plans, i);
+
+        if (!json_is_object(p))
+            continue;
+        sch_push(c, "plans", -1);
+        rc = rest_str(c, p, "id", &s);
+        sch_pop(c);
+        if (rc)
+            return -1;
+        if (s && *s)
+            json_array_append_new(arr, NEW(json_string(s)));
+    }
+
+    /* subscription */
+    if (sub) {
+        json_t *so = NEW(json_object());
+
+        json_object_set_new(o, "subscription", so);
+        sch_push(c, "billing_subscription", -1);
+        copy_member(so, "id", sub, NULL);
+        if (rest_unix_time(c, sub, "period_start", so) ||
+            rest_unix_time(c, sub, "period_end", so)) {
+            sch_pop(c);
+            return -1;
+        }
+        sch_pop(c);
+    }
+
+    json_object_set_new(o, "credit_balances",
+                        credits ? NEW(json_deep_copy(credits))
+                                : NEW(json_object()));
+
+    if (rest_arr(c, in, "metrics", &arr))
+        return -1;
+    arr = rest_map_list(c, arr, "metrics", rest_metric);
+    if (!arr)
+        return -1;
+    json_object_set_new(o, "metrics", arr);
+
+    if (rest_arr(c, in, "rules", &arr))
+        return -1;
+    arr = rest_map_list(c, arr, "rules", rest_rule);
+    if (!arr)
+        return -1;
+    json_object_set_new(o, "rules", arr);
+
+    if (rest_arr(c, in, "entitlements", &arr))
+        return -1;
+    arr = rest_map_list(c, arr, "entitlements", rest_entitlement);
+    if (!arr)
+        return -1;
+    json_object_set_new(o, "entitlements", arr);
+    return 0;
+}
+
+json_t *sch_from_rest_ex(enum sch_type type, json_t *detail, char *err,
+                         size_t errlen)
+{
+    struct sch_ctx c;
+    json_t *o, *out;
+    int rc;
+
+    sch_ctx_init(&c, err, errlen);
+    if (!json_is_object(detail)) {
+        sch_fail(&c, "REST item is not an object");
+        return NULL;
+    }
+    if (type != SCH_COMPANY && type != SCH_USER) {
+        sch_fail(&c, "REST conversion is for companies and users");
+        return NULL;
+    }
+    o = NEW(json_object());
+    if (type == SCH_COMPANY) {
+        rc = rest_company(&c, detail, o);
+    } else {
+        rc = rest_common(&c, detail, o, "user");
+        if (rc == 0)
+            json_object_set_new(o, "rules", NEW(json_array()));
+    }
+    if (rc < 0) {
+        sch_fail(&c, "malformed REST item");
+        json_decref(o);
+        return NULL;
+    }
+    /* The cached model checks every type (times, integers, ...). */
+    c.depth = 0;
+    out = sch_canon(&c, type, o);
+    json_decref(o);
+    if (out && json_string_length(json_object_get(out, "id")) == 0) {
+        sch_fail(&c, "id is missing or empty");
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
+json_t *sch_from_rest(enum sch_type type, json_t *detail)
+{
+    return sch_from_rest_ex(type, detail, NULL, 0);
+}
+
+/* ---- keys
+ * --------------------------------------------------------------------- */
+
+static const char *sch_segment(enum sch_type type)
+{
+    switch (type) {
+    case SCH_COMPANY:
+        return "company";
+    case SCH_USER:
+        return "user";
+    case SCH_FLAG:
+        return "flags";
+    }
+    return NULL;
+}
+
+static char *sch_join(const char *a, const char *b, const char *c,
+                      const char *d, const char *e)
+{
+    size_t n = strlen(a) + strlen(b) + strlen(c) + strlen(d) +
+               (e ? strlen(e) + 1 : 0) + 4;
+    char *out = malloc(n);
+
+    if (!out)
+        return NULL;
+    if (e)
+        snprintf(out, n, "%s:%s:%s:%s:%s", a, b, c, d, e);
+    else
+        snprintf(out, n, "%s:%s:%s:%s", a, b, c, d);
+    return out;
+}
+
+char *sch_key_flag(const char *prefix, const char *version,
+                   const char *flag_key)
+{
+    char *low, *out;
+
+    if (!version || !flag_key)
+        return NULL;
+    low = sch_lower(flag_key);
+    if (!low)
+        return NULL;
+    out = sch_join(prefix ? prefix : "schematic", "flags", version, low, NULL);
+    free(low);
+    return out;
+}
+
+char *sch_key_entity(const char *prefix, enum sch_type type,
+                     const char *version, const char *id)
+{
+    if (type == SCH_FLAG)
+        return sch_key_flag(prefix, version, id);
+    if (!sch_segment(type) || !version || !id)
+        return NULL;
+    /* ID keys keep the id's case (observed: SDKs do not lower-case it). */
+    return sch_join(prefix ? prefix : "schematic", sch_segment(type), version,
+                    id, NULL);
+}
+
+char *sch_key_lookup(const char *prefix, enum sch_type type,
+                     const char *version, const char *k, const char *val)
+{
+    char *lk, *lv, *out = NULL;
+
+    if (type == SCH_FLAG || !sch_segment(type) || !version || !k || !val)
+        return NULL;
+    lk = sch_lower(k);
+    lv = sch_lower(val);
+    if (lk && lv)
+        out = sch_join(prefix ? prefix : "schematic", sch_segment(type),
+                       version, lk, lv);
+    free(lk);
+    free(lv);
+    return out;
+}
+
+char *sch_lookup_value(const char *id)
+{
+    struct gj_buf b;
+
+    if (!id)
+        return NULL;
+    /* SDKs json-parse the lookup value into the id string, so it is the
+     * id as JSON: quotes included, escaped as Go's json.Marshal does. */
+    gj_init(&b);
+    gj_str(&b, id, strlen(id));
+    return gj_take(&b);
+}
