@@ -359,32 +359,28 @@ static int try_admit(struct ferry_ctx *src, struct cmsg *cm)
             continue;
         }
         struct channel *ch = route_channel(r, cm);
-        rc = channel_reserve(ch);
-        if (rc == FERRY_WOULD_BLOCK) {
-            switch (route_admit(r, cm, ch)) {
-            case FERRY_ADMIT_DROP_NEWEST:
-                metrics_add(r->m_dropped_newest, 1);
-                continue;
-            case FERRY_ADMIT_DROP_OLDEST: {
-                void *old;
-                if (channel_drop_oldest_if(ch, drop_oldest_ok, NULL, &old) ==
-                    FERRY_OK) {
-                    metrics_add(r->m_dropped_oldest, 1);
-                    cmsg_release(old);
-                }
-                rc = channel_reserve(ch);
-                break;
-            }
-            case FERRY_ADMIT_COALESCE:
-                if (ncoalesce < MAX_TARGETS) {
-                    coalesce[ncoalesce++] = r;
-                    continue;
-                }
-                break;
-            default:
-                break;
+        /* Policies with admit() are asked for every message, so a policy
+         * with watermarks can act before the channel is full; without one
+         * a full channel blocks. */
+        int verdict = r->has_admit ? route_admit(r, cm, ch)
+                                   : FERRY_ADMIT_BLOCK;
+        if (verdict == FERRY_ADMIT_DROP_NEWEST) {
+            metrics_add(r->m_dropped_newest, 1);
+            continue;
+        }
+        if (verdict == FERRY_ADMIT_COALESCE && ncoalesce < MAX_TARGETS) {
+            coalesce[ncoalesce++] = r;
+            continue;
+        }
+        if (verdict == FERRY_ADMIT_DROP_OLDEST) {
+            void *old;
+            if (channel_drop_oldest_if(ch, drop_oldest_ok, NULL, &old) ==
+                FERRY_OK) {
+                metrics_add(r->m_dropped_oldest, 1);
+                cmsg_release(old);
             }
         }
+        rc = channel_reserve(ch);
         if (rc != FERRY_OK)
             goto refuse;
         if (nres == sizeof(res) / sizeof(res[0]))
@@ -415,8 +411,13 @@ static int try_admit(struct ferry_ctx *src, struct cmsg *cm)
             placed++;
             continue;
         }
+        /* Nothing replaceable: queue it if there is room. */
+        if (channel_try_push(ch, cm) == FERRY_OK) {
+            placed++;
+            continue;
+        }
         if (placed == 0) {
-            /* Nothing replaceable: behave as block. */
+            /* Full and nothing replaceable: behave as block. */
             atomic_fetch_sub(&cm->refs, 1);
             cm->m.seq = 0;
             rc = FERRY_WOULD_BLOCK;
@@ -636,8 +637,12 @@ static int deliver(struct worker *w, struct cmsg **msgs, size_t n)
             if (past_abort(pl))
                 goto abandon;
             uint64_t now = clock_now_ns();
-            if (retry_at <= now || retry_at > now + 1000000000ull)
-                retry_at = now + 100000000ull;
+            /* Ask again at retry_at, but at least every second (a stop
+             * or a policy change is noticed) and not in a busy loop. */
+            if (retry_at > now + 1000000000ull)
+                retry_at = now + 1000000000ull;
+            if (retry_at <= now)
+                retry_at = now + 10000000ull;
             sleep_until(pl, retry_at);
             continue;
         }
@@ -1152,6 +1157,9 @@ static struct route *route_new(struct pipeline *pl,
         }
     }
     r->npolicies = n;
+    for (size_t i = 0; i < n; i++)
+        if (r->policies[i]->desc->admit)
+            r->has_admit = 1;
     n = optset_list(o, "match", &items);
     int all = n == 0;
     for (size_t i = 0; i < n; i++)

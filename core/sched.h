@@ -86,6 +86,7 @@ struct route {
     struct worker *workers;
     atomic_int workers_left; /* for the final checkpoint */
     int delivers_control;    /* first route of its source into its sink */
+    int has_admit;           /* a policy has admit(): ask it every time */
 
     struct ferry_metric *m_applied;
     struct ferry_metric *m_failed;

@@ -177,8 +177,12 @@ static int bp_applies(struct bp_policy *p, const struct ferry_admission *a)
 {
     struct bp_route *r;
 
-    if (p->high == 0 || a->depth >= a->capacity)
+    /* The core asks for every message; without watermarks the mode
+     * applies only to a full channel. */
+    if (a->depth >= a->capacity)
         return 1;
+    if (p->high == 0)
+        return 0;
     r = bp_route(p, a->route ? a->route : "");
     if (!r)
         return 1;
