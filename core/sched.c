@@ -13,6 +13,7 @@
 
 #include "channel.h"
 #include "clock.h"
+#include "http.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -1288,6 +1289,15 @@ struct pipeline *pipeline_new(struct config *cfg, const char *plugin_dir,
     st->http_listen = optset_str(pl->ferry_opts, "http_listen");
     if (!st->http_listen)
         st->http_listen = "";
+    if (st->http_listen[0]) {
+        char why[256];
+        if (http_listen_check(st->http_listen, why, sizeof(why)) != 0) {
+            char at[512];
+            where(at, sizeof(at), fs, "http_listen");
+            snprintf(err, errlen, "%s %s", at, why);
+            goto fail;
+        }
+    }
     st->metrics_interval_ms =
         optset_duration_ms(pl->ferry_opts, "metrics_interval");
     st->shutdown_timeout_ms =
