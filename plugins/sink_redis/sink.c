@@ -1205,6 +1205,35 @@ int redis_scan_delete(struct redis_sink *s, struct redis_conn *c,
     return FERRY_OK;
 }
 
+/* `ferry check --connect`: connect, AUTH/SELECT, PING. Main thread. */
+static int redis_probe(void *state, char *msg, size_t len)
+{
+    struct redis_sink *s = state;
+    struct redis_conn *c = redis_conn_new(&s->ep);
+    redisReply *r;
+    int rc = redis_conn_open(c);
+
+    if (rc != FERRY_OK) {
+        snprintf(msg, len, "%s", redis_conn_error(c));
+        redis_conn_free(c);
+        return rc == FERRY_ERROR ? FERRY_ERROR : FERRY_RETRY;
+    }
+    redis_conn_cmd(c, "PING", NULL);
+    rc = redis_conn_exec(c);
+    if (rc != FERRY_OK) {
+        snprintf(msg, len, "%s: %s", s->where, redis_conn_error(c));
+    } else if ((r = redis_conn_reply(c, 0))->type != REDIS_REPLY_STATUS) {
+        snprintf(msg, len, "%s: PING refused: %s", s->where,
+                 r->type == REDIS_REPLY_ERROR ? r->str : "?");
+        rc = FERRY_ERROR;
+    } else {
+        snprintf(msg, len, "%s: PING answered %s (cache version %s)",
+                 s->where, r->str, s->version);
+    }
+    redis_conn_free(c);
+    return rc;
+}
+
 FERRY_PLUGIN_EXPORT const struct ferry_plugin ferry_plugin = {
     FERRY_PLUGIN_HEADER(FERRY_KIND_SINK, "redis"),
     .version = "1.0.0",
@@ -1219,4 +1248,5 @@ FERRY_PLUGIN_EXPORT const struct ferry_plugin ferry_plugin = {
     .write = redis_write,
     .checkpoint = redis_checkpoint,
     .close = redis_close,
+    .probe = redis_probe,
 };
