@@ -26,10 +26,6 @@
 #include "schematic.h"
 #include "wsrc.h"
 
-/* TEMPORARY until plugins/common/schematic.c lands: a weak reference
- * keeps the plugin linkable meanwhile (the load then skips every item). */
-#pragma weak sch_from_rest
-
 /* Longest REST response body accepted. */
 #define WS_LOAD_MAX_BODY (256u * 1024 * 1024)
 #define WS_LOAD_TIMEOUT_MS 60000L
@@ -277,8 +273,7 @@ static int ws_load_page(struct ws_load *l, struct ws_job *j, json_t *data)
     if (!json_is_array(data))
         return -1;
     json_array_foreach(data, i, item) {
-        json_t *conv = sch_from_rest ? sch_from_rest(j->type, item) : NULL;
-        json_t *keys, *v;
+        json_t *conv = sch_from_rest(j->type, item), *keys, *v;
         const char *id, *k;
         struct ferry_msg m;
         char *payload;

@@ -247,6 +247,7 @@ static void ws_update_flow(struct ws_source *s)
         ws_pong_arm(s);
         WS_LOG(s, FERRY_LOG_DEBUG, "reading resumed");
     } else {
+        ws_metric_add(s, s->m_paused, 1);
         WS_LOG(s, FERRY_LOG_DEBUG, "reading paused (%zu messages %s)",
                s->queue.len, s->holding ? "held" : "queued");
     }
@@ -418,31 +419,39 @@ static void ws_connect_timeout_cb(lws_sorted_usec_list_t *sul)
     lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
+/* The connection parameters of s->url (also used by the probe). */
+static void ws_connect_info(struct ws_source *s, struct lws_context *lws,
+                            const char *protocol, struct lws **pwsi,
+                            struct lws_client_connect_info *cc)
+{
+    memset(cc, 0, sizeof(*cc));
+    cc->context = lws;
+    cc->address = s->wsurl.host;
+    cc->port = s->wsurl.port;
+    cc->path = s->wsurl.path;
+    cc->host = s->wsurl.hostport;
+    cc->origin = s->wsurl.hostport;
+    cc->protocol = NULL; /* no subprotocol (1.2) */
+    cc->local_protocol_name = protocol;
+    cc->pwsi = pwsi;
+    cc->ietf_version_or_minus_one = -1;
+    if (s->wsurl.tls) {
+        cc->ssl_connection = LCCSCF_USE_SSL;
+        if (!s->tls_verify)
+            cc->ssl_connection |= LCCSCF_ALLOW_SELFSIGNED |
+                                  LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
+                                  LCCSCF_ALLOW_INSECURE |
+                                  LCCSCF_ALLOW_EXPIRED;
+    }
+}
+
 static void ws_dial(struct ws_source *s)
 {
     struct lws_client_connect_info cc;
 
     if (atomic_load(&s->stopping) || s->conn_state != WS_CONN_IDLE)
         return;
-    memset(&cc, 0, sizeof(cc));
-    cc.context = s->lws;
-    cc.address = s->wsurl.host;
-    cc.port = s->wsurl.port;
-    cc.path = s->wsurl.path;
-    cc.host = s->wsurl.hostport;
-    cc.origin = s->wsurl.hostport;
-    cc.protocol = NULL; /* no subprotocol (1.2) */
-    cc.local_protocol_name = WS_PROTOCOL;
-    cc.pwsi = &s->wsi;
-    cc.ietf_version_or_minus_one = -1;
-    if (s->wsurl.tls) {
-        cc.ssl_connection = LCCSCF_USE_SSL;
-        if (!s->tls_verify)
-            cc.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED |
-                                 LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
-                                 LCCSCF_ALLOW_INSECURE |
-                                 LCCSCF_ALLOW_EXPIRED;
-    }
+    ws_connect_info(s, s->lws, WS_PROTOCOL, &s->wsi, &cc);
     if (s->dials++)
         ws_metric_add(s, s->m_reconnects, 1);
     s->conn_state = WS_CONN_DIALING;
@@ -724,6 +733,22 @@ static int ws_add_header(struct lws *wsi, const char *name,
                                        (int)strlen(value), p, end);
 }
 
+/* The handshake headers (1.2). Returns 0, or -1 when they do not fit. */
+static int ws_append_headers(struct lws *wsi, const char *api_key, void *in,
+                             size_t len)
+{
+    unsigned char **p = (unsigned char **)in, *end = (*p) + len;
+
+    if (ws_add_header(wsi, "X-Schematic-Api-Key:", api_key, p, end) ||
+        ws_add_header(wsi, "X-Schematic-Datastream-Mode:", "replicator", p,
+                      end) ||
+        ws_add_header(wsi, "X-Schematic-Client:", "ferry", p, end) ||
+        ws_add_header(wsi, "X-Schematic-Client-Version:", FERRY_VERSION, p,
+                      end))
+        return -1;
+    return 0;
+}
+
 static int ws_on_writeable(struct ws_source *s, struct lws *wsi)
 {
     if (s->want_ping) {
@@ -767,19 +792,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
     struct ws_source *s;
 
     switch (reason) {
-    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
-        unsigned char **p = (unsigned char **)in, *end = (*p) + len;
-
-        s = ws_from_wsi(wsi);
-        if (ws_add_header(wsi, "X-Schematic-Api-Key:", s->api_key, p, end) ||
-            ws_add_header(wsi, "X-Schematic-Datastream-Mode:", "replicator",
-                          p, end) ||
-            ws_add_header(wsi, "X-Schematic-Client:", "ferry", p, end) ||
-            ws_add_header(wsi, "X-Schematic-Client-Version:", FERRY_VERSION,
-                          p, end))
-            return -1;
-        return 0;
-    }
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+        return ws_append_headers(wsi, ws_from_wsi(wsi)->api_key, in, len);
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         ws_on_established(ws_from_wsi(wsi), wsi);
         return 0;
@@ -995,6 +1009,10 @@ static void ws_register_metrics(struct ws_source *s)
                   "Stream time of the newest received position", NULL);
     s->m_held = ws_metric(s, FERRY_METRIC_GAUGE, "ferry_source_held_messages",
                           "Messages held or queued inside the source", NULL);
+    s->m_paused = ws_metric(
+        s, FERRY_METRIC_COUNTER, "ferry_source_paused_total",
+        "Times reading the datastream paused (backpressure or a full hold)",
+        NULL);
     s->m_load_requests =
         ws_metric(s, FERRY_METRIC_COUNTER, "ferry_source_load_requests_total",
                   "REST requests of initial loads", NULL);
@@ -1031,40 +1049,52 @@ static void ws_summary(struct ws_source *s)
            s->dials ? s->dials - 1 : 0, s->queue.len);
 }
 
-static int ws_run(void *state)
+/* Creates a client context for s with the given protocols and user
+ * pointer; logs and returns NULL on failure. */
+static struct lws_context *ws_context_new(struct ws_source *s,
+                                          const struct lws_protocols *prot,
+                                          void *user)
 {
-    struct ws_source *s = state;
     struct lws_context_creation_info info;
     struct lws_context *lws;
 
-    ws_register_metrics(s);
-    ws_set_connected(s, 0);
     lws_set_log_level(0, ws_lws_log);
     memset(&info, 0, sizeof(info));
     info.port = CONTEXT_PORT_NO_LISTEN;
-    info.protocols = ws_protocols;
+    info.protocols = prot;
     info.gid = -1;
     info.uid = -1;
-    info.user = s;
+    info.user = user;
     info.connect_timeout_secs = (unsigned)((s->connect_ms + 999) / 1000) + 1;
     info.timeout_secs = (unsigned)((s->connect_ms + 999) / 1000) + 1;
     info.pt_serv_buf_size = WS_RX_BUFFER;
     if (s->wsurl.tls) {
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info.client_ssl_ca_filepath = s->ca_file;
-        if (!s->tls_verify)
-            WS_LOG(s, FERRY_LOG_WARN,
-                   "tls_verify is off: the datastream server's certificate "
-                   "is not checked");
     }
     lws = lws_create_context(&info);
-    if (!lws) {
+    if (!lws)
         WS_LOG(s, FERRY_LOG_ERROR,
-               "cannot create the WebSocket client context%s%s",
+               "cannot create the WebSocket client context%s%s%s",
                s->ca_file ? " (check tls_ca_file " : "",
-               s->ca_file ? s->ca_file : "");
+               s->ca_file ? s->ca_file : "", s->ca_file ? ")" : "");
+    return lws;
+}
+
+static int ws_run(void *state)
+{
+    struct ws_source *s = state;
+    struct lws_context *lws;
+
+    ws_register_metrics(s);
+    ws_set_connected(s, 0);
+    if (s->wsurl.tls && !s->tls_verify)
+        WS_LOG(s, FERRY_LOG_WARN,
+               "tls_verify is off: the datastream server's certificate is "
+               "not checked");
+    lws = ws_context_new(s, ws_protocols, s);
+    if (!lws)
         return FERRY_ERROR;
-    }
     pthread_mutex_lock(&s->ctl_lock);
     s->lws = lws;
     pthread_mutex_unlock(&s->ctl_lock);
@@ -1098,6 +1128,137 @@ static int ws_run(void *state)
     return FERRY_OK;
 }
 
+/* ---- probe (ferry check --connect) ----------------------------------------- */
+
+struct ws_probe {
+    struct ws_source *s;
+    struct lws *wsi;
+    int done;            /* 1 ok, -1 failed */
+    int close_code;
+    int want_ping;
+    uint64_t t0;
+    char msg[512];
+    lws_sorted_usec_list_t sul;
+};
+
+static void ws_probe_timeout(lws_sorted_usec_list_t *sul)
+{
+    struct ws_probe *p = lws_container_of(sul, struct ws_probe, sul);
+    char d[32];
+
+    if (p->done)
+        return;
+    p->done = -1;
+    snprintf(p->msg, sizeof(p->msg), "%.200s: no answer within %s", p->s->url,
+             ws_fmt_ms(p->s->connect_ms, d, sizeof(d)));
+}
+
+static int ws_probe_cb(struct lws *wsi, enum lws_callback_reasons reason,
+                       void *user, void *in, size_t len)
+{
+    struct ws_probe *p = lws_context_user(lws_get_context(wsi));
+    unsigned char buf[LWS_PRE + 4];
+
+    (void)user;
+    if (!p)
+        return 0;
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+        return ws_append_headers(wsi, p->s->api_key, in, len);
+    case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        /* A refused key is only told after the upgrade (close 4001), so
+         * wait for the answer to a ping before calling it a success. */
+        p->want_ping = 1;
+        lws_callback_on_writable(wsi);
+        return 0;
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
+        if (p->want_ping) {
+            p->want_ping = 0;
+            if (lws_write(wsi, buf + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+                return -1;
+        }
+        return 0;
+    case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
+    case LWS_CALLBACK_CLIENT_RECEIVE:
+        if (!p->done) {
+            p->done = 1;
+            snprintf(p->msg, sizeof(p->msg),
+                     "%.200s: WebSocket handshake and ping answered in %.1f ms",
+                     p->s->url,
+                     (double)(p->s->host->now_ns() - p->t0) / 1e6);
+        }
+        return 0;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (in && len >= 2)
+            p->close_code = (((const unsigned char *)in)[0] << 8) |
+                            ((const unsigned char *)in)[1];
+        return 0;
+    case LWS_CALLBACK_CLIENT_CLOSED:
+        if (!p->done) {
+            p->done = -1;
+            if (p->close_code == 4001)
+                snprintf(p->msg, sizeof(p->msg),
+                         "%.200s: API key refused (close 4001)", p->s->url);
+            else
+                snprintf(p->msg, sizeof(p->msg),
+                         "%.200s: connection closed (code %d)", p->s->url,
+                         p->close_code);
+        }
+        p->wsi = NULL;
+        return 0;
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        if (!p->done) {
+            p->done = -1;
+            snprintf(p->msg, sizeof(p->msg), "cannot connect to %.200s: %.*s",
+                     p->s->url, in ? (int)len : 0,
+                     in ? (const char *)in : "connection failed");
+        }
+        p->wsi = NULL;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static const struct lws_protocols ws_probe_protocols[] = {
+    { "ferry-datastream-probe", ws_probe_cb, 0, 4096, 0, NULL, 0 },
+    { NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+/* Completes one handshake and a ping round trip; main thread, blocks up
+ * to connect_timeout. Subscribes to nothing and loads nothing. */
+static int ws_probe(void *state, char *msg, size_t len)
+{
+    struct ws_source *s = state;
+    struct lws_client_connect_info cc;
+    struct lws_context *lws;
+    struct ws_probe p;
+
+    memset(&p, 0, sizeof(p));
+    p.s = s;
+    p.t0 = s->host->now_ns();
+    lws = ws_context_new(s, ws_probe_protocols, &p);
+    if (!lws) {
+        snprintf(msg, len, "%.200s: cannot create the WebSocket client context",
+                 s->url);
+        return FERRY_ERROR;
+    }
+    ws_connect_info(s, lws, "ferry-datastream-probe", &p.wsi, &cc);
+    lws_sul_schedule(lws, 0, &p.sul, ws_probe_timeout,
+                     (lws_usec_t)s->connect_ms * LWS_US_PER_MS);
+    if (!lws_client_connect_via_info(&cc) && !p.done) {
+        p.done = -1;
+        snprintf(p.msg, sizeof(p.msg), "cannot connect to %.200s", s->url);
+    }
+    while (!p.done)
+        if (lws_service(lws, 0) < 0)
+            break;
+    lws_sul_cancel(&p.sul);
+    lws_context_destroy(lws);
+    snprintf(msg, len, "%s", p.msg[0] ? p.msg : "probe failed");
+    return p.done > 0 ? FERRY_OK : FERRY_ERROR;
+}
+
 static void ws_stop(void *state)
 {
     struct ws_source *s = state;
@@ -1125,4 +1286,5 @@ FERRY_PLUGIN_EXPORT const struct ferry_plugin ferry_plugin = {
     .run = ws_run,
     .stop = ws_stop,
     .wakeup = ws_wakeup,
+    .probe = ws_probe,
 };

@@ -244,6 +244,7 @@ struct ws_source {
     struct ferry_metric *m_errors;
     struct ferry_metric *m_stream_time;
     struct ferry_metric *m_held;
+    struct ferry_metric *m_paused;
 
     /* Loader metrics (loader thread). */
     struct ferry_metric *m_load_requests;

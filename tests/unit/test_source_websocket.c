@@ -853,6 +853,15 @@ struct srv {
     int users;
     int rest_requests;
     int rest_401;
+    /* Deferred REST answers: held until the next release tick. */
+    int rest_hold;
+    int pending;
+    int max_pending;
+    struct lws *held[64];
+    int nheld;
+    uint64_t last_arrival;
+    uint64_t rest_t[64];
+    lws_sorted_usec_list_t sul;
 };
 
 static struct srv S;
@@ -1015,6 +1024,8 @@ static int srv_cb(struct lws *wsi, enum lws_callback_reasons reason,
         S.reqs_conn = 0;
         S.frag_half = 0;
         pthread_mutex_unlock(&S.lock);
+        if (!S.expect_reqs)
+            lws_callback_on_writable(wsi);
         break;
     case LWS_CALLBACK_RECEIVE:
         pthread_mutex_lock(&S.lock);
@@ -1063,6 +1074,18 @@ static int srv_cb(struct lws *wsi, enum lws_callback_reasons reason,
                                         end) ||
             lws_finalize_write_http_header(wsi, hdr + LWS_PRE, &p, end))
             return 1;
+        pthread_mutex_lock(&S.lock);
+        if (S.rest_requests <= 64)
+            S.rest_t[S.rest_requests - 1] = clock_now_ns();
+        if (S.rest_hold && S.nheld < 64) {
+            S.held[S.nheld++] = wsi;
+            S.last_arrival = clock_now_ns();
+            if (++S.pending > S.max_pending)
+                S.max_pending = S.pending;
+            pthread_mutex_unlock(&S.lock);
+            return 0;
+        }
+        pthread_mutex_unlock(&S.lock);
         lws_callback_on_writable(wsi);
         return 0;
     }
@@ -1095,15 +1118,42 @@ static const struct lws_protocols srv_protocols[] = {
     { NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
+/* Answers the held REST requests once none arrived for 150 ms, so that
+ * everything a client sends concurrently is held at the same time. */
+static void srv_release(lws_sorted_usec_list_t *sul)
+{
+    int i;
+
+    pthread_mutex_lock(&S.lock);
+    if (S.nheld && clock_now_ns() - S.last_arrival >= 150000000ull) {
+        for (i = 0; i < S.nheld; i++)
+            lws_callback_on_writable(S.held[i]);
+        S.pending -= S.nheld;
+        S.nheld = 0;
+    }
+    pthread_mutex_unlock(&S.lock);
+    lws_sul_schedule(S.ctx, 0, sul, srv_release, 10 * LWS_US_PER_MS);
+}
+
 static void *srv_main(void *arg)
 {
     (void)arg;
+    if (S.rest_hold)
+        lws_sul_schedule(S.ctx, 0, &S.sul, srv_release, 10 * LWS_US_PER_MS);
     while (!atomic_load(&S.stop))
         lws_service(S.ctx, 0);
     return NULL;
 }
 
+static void srv_start_hold(const struct step *steps, size_t nsteps,
+                           int hold);
+
 static void srv_start(const struct step *steps, size_t nsteps)
+{
+    srv_start_hold(steps, nsteps, 0);
+}
+
+static void srv_start_hold(const struct step *steps, size_t nsteps, int hold)
 {
     struct lws_context_creation_info info;
 
@@ -1112,6 +1162,7 @@ static void srv_start(const struct step *steps, size_t nsteps)
     S.steps = steps;
     S.nsteps = nsteps;
     S.expect_reqs = 3;
+    S.rest_hold = hold;
     memset(&info, 0, sizeof(info));
     info.port = 0;
     info.iface = "127.0.0.1";
@@ -1134,6 +1185,7 @@ static void srv_stop(void)
     atomic_store(&S.stop, 1);
     lws_cancel_service(S.ctx);
     pthread_join(S.thread, NULL);
+    lws_sul_cancel(&S.sul);
     lws_context_destroy(S.ctx);
     for (i = 0; i < S.nreqs; i++)
         free(S.reqs[i]);
@@ -1188,6 +1240,16 @@ static void plugin_stop(void)
     ferry_plugin.fini(R.state);
 }
 
+static int srv_has_reqs(void *arg)
+{
+    int n;
+
+    pthread_mutex_lock(&S.lock);
+    n = S.nreqs;
+    pthread_mutex_unlock(&S.lock);
+    return n >= (int)(uintptr_t)arg;
+}
+
 static const char *const company_frames[] = {
     "{\"data\":{\"id\":\"comp_1\",\"keys\":{\"domain\":\"a.test\"}},"
     "\"entity_id\":\"comp_1\",\"entity_type\":\"rulesengine.Company\","
@@ -1214,6 +1276,7 @@ static void test_run_headers_and_subscriptions(void **unused)
     plugin_start();
     assert_true(wait_until(have_log, "subscribed to companies users flags",
                            2000));
+    assert_true(wait_until(srv_has_reqs, (void *)3, 2000));
     pthread_mutex_lock(&S.lock);
     assert_int_equal(S.conns, 1);
     assert_string_equal(S.key[0], "test-key");
@@ -1429,8 +1492,6 @@ static void test_run_initial_load(void **unused)
     size_t i, n, begin = 0, end = 0, loaded = 0;
 
     (void)unused;
-    if (!sch_from_rest) /* TEMPORARY: schematic.c not there yet */
-        skip();
     for (i = 0; i < 4; i++) {
         s2[i].kind = ST_TEXT;
         s2[i].text = company_frames[i];
@@ -1477,8 +1538,6 @@ static void test_run_reload(void **unused)
     static struct step s2[4];
 
     (void)unused;
-    if (!sch_from_rest) /* TEMPORARY: schematic.c not there yet */
-        skip();
     s2[0].kind = ST_TEXT;
     s2[0].text = company_frames[0];
     s2[1].kind = ST_TEXT;
@@ -1532,6 +1591,96 @@ static void test_run_load_401_never_ends(void **unused)
     srv_stop();
 }
 
+static void test_run_load_concurrency(void **unused)
+{
+    static struct step s2[1];
+
+    (void)unused;
+    s2[0].kind = ST_TEXT;
+    s2[0].text = company_frames[0];
+    srv_start_hold(s2, 1, 1);
+    S.companies = 1000;
+    S.users = 0;
+    fake_opt("bulk_concurrency", "3");
+    fake_opt("bulk_rate", "0");
+    plugin_start();
+    /* LOAD_BEGIN, 1000 companies, LOAD_END, the stream message. */
+    assert_true(wait_until(have_recs, (void *)1003, 5000));
+    assert_int_equal(S.rest_requests, 12);
+    /* Answers are held while requests keep coming: they pile up to the
+     * limit, never past it. */
+    assert_int_equal(S.max_pending, 3);
+    plugin_stop();
+    srv_stop();
+}
+
+static void test_run_load_rate(void **unused)
+{
+    static struct step s2[1];
+    uint64_t min_gap = UINT64_MAX;
+    int i;
+
+    (void)unused;
+    s2[0].kind = ST_TEXT;
+    s2[0].text = company_frames[0];
+    srv_start(s2, 1);
+    S.companies = 500;
+    S.users = 0;
+    fake_opt("bulk_rate", "40"); /* one request per 25 ms */
+    plugin_start();
+    assert_true(wait_until(have_recs, (void *)503, 5000));
+    assert_int_equal(S.rest_requests, 7);
+    for (i = 1; i < 7; i++)
+        if (S.rest_t[i] - S.rest_t[i - 1] < min_gap)
+            min_gap = S.rest_t[i] - S.rest_t[i - 1];
+    /* Starts are 25 ms apart on the client; allow for delivery jitter. */
+    assert_true(min_gap >= 15000000ull);
+    assert_true(S.rest_t[6] - S.rest_t[0] >= 140000000ull);
+    plugin_stop();
+    srv_stop();
+}
+
+static void test_probe(void **unused)
+{
+    static const struct step wait[] = { { ST_WAIT, NULL, 0, 0 } };
+    static const struct step refuse[] = { { ST_CLOSE, NULL, 4001, 0 } };
+    char msg[512];
+    void *st = NULL;
+
+    (void)unused;
+    srv_start(wait, 1);
+    S.expect_reqs = 0;
+    snprintf(url_buf, sizeof(url_buf), "ws://127.0.0.1:%d/datastream",
+             S.port);
+    fake_opt("url", url_buf);
+    assert_int_equal(init_with(&st), FERRY_OK);
+    assert_int_equal(ferry_plugin.probe(st, msg, sizeof(msg)), FERRY_OK);
+    assert_non_null(strstr(msg, "handshake and ping answered"));
+    assert_int_equal(S.conns, 1);
+    assert_int_equal(S.nreqs, 0); /* no subscription */
+    ferry_plugin.fini(st);
+    srv_stop();
+
+    /* The server refuses the key after the upgrade. */
+    srv_start(refuse, 1);
+    S.expect_reqs = 0;
+    snprintf(url_buf, sizeof(url_buf), "ws://127.0.0.1:%d/datastream",
+             S.port);
+    fake_opt("url", url_buf);
+    assert_int_equal(init_with(&st), FERRY_OK);
+    assert_int_equal(ferry_plugin.probe(st, msg, sizeof(msg)), FERRY_ERROR);
+    assert_non_null(strstr(msg, "API key refused (close 4001)"));
+    ferry_plugin.fini(st);
+    srv_stop();
+
+    /* Nothing listens. */
+    fake_opt("url", "ws://127.0.0.1:1/datastream");
+    assert_int_equal(init_with(&st), FERRY_OK);
+    assert_int_equal(ferry_plugin.probe(st, msg, sizeof(msg)), FERRY_ERROR);
+    assert_non_null(strstr(msg, "cannot connect to ws://127.0.0.1:1/"));
+    ferry_plugin.fini(st);
+}
+
 static void test_run_stop_while_dialling(void **unused)
 {
     (void)unused;
@@ -1581,6 +1730,12 @@ int main(void)
                                         fake_teardown),
         cmocka_unit_test_setup_teardown(test_run_load_401_never_ends,
                                         fake_setup, fake_teardown),
+        cmocka_unit_test_setup_teardown(test_run_load_concurrency,
+                                        fake_setup, fake_teardown),
+        cmocka_unit_test_setup_teardown(test_run_load_rate, fake_setup,
+                                        fake_teardown),
+        cmocka_unit_test_setup_teardown(test_probe, fake_setup,
+                                        fake_teardown),
         cmocka_unit_test_setup_teardown(test_run_stop_while_dialling,
                                         fake_setup, fake_teardown),
     };
