@@ -150,9 +150,17 @@ void gj_str(struct gj_buf *b, const char *s, size_t n)
 void gj_int(struct gj_buf *b, long long v)
 {
     char tmp[24];
-    int n = snprintf(tmp, sizeof(tmp), "%lld", v);
+    size_t o = sizeof(tmp);
+    unsigned long long u =
+        v < 0 ? 0 - (unsigned long long)v : (unsigned long long)v;
 
-    gj_raw(b, tmp, (size_t)n);
+    do {
+        tmp[--o] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        tmp[--o] = '-';
+    gj_raw(b, tmp + o, sizeof(tmp) - o);
 }
 
 /*
@@ -248,6 +256,22 @@ size_t gj_format_float(double v, char *out)
     a = fabs(v);
     if (a == 0) {
         out[o++] = '0';
+        out[o] = '\0';
+        return o;
+    }
+    if (a < 9007199254740992.0 && a == floor(a)) {
+        /* An integer below 2^53: every other integer is another double,
+         * so its own digits are the shortest; 'f' form prints it whole. */
+        unsigned long long u = (unsigned long long)a;
+        char tmp[24];
+        size_t k = sizeof(tmp);
+
+        do {
+            tmp[--k] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        memcpy(out + o, tmp + k, sizeof(tmp) - k);
+        o += sizeof(tmp) - k;
         out[o] = '\0';
         return o;
     }

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "gojson.h"
+#include "jv.h"
 #include "utf8.h"
 
 /* ---- schemas ------------------------------------------------------------- */
@@ -389,11 +390,19 @@ static int sch_num(const char *s, int n, int lo, int hi, int *out)
  * ("2006-01-02T15:04:05.999999999Z", trailing zeros of the fraction
  * dropped). out must hold 40 bytes. Returns -1 for a year outside
  * 0..9999 (Go's MarshalJSON refuses those too). */
+static void sch_digits(char *out, long long v, int n)
+{
+    while (n-- > 0) {
+        out[n] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
 static int sch_time_format(long long secs, long nsec, char *out)
 {
     long long days = secs / 86400, rem = secs % 86400, y;
     unsigned m, d;
-    int n;
+    int n = 19;
 
     if (rem < 0) {
         rem += 86400;
@@ -402,19 +411,29 @@ static int sch_time_format(long long secs, long nsec, char *out)
     sch_civil_from_days(days, &y, &m, &d);
     if (y < 0 || y > 9999)
         return -1;
-    n = sprintf(out, "%04lld-%02u-%02uT%02d:%02d:%02d", y, m, d,
-                (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60));
+    /* 2006-01-02T15:04:05 */
+    sch_digits(out, y, 4);
+    out[4] = '-';
+    sch_digits(out + 5, m, 2);
+    out[7] = '-';
+    sch_digits(out + 8, d, 2);
+    out[10] = 'T';
+    sch_digits(out + 11, rem / 3600, 2);
+    out[13] = ':';
+    sch_digits(out + 14, rem / 60 % 60, 2);
+    out[16] = ':';
+    sch_digits(out + 17, rem % 60, 2);
     if (nsec > 0) {
-        char frac[24];
         int k = 9;
 
-        snprintf(frac, sizeof(frac), "%09ld", nsec);
-        while (k > 0 && frac[k - 1] == '0')
+        out[n++] = '.';
+        sch_digits(out + n, nsec, 9);
+        while (out[n + k - 1] == '0')
             k--;
-        frac[k] = '\0';
-        n += sprintf(out + n, ".%s", frac);
+        n += k;
     }
-    strcpy(out + n, "Z");
+    out[n++] = 'Z';
+    out[n] = '\0';
     return 0;
 }
 
@@ -514,7 +533,7 @@ static int sch_find_field(const struct sch_schema *s, const char *key)
     size_t i;
 
     for (i = 0; i < s->n; i++) {
-        if (!strcmp(s->fields[i].name, key))
+        if (s->fields[i].name[0] == key[0] && !strcmp(s->fields[i].name, key))
             return (int)i;
     }
     for (i = 0; i < s->n; i++) {
@@ -1042,13 +1061,13 @@ static int sch_merge_company(struct sch_ctx *c, json_t *m, json_t *partial)
              * their values; null clears it. */
             r = sch_member(c, s, k, v, json_object_get(m, k));
             if (!r)
-                return -1;
+                goto fail;
             json_object_set_new(m, k, r);
             continue;
         } else if (!strcmp(k, "credit_balances")) {
             r = sch_member(c, s, k, v, NULL);
             if (!r)
-                return -1;
+                goto fail;
             sch_map_merge(m, k, r);
             json_decref(credits);
             credits = json_is_object(r) ? r : NULL;
@@ -1060,14 +1079,14 @@ static int sch_merge_company(struct sch_ctx *c, json_t *m, json_t *partial)
         } else if (!strcmp(k, "keys")) {
             r = sch_member(c, s, k, v, NULL);
             if (!r)
-                return -1;
+                goto fail;
             sch_map_merge(m, k, r);
             json_decref(r);
             continue;
         } else if (!strcmp(k, "metrics")) {
             r = sch_member(c, s, k, v, NULL);
             if (!r)
-                return -1;
+                goto fail;
             sch_upsert_metrics(json_object_get(m, "metrics"), r);
             json_decref(r);
             metrics_upd = 1;
@@ -1076,10 +1095,8 @@ static int sch_merge_company(struct sch_ctx *c, json_t *m, json_t *partial)
             continue; /* not a merge field */
         }
         r = sch_member(c, s, k, v, NULL);
-        if (!r) {
-            json_decref(credits);
-            return -1;
-        }
+        if (!r)
+            goto fail;
         json_object_set_new(m, k, r);
     }
     if (!ents_in && (credits || metrics_upd) &&
@@ -1087,6 +1104,9 @@ static int sch_merge_company(struct sch_ctx *c, json_t *m, json_t *partial)
         sch_rederive(m, credits, metrics_upd);
     json_decref(credits);
     return 0;
+fail:
+    json_decref(credits);
+    return -1;
 }
 
 static int sch_merge_user(struct sch_ctx *c, json_t *m, json_t *partial)
@@ -1153,6 +1173,920 @@ json_t *sch_merge_ex(enum sch_type type, json_t *base, json_t *partial,
 json_t *sch_merge(enum sch_type type, json_t *base, json_t *partial)
 {
     return sch_merge_ex(type, base, partial, NULL, 0);
+}
+
+/* ---- fast path: JSON text in, Go JSON text out (no jansson tree) ----------
+ */
+
+/*
+ * The same decoding rules as above, over a jv document and writing straight
+ * into the output buffer. The unit tests check that both paths give the
+ * same bytes and the same errors.
+ */
+
+static const char *jv_tname(const struct jv *v)
+{
+    switch (v->type) {
+    case JV_OBJ:
+        return "object";
+    case JV_ARR:
+        return "array";
+    case JV_STR:
+        return "string";
+    case JV_INT:
+    case JV_REAL:
+        return "number";
+    case JV_TRUE:
+    case JV_FALSE:
+        return "bool";
+    default:
+        return "null";
+    }
+}
+
+/* slot[i] = the last member of obj that matches field i (Go's rules).
+ * Members usually come in field order, so the field after the previous
+ * match is tried first. */
+static void jv_slots(const struct sch_schema *s, const struct jv *obj,
+                     const struct jv **slot)
+{
+    uint32_t i;
+    size_t hint = 0;
+
+    memset(slot, 0, s->n * sizeof(*slot));
+    if (!obj || obj->type != JV_OBJ)
+        return;
+    for (i = 0; i < obj->n; i++) {
+        const char *key = obj->u.members[i].key;
+        int idx;
+
+        if (hint < s->n && !strcmp(s->fields[hint].name, key))
+            idx = (int)hint;
+        else
+            idx = sch_find_field(s, key);
+        if (idx >= 0) {
+            slot[idx] = &obj->u.members[i].val;
+            hint = (size_t)idx + 1;
+        }
+    }
+}
+
+/* The last member named exactly `name`, or NULL. */
+static const struct jv *jv_get(const struct jv *obj, const char *name)
+{
+    const struct jv *r = NULL;
+    uint32_t i;
+
+    if (!obj || obj->type != JV_OBJ)
+        return NULL;
+    for (i = 0; i < obj->n; i++) {
+        if (!strcmp(obj->u.members[i].key, name))
+            r = &obj->u.members[i].val;
+    }
+    return r;
+}
+
+/* The string a struct field decodes to: its value, "" for null or absent,
+ * NULL for another type. */
+static const char *jv_field_str(const struct sch_schema *s, const struct jv *o,
+                                const char *field)
+{
+    const struct jv *slot[SCH_MAX_FIELDS];
+    int i;
+
+    jv_slots(s, o, slot);
+    for (i = 0; i < (int)s->n; i++) {
+        if (strcmp(s->fields[i].name, field))
+            continue;
+        if (!slot[i] || slot[i]->type == JV_NULL)
+            return "";
+        return slot[i]->type == JV_STR ? slot[i]->u.s : NULL;
+    }
+    return NULL;
+}
+
+/* A *string field: NULL for null, absent or another type. */
+static const char *jv_field_pstr(const struct sch_schema *s, const struct jv *o,
+                                 const char *field)
+{
+    const char *v = jv_field_str(s, o, field);
+    const struct jv *slot[SCH_MAX_FIELDS];
+    size_t i;
+
+    jv_slots(s, o, slot);
+    for (i = 0; i < s->n; i++) {
+        if (!strcmp(s->fields[i].name, field))
+            return slot[i] && slot[i]->type == JV_STR ? v : NULL;
+    }
+    return NULL;
+}
+
+/* Field overrides for re-derived entitlements. */
+struct sch_ovr {
+    const char *name;
+    int is_int;
+    long long i;
+    double d;
+};
+
+static int w_struct(struct sch_ctx *c, struct gj_buf *b,
+                    const struct sch_schema *s, const struct jv *obj,
+                    const struct jv *into, const struct sch_ovr *ovr, int novr);
+
+static void w_zero(struct gj_buf *b, int kind)
+{
+    switch (kind) {
+    case K_STR:
+        gj_raw(b, "\"\"", 2);
+        break;
+    case K_BOOL:
+        gj_raw(b, "false", 5);
+        break;
+    case K_INT:
+        gj_char(b, '0');
+        break;
+    case K_TIME:
+        gj_raw(b, "\"0001-01-01T00:00:00Z\"", 22);
+        break;
+    case K_STRLIST:
+    case K_LIST:
+        gj_raw(b, "[]", 2);
+        break;
+    default:
+        gj_raw(b, "null", 4);
+    }
+}
+
+static int w_int(struct sch_ctx *c, struct gj_buf *b, const struct jv *v)
+{
+    double d;
+
+    if (v->type == JV_INT) {
+        gj_int(b, v->u.i);
+        return 0;
+    }
+    if (v->type != JV_REAL) {
+        sch_fail(c, "expected integer, got %s", jv_tname(v));
+        return -1;
+    }
+    d = v->u.d;
+    if (d != floor(d) || d < -9223372036854775808.0 ||
+        d >= 9223372036854775808.0) {
+        sch_fail(c, "expected integer, got %.17g", d);
+        return -1;
+    }
+    gj_int(b, (long long)d);
+    return 0;
+}
+
+struct w_kv {
+    const struct jv_member *m;
+    size_t order;
+};
+
+static int w_kv_cmp(const void *a, const void *b)
+{
+    const struct w_kv *x = a, *y = b;
+    int r = strcmp(x->m->key, y->m->key);
+
+    if (r)
+        return r;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* A map from up to two objects (later members win, the second object's
+ * over the first's), keys sorted. */
+static int w_map(struct sch_ctx *c, struct gj_buf *b, int floats,
+                 const struct jv *m1, const struct jv *m2)
+{
+    const struct jv *src[2] = {m1, m2};
+    struct w_kv *kv;
+    size_t n = 0, i, k, cap = 0;
+    int first = 1;
+
+    for (k = 0; k < 2; k++) {
+        if (!src[k])
+            continue;
+        if (src[k]->type != JV_OBJ) {
+            sch_fail(c, "expected object, got %s", jv_tname(src[k]));
+            return -1;
+        }
+        cap += src[k]->n;
+    }
+    kv = sch_check(malloc((cap ? cap : 1) * sizeof(*kv)));
+    for (k = 0; k < 2; k++) {
+        for (i = 0; src[k] && i < src[k]->n; i++) {
+            kv[n].m = &src[k]->u.members[i];
+            kv[n].order = n;
+            n++;
+        }
+    }
+    qsort(kv, n, sizeof(*kv), w_kv_cmp);
+    gj_char(b, '{');
+    for (i = 0; i < n; i++) {
+        const struct jv *v;
+
+        if (i + 1 < n && !strcmp(kv[i].m->key, kv[i + 1].m->key))
+            continue; /* a later one wins */
+        v = &kv[i].m->val;
+        if (!first)
+            gj_char(b, ',');
+        first = 0;
+        gj_str(b, kv[i].m->key, kv[i].m->klen);
+        gj_char(b, ':');
+        if (v->type == JV_NULL) {
+            if (floats)
+                gj_char(b, '0');
+            else
+                gj_raw(b, "\"\"", 2);
+        } else if (floats && v->type == JV_INT) {
+            gj_float(b, (double)v->u.i);
+        } else if (floats && v->type == JV_REAL) {
+            gj_float(b, v->u.d);
+        } else if (!floats && v->type == JV_STR) {
+            gj_str(b, v->u.s, v->n);
+        } else {
+            sch_push(c, kv[i].m->key, -1);
+            sch_fail(c, "expected %s, got %s", floats ? "number" : "string",
+                     jv_tname(v));
+            sch_pop(c);
+            free(kv);
+            return -1;
+        }
+    }
+    gj_char(b, '}');
+    free(kv);
+    return 0;
+}
+
+/* One list element or list. */
+static int w_list(struct sch_ctx *c, struct gj_buf *b,
+                  const struct sch_field *f, const struct jv *v)
+{
+    uint32_t i;
+
+    if (v->type == JV_NULL) {
+        gj_raw(b, "[]", 2);
+        return 0;
+    }
+    if (v->type != JV_ARR) {
+        sch_fail(c, "expected array, got %s", jv_tname(v));
+        return -1;
+    }
+    gj_char(b, '[');
+    for (i = 0; i < v->n; i++) {
+        const struct jv *e = &v->u.items[i];
+        int rc = 0;
+
+        if (i)
+            gj_char(b, ',');
+        sch_push(c, NULL, (long)i);
+        if (f->kind == K_STRLIST) {
+            if (e->type == JV_NULL) {
+                gj_raw(b, "\"\"", 2);
+            } else if (e->type == JV_STR) {
+                gj_str(b, e->u.s, e->n);
+            } else {
+                sch_fail(c, "expected string, got %s", jv_tname(e));
+                rc = -1;
+            }
+        } else if (e->type == JV_NULL) {
+            gj_raw(b, "null", 4);
+        } else if (e->type == JV_OBJ) {
+            rc = w_struct(c, b, f->sub, e, NULL, NULL, 0);
+        } else {
+            sch_fail(c, "expected object, got %s", jv_tname(e));
+            rc = -1;
+        }
+        sch_pop(c);
+        if (rc < 0)
+            return -1;
+    }
+    gj_char(b, ']');
+    return 0;
+}
+
+/* A present member v of field f (base: see sch_value). */
+static int w_value(struct sch_ctx *c, struct gj_buf *b,
+                   const struct sch_field *f, const struct jv *v,
+                   const struct jv *base)
+{
+    char t[40];
+
+    if (v->type == JV_NULL) {
+        w_zero(b,
+               f->kind == K_STRLIST || f->kind == K_LIST ? K_LIST : K_STR_OPT);
+        return 0;
+    }
+    switch (f->kind) {
+    case K_STR:
+    case K_STR_OPT:
+        if (v->type == JV_STR) {
+            gj_str(b, v->u.s, v->n);
+            return 0;
+        }
+        sch_fail(c, "expected string, got %s", jv_tname(v));
+        return -1;
+    case K_BOOL:
+        if (v->type == JV_TRUE || v->type == JV_FALSE) {
+            if (v->type == JV_TRUE)
+                gj_raw(b, "true", 4);
+            else
+                gj_raw(b, "false", 5);
+            return 0;
+        }
+        sch_fail(c, "expected bool, got %s", jv_tname(v));
+        return -1;
+    case K_INT:
+    case K_INT_OPT:
+        return w_int(c, b, v);
+    case K_FLOAT_OPT:
+        if (v->type == JV_INT) {
+            gj_float(b, (double)v->u.i);
+            return 0;
+        }
+        if (v->type == JV_REAL) {
+            gj_float(b, v->u.d);
+            return 0;
+        }
+        sch_fail(c, "expected number, got %s", jv_tname(v));
+        return -1;
+    case K_TIME:
+    case K_TIME_OPT:
+        if (v->type != JV_STR) {
+            sch_fail(c, "expected RFC 3339 time string, got %s", jv_tname(v));
+            return -1;
+        }
+        if (sch_time_norm(v->u.s, v->n, t) < 0) {
+            sch_fail(c, "not an RFC 3339 time: \"%.40s\"", v->u.s);
+            return -1;
+        }
+        gj_str(b, t, strlen(t));
+        return 0;
+    case K_STRLIST:
+    case K_LIST:
+        return w_list(c, b, f, v);
+    case K_STRUCT_OPT:
+        if (v->type == JV_OBJ)
+            return w_struct(c, b, f->sub, v,
+                            base && base->type == JV_OBJ ? base : NULL, NULL,
+                            0);
+        sch_fail(c, "expected object, got %s", jv_tname(v));
+        return -1;
+    case K_MAP_STR:
+        return w_map(c, b, 0, v, NULL);
+    case K_MAP_FLOAT:
+        return w_map(c, b, 1, v, NULL);
+    }
+    return -1;
+}
+
+/* Whether an omit-empty field with this source is left out: absent, null,
+ * or an empty list (a value of the wrong type is written, and fails). */
+static int w_omit(const struct sch_field *f, const struct jv *v)
+{
+    return !v || v->type == JV_NULL ||
+           (v->type == JV_ARR && v->n == 0 &&
+            (f->kind == K_LIST || f->kind == K_STRLIST));
+}
+
+static void w_key(struct gj_buf *b, int *first, const char *name)
+{
+    if (!*first)
+        gj_char(b, ',');
+    *first = 0;
+    gj_char(b, '"');
+    gj_raw(b, name, strlen(name)); /* field names need no escaping */
+    gj_raw(b, "\":", 2);
+}
+
+static int w_struct(struct sch_ctx *c, struct gj_buf *b,
+                    const struct sch_schema *s, const struct jv *obj,
+                    const struct jv *into, const struct sch_ovr *ovr, int novr)
+{
+    const struct jv *slot[SCH_MAX_FIELDS], *bslot[SCH_MAX_FIELDS];
+    size_t i;
+    int first = 1;
+
+    jv_slots(s, obj, slot);
+    jv_slots(s, into, bslot);
+    gj_char(b, '{');
+    for (i = 0; i < s->n; i++) {
+        const struct sch_field *f = &s->fields[i];
+        const struct jv *v = slot[i], *bv = into ? bslot[i] : NULL, *src;
+        int k, rc;
+
+        if (v && v->type == JV_NULL && sch_null_keeps(f->kind))
+            v = NULL;
+        if (bv && bv->type == JV_NULL && sch_null_keeps(f->kind))
+            bv = NULL;
+        for (k = 0; k < novr; k++) {
+            if (!strcmp(ovr[k].name, f->name))
+                break;
+        }
+        if (k < novr) {
+            w_key(b, &first, f->name);
+            if (ovr[k].is_int)
+                gj_int(b, ovr[k].i);
+            else
+                gj_float(b, ovr[k].d);
+            continue;
+        }
+        src = v ? v : bv;
+        if (f->omitempty && w_omit(f, src))
+            continue;
+        w_key(b, &first, f->name);
+        if (!src) {
+            w_zero(b, f->kind);
+            continue;
+        }
+        sch_push(c, f->name, -1);
+        rc = w_value(c, b, f, src, v ? bv : NULL);
+        sch_pop(c);
+        if (rc < 0)
+            return -1;
+    }
+    gj_char(b, '}');
+    return 0;
+}
+
+/* Checks the top-level id the way sch_canonical does. */
+static int w_check_id(struct sch_ctx *c, const struct sch_schema *s,
+                      const struct jv *obj, char **id_out)
+{
+    const char *id = jv_field_str(s, obj, "id");
+
+    if (!id || !*id) {
+        sch_fail(c, "id is missing or empty");
+        return -1;
+    }
+    if (id_out)
+        *id_out = sch_check(strdup(id));
+    return 0;
+}
+
+char *sch_normalize_text(enum sch_type type, const char *json, size_t len,
+                         char **id_out, char *err, size_t errlen)
+{
+    const struct sch_schema *s = sch_schema_of(type);
+    struct sch_ctx c;
+    struct gj_buf b;
+    const struct jv *root;
+    struct jv_doc *doc;
+
+    sch_ctx_init(&c, err, errlen);
+    if (id_out)
+        *id_out = NULL;
+    if (!s) {
+        sch_fail(&c, "unknown entity type %d", (int)type);
+        return NULL;
+    }
+    doc = jv_parse(json, len, &root, err, errlen);
+    if (!doc)
+        return NULL;
+    if (root->type != JV_OBJ) {
+        sch_fail(&c, "%s is not an object", s->name);
+        jv_free(doc);
+        return NULL;
+    }
+    gj_init(&b);
+    if (w_struct(&c, &b, s, root, NULL, NULL, 0) < 0 ||
+        w_check_id(&c, s, root, id_out) < 0) {
+        gj_release(&b);
+        jv_free(doc);
+        return NULL;
+    }
+    jv_free(doc);
+    return gj_take(&b);
+}
+
+/* The id a merge writes: the partial's (exact "id", not null) or the
+ * base's. */
+static int w_merged_id(struct sch_ctx *c, const struct sch_schema *s,
+                       const struct jv *base, const struct jv *partial)
+{
+    const struct jv *p = jv_get(partial, "id");
+    const char *id;
+
+    if (p && p->type == JV_STR)
+        id = p->u.s;
+    else
+        id = jv_field_str(s, base, "id");
+    if (!id || !*id) {
+        sch_fail(c, "id is missing or empty");
+        return -1;
+    }
+    return 0;
+}
+
+/* A metric and its identity (NULL members: not strings, never equal). */
+struct w_metric {
+    const struct jv *m;
+    const char *ev;
+    const char *pe;
+    const char *re;
+};
+
+struct w_merge {
+    const struct jv *pv[SCH_MAX_FIELDS]; /* partial members by field */
+    const struct jv *bv[SCH_MAX_FIELDS]; /* base members by field */
+    struct w_metric *metrics;            /* merged metrics (elements) */
+    size_t nmetrics;
+    int metrics_merged;
+};
+
+static void w_metric_id(struct w_metric *wm, const struct jv *m)
+{
+    const struct jv *slot[SCH_MAX_FIELDS];
+    const char **out[3];
+    static const char *const names[3] = {"event_subtype", "period",
+                                         "month_reset"};
+    size_t i, k;
+
+    wm->m = m;
+    wm->ev = wm->pe = wm->re = NULL;
+    if (m->type != JV_OBJ)
+        return;
+    out[0] = &wm->ev;
+    out[1] = &wm->pe;
+    out[2] = &wm->re;
+    jv_slots(&s_metric, m, slot);
+    for (i = 0; i < s_metric.n; i++) {
+        for (k = 0; k < 3; k++) {
+            if (strcmp(s_metric.fields[i].name, names[k]))
+                continue;
+            if (!slot[i] || slot[i]->type == JV_NULL)
+                *out[k] = "";
+            else if (slot[i]->type == JV_STR)
+                *out[k] = slot[i]->u.s;
+        }
+    }
+}
+
+static int w_metric_eq(const struct w_metric *a, const char *ev, const char *pe,
+                       const char *re)
+{
+    return a->ev && a->pe && a->re && !strcmp(a->ev, ev) &&
+           !strcmp(a->pe, pe) && !strcmp(a->re, re);
+}
+
+/* Builds the merged metrics list: base elements, upserted (Go's
+ * upsertMetrics). */
+static int w_merge_metrics(struct sch_ctx *c, struct w_merge *w,
+                           const struct jv *base, const struct jv *in)
+{
+    size_t nbase = 0, i, j;
+
+    if (base && base->type != JV_NULL && base->type != JV_ARR) {
+        sch_push(c, "metrics", -1);
+        sch_fail(c, "expected array, got %s", jv_tname(base));
+        sch_pop(c);
+        return -1;
+    }
+    if (in->type != JV_NULL && in->type != JV_ARR) {
+        sch_push(c, "metrics", -1);
+        sch_fail(c, "expected array, got %s", jv_tname(in));
+        sch_pop(c);
+        return -1;
+    }
+    if (base && base->type == JV_ARR)
+        nbase = base->n;
+    w->metrics = sch_check(malloc(
+        (nbase + (in->type == JV_ARR ? in->n : 0) + 1) * sizeof(*w->metrics)));
+    for (i = 0; i < nbase; i++)
+        w_metric_id(&w->metrics[i], &base->u.items[i]);
+    w->nmetrics = nbase;
+    for (i = 0; in->type == JV_ARR && i < in->n; i++) {
+        const struct jv *m = &in->u.items[i];
+        struct w_metric wm;
+        size_t hit = (size_t)-1;
+
+        if (m->type == JV_NULL)
+            continue;
+        if (m->type != JV_OBJ) {
+            sch_push(c, "metrics", -1);
+            sch_push(c, NULL, (long)i);
+            sch_fail(c, "expected object, got %s", jv_tname(m));
+            sch_pop(c);
+            sch_pop(c);
+            return -1;
+        }
+        w_metric_id(&wm, m);
+        if (wm.ev && wm.pe && wm.re) {
+            for (j = 0; j < nbase; j++) {
+                if (w_metric_eq(&w->metrics[j], wm.ev, wm.pe, wm.re))
+                    hit = j;
+            }
+        }
+        if (hit != (size_t)-1)
+            w->metrics[hit] = wm;
+        else
+            w->metrics[w->nmetrics++] = wm;
+    }
+    w->metrics_merged = 1;
+    return 0;
+}
+
+/* The int64 a metric's value decodes to (0 when it would not decode: the
+ * metric itself then fails to write). */
+static long long w_metric_value(const struct jv *m)
+{
+    const struct jv *slot[SCH_MAX_FIELDS];
+    size_t i;
+
+    jv_slots(&s_metric, m, slot);
+    for (i = 0; i < s_metric.n; i++) {
+        const struct jv *v = slot[i];
+
+        if (strcmp(s_metric.fields[i].name, "value") || !v)
+            continue;
+        if (v->type == JV_INT)
+            return v->u.i;
+        if (v->type == JV_REAL && v->u.d == floor(v->u.d) &&
+            fabs(v->u.d) < 9e18)
+            return (long long)v->u.d;
+    }
+    return 0;
+}
+
+/* Writes the base entitlements with credit_remaining / usage re-derived
+ * (Go's syncEntitlementDerivedFields). */
+static int w_rederived(struct sch_ctx *c, struct gj_buf *b,
+                       const struct w_merge *w, const struct jv *ents,
+                       const struct jv *credits)
+{
+    uint32_t i;
+    size_t j;
+
+    gj_char(b, '[');
+    for (i = 0; i < ents->n; i++) {
+        const struct jv *e = &ents->u.items[i];
+        struct sch_ovr ovr[2];
+        int novr = 0, rc;
+
+        if (i)
+            gj_char(b, ',');
+        if (e->type != JV_OBJ) {
+            sch_push(c, "entitlements", -1);
+            sch_push(c, NULL, (long)i);
+            if (e->type == JV_NULL) {
+                gj_raw(b, "null", 4);
+                rc = 0;
+            } else {
+                sch_fail(c, "expected object, got %s", jv_tname(e));
+                rc = -1;
+            }
+            sch_pop(c);
+            sch_pop(c);
+            if (rc < 0)
+                return -1;
+            continue;
+        }
+        if (credits) {
+            const char *cid = jv_field_pstr(&s_entitlement, e, "credit_id");
+            const struct jv *bal = cid ? jv_get(credits, cid) : NULL;
+
+            if (bal) {
+                ovr[novr].name = "credit_remaining";
+                ovr[novr].is_int = 0;
+                ovr[novr].d = bal->type == JV_INT    ? (double)bal->u.i
+                              : bal->type == JV_REAL ? bal->u.d
+                                                     : 0;
+                novr++;
+            }
+        }
+        if (w->metrics_merged) {
+            const char *ev = jv_field_pstr(&s_entitlement, e, "event_name");
+            const char *pe = jv_field_pstr(&s_entitlement, e, "metric_period");
+            const char *re = jv_field_pstr(&s_entitlement, e, "month_reset");
+            const struct jv *found = NULL;
+
+            for (j = 0; ev && j < w->nmetrics; j++) {
+                if (w_metric_eq(&w->metrics[j], ev, pe ? pe : "all_time",
+                                re ? re : "first_of_month"))
+                    found = w->metrics[j].m;
+            }
+            if (found) {
+                ovr[novr].name = "usage";
+                ovr[novr].is_int = 1;
+                ovr[novr].i = w_metric_value(found);
+                novr++;
+            }
+        }
+        sch_push(c, "entitlements", -1);
+        sch_push(c, NULL, (long)i);
+        rc = w_struct(c, b, &s_entitlement, e, NULL, ovr, novr);
+        sch_pop(c);
+        sch_pop(c);
+        if (rc < 0)
+            return -1;
+    }
+    gj_char(b, ']');
+    return 0;
+}
+
+static int w_merge_company(struct sch_ctx *c, struct gj_buf *b,
+                           const struct jv *base, const struct jv *partial)
+{
+    const struct sch_schema *s = &s_company;
+    struct w_merge w;
+    const struct jv *credits = NULL;
+    size_t i;
+    int first = 1, rc = 0, ents_in;
+    uint32_t k;
+
+    memset(&w, 0, sizeof(w));
+    jv_slots(s, base, w.bv);
+    /* Partial members match exactly (merge.go switches on the name). */
+    for (k = 0; k < partial->n; k++) {
+        for (i = 0; i < s->n; i++) {
+            if (!strcmp(partial->u.members[k].key, s->fields[i].name))
+                w.pv[i] = &partial->u.members[k].val;
+        }
+    }
+    for (i = 0; i < s->n; i++) {
+        if (!strcmp(s->fields[i].name, "credit_balances") && w.pv[i] &&
+            w.pv[i]->type == JV_OBJ)
+            credits = w.pv[i];
+        if (!strcmp(s->fields[i].name, "metrics") && w.pv[i] &&
+            w_merge_metrics(c, &w, w.bv[i], w.pv[i]) < 0) {
+            free(w.metrics);
+            return -1;
+        }
+    }
+    ents_in = 0;
+    for (i = 0; i < s->n; i++) {
+        if (!strcmp(s->fields[i].name, "entitlements") && w.pv[i])
+            ents_in = 1;
+    }
+
+    gj_char(b, '{');
+    for (i = 0; i < s->n && rc == 0; i++) {
+        const struct sch_field *f = &s->fields[i];
+        const struct jv *pv = w.pv[i], *bv = w.bv[i];
+
+        if (bv && bv->type == JV_NULL && sch_null_keeps(f->kind))
+            bv = NULL;
+        if (pv && pv->type == JV_NULL && sch_null_keeps(f->kind))
+            pv = NULL;
+        sch_push(c, f->name, -1);
+        if (!strcmp(f->name, "keys") || !strcmp(f->name, "credit_balances")) {
+            int floats = f->kind == K_MAP_FLOAT;
+
+            w_key(b, &first, f->name);
+            if (!pv && !strcmp(f->name, "credit_balances")) {
+                rc = bv ? w_value(c, b, f, bv, NULL) : (w_zero(b, f->kind), 0);
+            } else {
+                /* Go makes the map, then copies the partial's into it. */
+                rc = w_map(c, b, floats, bv && bv->type != JV_NULL ? bv : NULL,
+                           pv && pv->type != JV_NULL ? pv : NULL);
+            }
+        } else if (!strcmp(f->name, "metrics") && w.metrics_merged) {
+            size_t j;
+
+            w_key(b, &first, f->name);
+            gj_char(b, '[');
+            for (j = 0; j < w.nmetrics && rc == 0; j++) {
+                const struct jv *m = w.metrics[j].m;
+
+                if (j)
+                    gj_char(b, ',');
+                sch_push(c, NULL, (long)j);
+                if (m->type == JV_NULL) {
+                    gj_raw(b, "null", 4);
+                } else if (m->type == JV_OBJ) {
+                    rc = w_struct(c, b, &s_metric, m, NULL, NULL, 0);
+                } else {
+                    sch_fail(c, "expected object, got %s", jv_tname(m));
+                    rc = -1;
+                }
+                sch_pop(c);
+            }
+            gj_char(b, ']');
+        } else if (!strcmp(f->name, "entitlements") && !ents_in &&
+                   (credits || w.metrics_merged) && bv && bv->type == JV_ARR &&
+                   bv->n > 0) {
+            sch_pop(c);
+            w_key(b, &first, f->name);
+            rc = w_rederived(c, b, &w, bv, credits);
+            sch_push(c, f->name, -1);
+        } else {
+            const struct jv *src = pv ? pv : bv;
+
+            if (!strcmp(f->name, "subscription") && pv) {
+                /* decoded into the existing subscription */
+                w_key(b, &first, f->name);
+                rc = w_value(c, b, f, pv, w.bv[i]);
+            } else if (f->omitempty && w_omit(f, src)) {
+                /* omitted */
+            } else {
+                w_key(b, &first, f->name);
+                if (src)
+                    rc = w_value(c, b, f, src, NULL);
+                else
+                    w_zero(b, f->kind);
+            }
+        }
+        sch_pop(c);
+    }
+    gj_char(b, '}');
+    free(w.metrics);
+    return rc;
+}
+
+static int w_merge_user(struct sch_ctx *c, struct gj_buf *b,
+                        const struct jv *base, const struct jv *partial)
+{
+    const struct sch_schema *s = &s_user;
+    const struct jv *pv[SCH_MAX_FIELDS] = {NULL}, *bv[SCH_MAX_FIELDS];
+    size_t i;
+    uint32_t k;
+    int first = 1, rc = 0;
+
+    jv_slots(s, base, bv);
+    for (k = 0; k < partial->n; k++) {
+        for (i = 0; i < s->n; i++) {
+            if (!strcmp(partial->u.members[k].key, s->fields[i].name))
+                pv[i] = &partial->u.members[k].val;
+        }
+    }
+    gj_char(b, '{');
+    for (i = 0; i < s->n && rc == 0; i++) {
+        const struct sch_field *f = &s->fields[i];
+        const struct jv *p = pv[i], *q = bv[i], *src;
+
+        if (q && q->type == JV_NULL && sch_null_keeps(f->kind))
+            q = NULL;
+        if (p && p->type == JV_NULL && sch_null_keeps(f->kind))
+            p = NULL;
+        w_key(b, &first, f->name);
+        sch_push(c, f->name, -1);
+        if (f->kind == K_MAP_STR && p) {
+            rc = w_map(c, b, 0, q && q->type != JV_NULL ? q : NULL,
+                       p->type != JV_NULL ? p : NULL);
+        } else {
+            src = p ? p : q;
+            if (src)
+                rc = w_value(c, b, f, src, NULL);
+            else
+                w_zero(b, f->kind);
+        }
+        sch_pop(c);
+    }
+    gj_char(b, '}');
+    return rc;
+}
+
+char *sch_merge_text(enum sch_type type, const char *base, size_t base_len,
+                     const char *partial, size_t partial_len, char *err,
+                     size_t errlen)
+{
+    const struct jv *br, *pr;
+    struct jv_doc *bd = NULL, *pd;
+    struct sch_ctx c;
+    struct gj_buf b;
+    char *out = NULL;
+    int rc;
+
+    sch_ctx_init(&c, err, errlen);
+    pd = jv_parse(partial, partial_len, &pr, err, errlen);
+    if (!pd)
+        return NULL;
+    if (pr->type != JV_OBJ) {
+        sch_fail(&c, "partial is not an object");
+        goto done;
+    }
+    if (type == SCH_FLAG) {
+        /* A flag partial carries the whole flag (7.5). */
+        jv_free(pd);
+        return sch_normalize_text(type, partial, partial_len, NULL, err,
+                                  errlen);
+    }
+    if (type != SCH_COMPANY && type != SCH_USER) {
+        sch_fail(&c, "unknown entity type %d", (int)type);
+        goto done;
+    }
+    bd = jv_parse(base, base_len, &br, err, errlen);
+    if (!bd)
+        goto done;
+    if (br->type != JV_OBJ) {
+        sch_fail(&c, "base: %s is not an object", sch_schema_of(type)->name);
+        goto done;
+    }
+    gj_init(&b);
+    rc = type == SCH_COMPANY ? w_merge_company(&c, &b, br, pr)
+                             : w_merge_user(&c, &b, br, pr);
+    if (rc == 0)
+        rc = w_merged_id(&c, sch_schema_of(type), br, pr);
+    if (rc < 0) {
+        gj_release(&b);
+        goto done;
+    }
+    out = gj_take(&b);
+done:
+    jv_free(bd);
+    jv_free(pd);
+    return out;
 }
 
 /* ---- REST conversion (section 10.3)

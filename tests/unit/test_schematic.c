@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -1103,6 +1104,375 @@ static void test_rest_user_and_errors(void **state)
     json_decref(in);
 }
 
+/* ---- the text fast path against the tree path -------------------------------
+ */
+
+static void test_text_samples(void **state)
+{
+    static const struct {
+        const char *msg, *cache;
+        enum sch_type type;
+        const char *id;
+    } cases[] = {
+        {"msg-02-company-full.json", "cache-company-comp_acme.json",
+         SCH_COMPANY, "comp_acme"},
+        {"msg-03-user-full.json", "cache-user-user_ada.json", SCH_USER,
+         "user_ada"},
+        {"msg-09-flag-single-full.json", "cache-flag-plan-flag.json", SCH_FLAG,
+         "flag_plan"},
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *data = sample_data(cases[i].msg);
+        char *want = load_sample(cases[i].cache), *id, err[256], *got;
+        char *text = json_dumps(data, JSON_INDENT(3));
+
+        /* Whitespace and member order of the input do not matter. */
+        got = sch_normalize_text(cases[i].type, text, strlen(text), &id, err,
+                                 sizeof(err));
+        if (!got)
+            fail_msg("%s: %s", cases[i].msg, err);
+        assert_string_equal(got, want);
+        assert_string_equal(id, cases[i].id);
+        free(got);
+        free(id);
+        free(text);
+        free(want);
+        json_decref(data);
+    }
+    {
+        char err[256], *id = (char *)1;
+
+        assert_null(sch_normalize_text(SCH_USER, "{\"id\":5}", 8, &id, err,
+                                       sizeof(err)));
+        assert_null(id);
+        assert_string_equal(err, "id: expected string, got number");
+        assert_null(sch_normalize_text(SCH_USER, "{\"id\":", 6, NULL, err,
+                                       sizeof(err)));
+        assert_true(err[0] != '\0');
+        assert_null(
+            sch_normalize_text(SCH_USER, "[]", 2, NULL, err, sizeof(err)));
+        assert_string_equal(err, "User is not an object");
+    }
+}
+
+static unsigned long long rng_state = 88172645463325252ull;
+
+static unsigned rnd(unsigned n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (unsigned)(rng_state % n);
+}
+
+/* Collects every value of a tree with its container (for mutation). */
+struct node {
+    json_t *parent; /* object or array, NULL for the root */
+    const char *key;
+    size_t idx;
+};
+
+static void collect(json_t *v, json_t *parent, const char *key, size_t idx,
+                    struct node *out, size_t *n, size_t cap)
+{
+    if (*n < cap && parent) {
+        out[*n].parent = parent;
+        out[*n].key = key;
+        out[*n].idx = idx;
+        (*n)++;
+    }
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *m;
+
+        json_object_foreach(v, k, m)
+        {
+            collect(m, v, k, 0, out, n, cap);
+        }
+    } else if (json_is_array(v)) {
+        size_t i;
+
+        for (i = 0; i < json_array_size(v); i++)
+            collect(json_array_get(v, i), v, NULL, i, out, n, cap);
+    }
+}
+
+static json_t *random_value(void)
+{
+    static const char *const texts[] = {"null",
+                                        "true",
+                                        "false",
+                                        "0",
+                                        "7",
+                                        "-3",
+                                        "1200.0",
+                                        "12.5",
+                                        "1e300",
+                                        "-0.0",
+                                        "1e-7",
+                                        "\"\"",
+                                        "\"x<&>\\u2028\"",
+                                        "\"2026-09-01T00:00:00Z\"",
+                                        "\"2026-09-01T02:00:00.500+02:00\"",
+                                        "\"bad time\"",
+                                        "[]",
+                                        "{}",
+                                        "[null]",
+                                        "[\"a\",null]",
+                                        "{\"a\":\"b\",\"C\":null}",
+                                        "{\"x\":1.5}",
+                                        "[{}]",
+                                        "9223372036854775807",
+                                        "{\"id\":\"n\"}"};
+
+    return json_loads(texts[rnd(sizeof(texts) / sizeof(texts[0]))],
+                      JSON_DECODE_ANY, NULL);
+}
+
+/* One random change to a copy of v. */
+static json_t *mutate(json_t *v)
+{
+    json_t *copy = json_deep_copy(v);
+    struct node nodes[4096];
+    size_t n = 0;
+    struct node *pick;
+
+    collect(copy, NULL, NULL, 0, nodes, &n, 4096);
+    if (!n)
+        return copy;
+    pick = &nodes[rnd((unsigned)n)];
+    if (json_is_object(pick->parent)) {
+        char key[300];
+
+        switch (rnd(4)) {
+        case 0:
+            json_object_del(pick->parent, pick->key);
+            break;
+        case 1: {
+            /* Rename with different case (Go matches it anyway). */
+            json_t *val = json_incref(json_object_get(pick->parent, pick->key));
+            size_t i;
+
+            snprintf(key, sizeof(key), "%s", pick->key);
+            for (i = 0; key[i]; i++) {
+                if (key[i] >= 'a' && key[i] <= 'z' && rnd(2))
+                    key[i] = (char)(key[i] - 32);
+            }
+            json_object_del(pick->parent, pick->key);
+            json_object_set_new(pick->parent, key, val);
+            break;
+        }
+        case 2:
+            snprintf(key, sizeof(key), "unknown_%u", rnd(100));
+            json_object_set_new(pick->parent, key, random_value());
+            break;
+        default:
+            json_object_set_new(pick->parent, pick->key, random_value());
+        }
+    } else {
+        if (rnd(4) == 0)
+            json_array_remove(pick->parent, pick->idx);
+        else
+            json_array_set_new(pick->parent, pick->idx, random_value());
+    }
+    return copy;
+}
+
+/* Both paths: the same bytes, or the same error. */
+static void compare_paths(enum sch_type type, json_t *v, int *ok, int *bad)
+{
+    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_t *back = json_loads(text, JSON_DECODE_ANY, NULL);
+    char e1[256], e2[256];
+    char *a = sch_normalize(type, back, e1, sizeof(e1));
+    char *b =
+        sch_normalize_text(type, text, strlen(text), NULL, e2, sizeof(e2));
+
+    if (!a != !b || (a && strcmp(a, b)) || (!a && strcmp(e1, e2)))
+        fail_msg("paths differ on %s\ntree: %s\ntext: %s", text, a ? a : e1,
+                 b ? b : e2);
+    if (a)
+        (*ok)++;
+    else
+        (*bad)++;
+    free(a);
+    free(b);
+    free(text);
+    json_decref(back);
+}
+
+static void test_text_matches_tree(void **state)
+{
+    static const struct {
+        const char *msg;
+        enum sch_type type;
+    } seeds[] = {
+        {"msg-02-company-full.json", SCH_COMPANY},
+        {"msg-03-user-full.json", SCH_USER},
+        {"msg-09-flag-single-full.json", SCH_FLAG},
+    };
+    size_t i;
+    int r, ok = 0, bad = 0;
+
+    (void)state;
+    for (i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+        json_t *data = sample_data(seeds[i].msg), *cur = json_incref(data);
+
+        for (r = 0; r < 1500; r++) {
+            json_t *next = mutate(rnd(3) ? cur : data);
+
+            compare_paths(seeds[i].type, next, &ok, &bad);
+            json_decref(cur);
+            cur = next;
+            if (rnd(8) == 0) {
+                json_decref(cur);
+                cur = json_incref(data);
+            }
+        }
+        json_decref(cur);
+        json_decref(data);
+    }
+    /* Both outcomes must have been exercised. */
+    assert_true(ok > 500);
+    assert_true(bad > 500);
+}
+
+/* Merge on both paths: the same bytes, or both fail. */
+static void compare_merge(enum sch_type type, json_t *base, json_t *partial,
+                          int *ok, int *bad)
+{
+    char *btext = sch_normalize(type, base, NULL, 0), *ptext, *a = NULL, *b;
+    json_t *bt, *m;
+    char e1[256], e2[256];
+
+    if (!btext)
+        return; /* bases are always ferry's own output */
+    ptext = json_dumps(partial, JSON_COMPACT | JSON_ENCODE_ANY);
+    bt = json_loads(btext, 0, NULL);
+    m = sch_merge_ex(type, bt, partial, e1, sizeof(e1));
+    if (m)
+        a = sch_normalize(type, m, e1, sizeof(e1));
+    b = sch_merge_text(type, btext, strlen(btext), ptext, strlen(ptext), e2,
+                       sizeof(e2));
+    if (!a != !b || (a && strcmp(a, b)))
+        fail_msg("merge paths differ\nbase: %s\npartial: %s\ntree: %s\n"
+                 "text: %s",
+                 btext, ptext, a ? a : e1, b ? b : e2);
+    if (a)
+        (*ok)++;
+    else
+        (*bad)++;
+    free(a);
+    free(b);
+    json_decref(m);
+    json_decref(bt);
+    free(ptext);
+    free(btext);
+}
+
+/* A partial: a random subset of a (mutated) entity's members. */
+static json_t *random_partial(json_t *from)
+{
+    json_t *p = json_object();
+    const char *k;
+    json_t *v;
+
+    json_object_foreach(from, k, v)
+    {
+        if (rnd(3) == 0)
+            json_object_set(p, k, rnd(6) ? v : json_null());
+    }
+    return p;
+}
+
+static void test_merge_text_matches_tree(void **state)
+{
+    static const struct {
+        const char *full, *partial;
+        enum sch_type type;
+    } seeds[] = {
+        {"msg-02-company-full.json",
+         "msg-04-company-partial-metrics-credits.json", SCH_COMPANY},
+        {"msg-02-company-full.json",
+         "msg-05-company-partial-traits-keys-plans.json", SCH_COMPANY},
+        {"msg-03-user-full.json", "msg-06-user-partial-traits.json", SCH_USER},
+    };
+    size_t i;
+    int r, ok = 0, bad = 0;
+
+    (void)state;
+    for (i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+        json_t *full = sample_data(seeds[i].full);
+        json_t *part = sample_data(seeds[i].partial);
+
+        compare_merge(seeds[i].type, full, part, &ok, &bad);
+        for (r = 0; r < 800; r++) {
+            json_t *base = rnd(2) ? mutate(full) : json_incref(full);
+            json_t *src = mutate(rnd(2) ? full : part);
+            json_t *p = rnd(3) ? random_partial(src) : mutate(part);
+
+            compare_merge(seeds[i].type, base, p, &ok, &bad);
+            json_decref(base);
+            json_decref(src);
+            json_decref(p);
+        }
+        json_decref(full);
+        json_decref(part);
+    }
+    assert_true(ok > 500);
+    assert_true(bad > 50);
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Reported, not asserted. */
+static void test_throughput(void **state)
+{
+    json_t *data = sample_data("msg-02-company-full.json");
+    json_t *part = sample_data("msg-04-company-partial-metrics-credits.json");
+    char *text = json_dumps(data, JSON_COMPACT);
+    char *ptext = json_dumps(part, JSON_COMPACT);
+    char *base = sch_normalize(SCH_COMPANY, data, NULL, 0);
+    size_t len = strlen(text), plen = strlen(ptext), blen = strlen(base);
+    double t0, tree, fast, merge;
+    int i, n = 300;
+
+    (void)state;
+    t0 = now_s();
+    for (i = 0; i < n; i++) {
+        json_t *j = json_loadb(text, len, 0, NULL);
+
+        free(sch_normalize(SCH_COMPANY, j, NULL, 0));
+        json_decref(j);
+    }
+    tree = (now_s() - t0) / n;
+    t0 = now_s();
+    for (i = 0; i < n; i++)
+        free(sch_normalize_text(SCH_COMPANY, text, len, NULL, NULL, 0));
+    fast = (now_s() - t0) / n;
+    t0 = now_s();
+    for (i = 0; i < n; i++)
+        free(sch_merge_text(SCH_COMPANY, base, blen, ptext, plen, NULL, 0));
+    merge = (now_s() - t0) / n;
+    printf("company (%zu bytes): json_loadb+sch_normalize %.1f us, "
+           "sch_normalize_text %.1f us, sch_merge_text %.1f us\n",
+           len, tree * 1e6, fast * 1e6, merge * 1e6);
+    free(base);
+    free(text);
+    free(ptext);
+    json_decref(data);
+    json_decref(part);
+}
+
 /* ---- keys -------------------------------------------------------------------
  */
 
@@ -1221,6 +1591,10 @@ int main(void)
         cmocka_unit_test(test_merge_rules),
         cmocka_unit_test(test_rest_company),
         cmocka_unit_test(test_rest_user_and_errors),
+        cmocka_unit_test(test_text_samples),
+        cmocka_unit_test(test_text_matches_tree),
+        cmocka_unit_test(test_merge_text_matches_tree),
+        cmocka_unit_test(test_throughput),
         cmocka_unit_test(test_lower),
         cmocka_unit_test(test_keys),
     };
