@@ -132,6 +132,47 @@ static void ws_metric_set(struct ws_source *s, struct ferry_metric *m,
         s->host->metric_set(m, v);
 }
 
+/* ---- lws logging ------------------------------------------------------------ */
+
+/*
+ * lws logs process-wide through one function without a user pointer. Its
+ * connection-error strings are vague for TLS ("connect SSL err 1"), while
+ * its error log line says why ("SSL error: unable to get local issuer
+ * certificate"), so the newest error line of each thread is kept and
+ * folded into our own message about the failed dial. Nothing else of lws's
+ * logging is written.
+ */
+static _Thread_local char ws_lws_err[200];
+
+static void ws_lws_log(int level, const char *line)
+{
+    size_t n;
+
+    if (!(level & LLL_ERR))
+        return;
+    snprintf(ws_lws_err, sizeof(ws_lws_err), "%s", line);
+    n = strlen(ws_lws_err);
+    while (n && (ws_lws_err[n - 1] == '\n' || ws_lws_err[n - 1] == ' '))
+        ws_lws_err[--n] = '\0';
+}
+
+/* Formats why a dial failed from lws's reason and its last error line. */
+static void ws_dial_error(char *out, size_t len, const void *in, size_t inlen)
+{
+    const char *reason = in ? (const char *)in : "";
+    int rlen = in ? (int)strnlen(reason, inlen) : 0;
+
+    if (ws_lws_err[0] && rlen)
+        snprintf(out, len, "%s (%.*s)", ws_lws_err, rlen, reason);
+    else if (ws_lws_err[0])
+        snprintf(out, len, "%s", ws_lws_err);
+    else if (rlen)
+        snprintf(out, len, "%.*s", rlen, reason);
+    else
+        snprintf(out, len, "connection failed");
+    ws_lws_err[0] = '\0';
+}
+
 /* ---- counting ------------------------------------------------------------ */
 
 static int ws_etype_index(const char *et)
@@ -457,6 +498,7 @@ static void ws_dial(struct ws_source *s)
     s->conn_state = WS_CONN_DIALING;
     s->close_code = 0;
     s->dial_ns = ws_now(s);
+    ws_lws_err[0] = '\0';
     lws_sul_schedule(s->lws, 0, &s->sul_connect, ws_connect_timeout_cb,
                      (lws_usec_t)s->connect_ms * LWS_US_PER_MS);
     WS_LOG(s, FERRY_LOG_DEBUG, "dialling %s", s->url);
@@ -771,7 +813,9 @@ static int ws_on_writeable(struct ws_source *s, struct lws *wsi)
             lws_callback_on_writable(wsi);
             return 0;
         }
-        WS_LOG(s, FERRY_LOG_INFO,
+        /* After a refused key, the server usually closes right away:
+         * do not announce every attempt at info. */
+        WS_LOG(s, s->confirm_pending ? FERRY_LOG_DEBUG : FERRY_LOG_INFO,
                "connected to %s and subscribed to%s%s%s (%s%s) in %.1f ms",
                s->url, (s->subs & WS_SUB_COMPANIES) ? " companies" : "",
                (s->subs & WS_SUB_USERS) ? " users" : "",
@@ -803,10 +847,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
         s = ws_from_wsi(wsi);
         if (s->conn_state != WS_CONN_DIALING)
             return 0;
-        snprintf(why, sizeof(why), "%.*s", in ? (int)len : 0,
-                 in ? (const char *)in : "");
-        if (!in || !len || !why[0])
-            snprintf(why, sizeof(why), "connection failed");
+        ws_dial_error(why, sizeof(why), in, len);
         if (ws_now(s) - s->dial_ns >= s->connect_ms * 1000000ull)
             snprintf(why + strlen(why), sizeof(why) - strlen(why),
                      " (connect_timeout)");
@@ -860,17 +901,6 @@ static const struct lws_protocols ws_protocols[] = {
     { WS_PROTOCOL, ws_callback, 0, WS_RX_BUFFER, 0, NULL, 0 },
     { NULL, NULL, 0, 0, 0, NULL, 0 }
 };
-
-/* ---- lws logging ------------------------------------------------------------ */
-
-/* lws logs process-wide through one function without a user pointer;
- * its errors are folded into our own messages already (connection error
- * strings), so only route them to stderr at debug builds. */
-static void ws_lws_log(int level, const char *line)
-{
-    (void)level;
-    (void)line;
-}
 
 /* ---- plugin entry points ---------------------------------------------------- */
 
@@ -1058,7 +1088,7 @@ static struct lws_context *ws_context_new(struct ws_source *s,
     struct lws_context_creation_info info;
     struct lws_context *lws;
 
-    lws_set_log_level(0, ws_lws_log);
+    lws_set_log_level(LLL_ERR, ws_lws_log);
     memset(&info, 0, sizeof(info));
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = prot;
@@ -1208,10 +1238,12 @@ static int ws_probe_cb(struct lws *wsi, enum lws_callback_reasons reason,
         return 0;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
         if (!p->done) {
+            char why[256];
+
             p->done = -1;
-            snprintf(p->msg, sizeof(p->msg), "cannot connect to %.200s: %.*s",
-                     p->s->url, in ? (int)len : 0,
-                     in ? (const char *)in : "connection failed");
+            ws_dial_error(why, sizeof(why), in, len);
+            snprintf(p->msg, sizeof(p->msg), "cannot connect to %.200s: %s",
+                     p->s->url, why);
         }
         p->wsi = NULL;
         return 0;
@@ -1237,6 +1269,7 @@ static int ws_probe(void *state, char *msg, size_t len)
     memset(&p, 0, sizeof(p));
     p.s = s;
     p.t0 = s->host->now_ns();
+    ws_lws_err[0] = '\0';
     lws = ws_context_new(s, ws_probe_protocols, &p);
     if (!lws) {
         snprintf(msg, len, "%.200s: cannot create the WebSocket client context",

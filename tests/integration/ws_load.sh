@@ -1,0 +1,96 @@
+#!/bin/sh
+# ws_load: the REST initial load of 2,500 companies and 2,500 users with the
+# default bulk_page_size (100), bulk_concurrency (5) and bulk_rate (10/s),
+# while the stream runs at 100 messages/s. From the server's REST log: the
+# two counts and every page exactly once (52 requests), never more than 10
+# requests in any second. From the sink: LOAD_BEGIN, every entity, LOAD_END,
+# and only then the stream messages held meanwhile, in order.
+. tests/lib.sh
+. tests/integration/ws_lib.inc
+
+N=200
+ws_plugins
+ts_start --seed 5 --companies 2500 --users 2500 --flags 5 --messages $N \
+    --rate 100
+cat >"$T/f.ini" <<EOF
+$(ws_ini_head)
+
+[source.ds]
+plugin = websocket
+api_url = http://127.0.0.1:$TS_PORT
+api_key = test-key
+
+[sink.out]
+plugin = file
+path = $T/out.jsonl
+
+[route.main]
+from = ds
+to = out
+workers = 4
+batch_size = 100
+EOF
+ferry_start "$T/f.ini"
+WAIT_S=40 wait_for ws_jsonl_positions "$T/out.jsonl" $N ||
+    fail "positions missing; log: $(tail -n 20 "$FERRY_LOG")"
+ws_alive
+ferry_stop
+
+python3 - "$T/ts.log" "$T/out.jsonl" "$FERRY_LOG" "$WS_BASE" <<'PY' || exit 1
+import json, re, sys
+def fail(msg):
+    print("FAIL:", msg)
+    sys.exit(1)
+base = int(sys.argv[4])
+ev = [json.loads(l) for l in open(sys.argv[1])]
+rest = [e for e in ev if e["event"] == "rest"]
+paths = [e["path"] for e in rest]
+flog = open(sys.argv[3]).read()
+counts = {m.group(2): int(m.group(1)) for m in
+          re.finditer(r"initial load: (\d+) (companies|users) to load", flog)}
+want = {"/companies/count", "/users/count"}
+for t in ("companies", "users"):
+    for off in range(0, counts[t], 100):
+        want.add("/%s?limit=100&offset=%d" % (t, off))
+if len(paths) != len(want) or set(paths) != want:
+    fail("%d requests; unexpected %r, missing %r" %
+         (len(paths), sorted(set(paths) - want)[:5],
+          sorted(want - set(paths))[:5]))
+if any(e["status"] != 200 for e in rest):
+    fail("a REST request failed")
+t = [e["t_ms"] for e in rest]
+# At most 10 requests per second: any 11 consecutive requests span >= 1 s
+# (less 50 ms for timer and delivery jitter).
+worst = min(t[i + 10] - t[i] for i in range(len(t) - 10))
+if worst < 950:
+    fail("11 requests within %d ms" % worst)
+rate = (len(t) - 1) * 1000.0 / (t[-1] - t[0])
+if rate > 10.5:
+    fail("average %.2f requests/s" % rate)
+
+lines = [json.loads(l) for l in open(sys.argv[2])]
+ops = [l["op"] for l in lines]
+if ops[0] != "load_begin" or ops.count("load_end") != 1:
+    fail("load_begin / load_end: %r" % ops[:3])
+end = ops.index("load_end")
+loaded = lines[1:end]
+ids = {(l["entity_type"], l["entity_id"]) for l in loaded}
+if len(loaded) != counts["companies"] + counts["users"] or \
+        len(ids) != len(loaded):
+    fail("%d loaded lines, %d distinct, counts %r" %
+         (len(loaded), len(ids), counts))
+if any(l["stream_id"] or l["op"] != "full" for l in loaded):
+    fail("a stream message before LOAD_END")
+stream = [l for l in lines[end + 1:] if l["stream_id"]]
+last = {}
+for l in stream:
+    p = int(l["stream_id"].split("-")[0]) - base
+    k = (l["entity_type"], l["entity_id"])
+    if last.get(k, 0) > p:
+        fail("entity %r out of order" % (k,))
+    last[k] = p
+print("ok: %d requests at %.2f/s (densest 11 in %d ms), %d loaded, "
+      "%d stream messages after LOAD_END" %
+      (len(t), rate, worst, len(loaded), len(stream)))
+PY
+echo "PASS ws_load"
