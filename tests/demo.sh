@@ -61,7 +61,7 @@ while [ $(( $(date +%s) - start )) -lt 120 ]; do
     applied=${applied:-0}
     rate=$(( applied - last ))
     last=$applied
-    printf '\rdemo: applied %8s messages  %7s msg/s  lag %6ss  ready %s ' \
+    printf 'demo: applied %8s messages  %7s msg/s  lag %6ss  ready %s\n' \
         "$applied" "$rate" "$(lag)" \
         "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$DEMO_HTTP_PORT/ready")"
     if python3 tests/support/statecheck.py --port "$DEMO_REDIS_PORT" \
@@ -71,7 +71,6 @@ while [ $(( $(date +%s) - start )) -lt 120 ]; do
     fi
     sleep 1
 done
-printf '\n'
 [ $done = 1 ] || {
     python3 tests/support/statecheck.py --port "$DEMO_REDIS_PORT" \
         --expect "$T/expect.json" --version "$DEMO_CACHE_VERSION"

@@ -20,7 +20,7 @@ cleanup() {
         done
         kill -9 "$p" 2>/dev/null
     done
-    [ -n "$KEEP_TMP" ] || rm -rf "$T"
+    [ -n "${KEEP_TMP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
 
