@@ -261,66 +261,131 @@ static const char *redis_value_end(const char *p, const char *end)
 }
 
 /*
- * Finds top-level member name of the JSON object js[0..len) and returns it
- * parsed (new reference), or NULL when absent or malformed. The cached
- * entities are large and only their "keys" are needed for a full or a
- * delete, so this skips the rest without building it.
+ * Finds top-level member name of the JSON object js[0..len) and stores
+ * its value's text in *v, *vlen. Returns 0, or -1 when absent or
+ * malformed. The cached entities are large and only their "keys" are
+ * needed for a full or a delete, so this skips the rest without parsing.
  */
-static json_t *redis_json_member(const char *js, size_t len, const char *name)
+static int redis_json_slice(const char *js, size_t len, const char *name,
+                            const char **val, size_t *vlen)
 {
     const char *p = js, *end = js + len;
     size_t nlen = strlen(name);
 
     p = redis_ws(p, end);
     if (p >= end || *p != '{')
-        return NULL;
+        return -1;
     p++;
     for (;;) {
         const char *k, *ke, *v, *ve;
 
         p = redis_ws(p, end);
         if (p >= end || *p != '"')
-            return NULL;
+            return -1;
         k = p + 1;
         ke = redis_value_end(p, end);
         if (!ke)
-            return NULL;
+            return -1;
         ke--; /* the closing quote */
         p = redis_ws(ke + 1, end);
         if (p >= end || *p != ':')
-            return NULL;
+            return -1;
         v = redis_ws(p + 1, end);
         ve = redis_value_end(v, end);
         if (!ve || ve == v)
-            return NULL;
-        if ((size_t)(ke - k) == nlen && memcmp(k, name, nlen) == 0)
-            return json_loadb(v, (size_t)(ve - v), JSON_DECODE_ANY, NULL);
+            return -1;
+        if ((size_t)(ke - k) == nlen && memcmp(k, name, nlen) == 0) {
+            *val = v;
+            *vlen = (size_t)(ve - v);
+            return 0;
+        }
         p = redis_ws(ve, end);
         if (p < end && *p == ',') {
             p++;
             continue;
         }
-        return NULL;
+        return -1;
     }
 }
 
-/* Adds the lookup keys derived from a keys object to sv. */
-static void redis_lookups(struct redis_run *run, int t, json_t *keys,
-                          struct redis_strv *sv)
+/* redis_json_slice, parsed (new reference), or NULL. */
+static json_t *redis_json_member(const char *js, size_t len, const char *name)
 {
-    const char *k;
-    json_t *v;
+    const char *v;
+    size_t vlen;
 
-    if (!json_is_object(keys))
+    if (redis_json_slice(js, len, name, &v, &vlen) < 0)
+        return NULL;
+    return json_loadb(v, vlen, JSON_DECODE_ANY, NULL);
+}
+
+static void redis_add_lookup(struct redis_run *run, int t, const char *k,
+                             const char *v, struct redis_strv *sv)
+{
+    redis_strv_add(sv, sch_key_lookup(run->s->prefix, redis_sch_type(t),
+                                      run->s->version, k, v));
+}
+
+/*
+ * Adds the lookup keys derived from the "keys" member of the entity
+ * js[0..len) to sv. Keys maps are small and flat; without escapes they
+ * are read in place, otherwise through jansson.
+ */
+static void redis_lookups(struct redis_run *run, int t, const char *js,
+                          size_t len, struct redis_strv *sv)
+{
+    const char *p, *end;
+    size_t n;
+    json_t *keys, *jv;
+    const char *jk;
+
+    if (redis_json_slice(js, len, "keys", &p, &n) < 0)
         return;
-    json_object_foreach(keys, k, v)
-    {
-        if (json_is_string(v))
-            redis_strv_add(sv, sch_key_lookup(run->s->prefix,
-                                              redis_sch_type(t),
-                                              run->s->version, k,
-                                              json_string_value(v)));
+    end = p + n;
+    if (memchr(p, '\\', n))
+        goto slow;
+    if (*p != '{')
+        return; /* null or not a map: no lookups */
+    p = redis_ws(p + 1, end);
+    while (p < end && *p == '"') {
+        const char *k = p + 1, *ke = memchr(k, '"', (size_t)(end - k));
+        const char *v, *ve;
+        char kbuf[256], vbuf[512];
+
+        if (!ke)
+            goto slow;
+        p = redis_ws(ke + 1, end);
+        if (p >= end || *p != ':')
+            goto slow;
+        v = redis_ws(p + 1, end);
+        ve = redis_value_end(v, end);
+        if (!ve)
+            goto slow;
+        if (*v == '"') {
+            if ((size_t)(ke - k) >= sizeof(kbuf) ||
+                (size_t)(ve - v - 2) >= sizeof(vbuf))
+                goto slow;
+            memcpy(kbuf, k, (size_t)(ke - k));
+            kbuf[ke - k] = '\0';
+            memcpy(vbuf, v + 1, (size_t)(ve - v - 2));
+            vbuf[ve - v - 2] = '\0';
+            redis_add_lookup(run, t, kbuf, vbuf, sv);
+        }
+        p = redis_ws(ve, end);
+        if (p < end && *p == ',')
+            p = redis_ws(p + 1, end);
     }
+    return;
+slow:
+    keys = redis_json_member(js, len, "keys");
+    if (json_is_object(keys)) {
+        json_object_foreach(keys, jk, jv)
+        {
+            if (json_is_string(jv))
+                redis_add_lookup(run, t, jk, json_string_value(jv), sv);
+        }
+    }
+    json_decref(keys);
 }
 
 /* ---- grouping ----------------------------------------------------------- */
@@ -432,14 +497,10 @@ static void redis_fold(struct redis_run *run, struct redis_group *g)
     int exists = g->base != NULL, changed = 0, deleted = 0;
     size_t k;
     char err[200];
-    json_t *keys;
 
     /* Lookups derived from the cached keys go stale unless kept. */
-    if (g->base) {
-        keys = redis_json_member(g->base, g->base_len, "keys");
-        redis_lookups(run, g->t, keys, &stale);
-        json_decref(keys);
-    }
+    if (g->base)
+        redis_lookups(run, g->t, g->base, g->base_len, &stale);
     for (k = g->head; k != REDIS_NONE; k = run->next[k]) {
         const struct ferry_msg *m = redis_msg(run, k);
         size_t bi = run->idx[k];
@@ -491,11 +552,8 @@ static void redis_fold(struct redis_run *run, struct redis_group *g)
                                sch_key_lookup(s->prefix, st, s->version,
                                               m->keys[i].key,
                                               m->keys[i].value));
-            if (m->nkeys == 0) {
-                keys = redis_json_member(m->payload, m->payload_len, "keys");
-                redis_lookups(run, g->t, keys, &stale);
-                json_decref(keys);
-            }
+            if (m->nkeys == 0)
+                redis_lookups(run, g->t, m->payload, m->payload_len, &stale);
             free(cur);
             cur = NULL;
             exists = 0;
@@ -509,9 +567,7 @@ static void redis_fold(struct redis_run *run, struct redis_group *g)
     if (!changed)
         goto out;
     if (exists && cur) {
-        keys = redis_json_member(cur, strlen(cur), "keys");
-        redis_lookups(run, g->t, keys, &g->sets);
-        json_decref(keys);
+        redis_lookups(run, g->t, cur, strlen(cur), &g->sets);
         if (g->sets.n > 0) {
             g->op = GROUP_SET;
             g->value = cur;
@@ -578,21 +634,36 @@ static void redis_flags_release(struct redis_flags *fl)
     redis_keyset_release(&fl->keep);
 }
 
-/* The flag key of a single-flag payload: data.key, else data.id (7.5),
- * else entity_id. malloc'd or NULL. */
-static char *redis_flag_key(struct redis_run *run, const struct ferry_msg *m,
-                            json_t *j, int allow_id)
+/* A string member of the JSON object js[0..len), malloc'd, or NULL when
+ * absent, not a string or empty. */
+static char *redis_json_str(const char *js, size_t len, const char *name)
 {
-    const char *key = json_string_value(json_object_get(j, "key"));
+    json_t *v = redis_json_member(js, len, name);
+    char *r = NULL;
 
-    if ((!key || !*key) && allow_id) {
-        key = json_string_value(json_object_get(j, "id"));
-        if ((!key || !*key) && m->entity_id && *m->entity_id)
-            key = m->entity_id;
+    if (json_is_string(v) && json_string_length(v) > 0)
+        r = redis_xstrdup(json_string_value(v));
+    json_decref(v);
+    return r;
+}
+
+/* The Redis key of the flag whose JSON is js[0..len): lower(data.key),
+ * else (deletes, 7.5) lower(data.id), else the message's entity_id. */
+static char *redis_flag_key(struct redis_run *run, const struct ferry_msg *m,
+                            const char *js, size_t len, int allow_id)
+{
+    char *key = redis_json_str(js, len, "key"), *fk;
+
+    if (!key && allow_id) {
+        key = redis_json_str(js, len, "id");
+        if (!key && m->entity_id && *m->entity_id)
+            key = redis_xstrdup(m->entity_id);
     }
-    if (!key || !*key)
+    if (!key)
         return NULL;
-    return sch_key_flag(run->s->prefix, run->s->version, key);
+    fk = sch_key_flag(run->s->prefix, run->s->version, key);
+    free(key);
+    return fk;
 }
 
 static void redis_queue_snapshot(struct redis_run *run, size_t k)
@@ -600,41 +671,50 @@ static void redis_queue_snapshot(struct redis_run *run, size_t k)
     struct redis_sink *s = run->s;
     const struct ferry_msg *m = redis_msg(run, k);
     struct redis_flags *fl = &run->fl;
-    json_t *arr, *f;
-    size_t i;
+    const char *p = m->payload, *end = m->payload + m->payload_len;
     uint64_t written = 0;
     char err[200];
 
-    arr = json_loadb(m->payload, m->payload_len, 0, NULL);
-    if (!json_is_array(arr)) {
+    /* Walk the array's elements as text; each is normalised alone. */
+    p = redis_ws(p, end);
+    if (p >= end || *p != '[') {
         redis_poison(run->w, run->b, run->idx[k],
                      "flags snapshot data is not a JSON array");
-        json_decref(arr);
         return;
     }
-    json_array_foreach(arr, i, f)
-    {
-        const char *key = json_string_value(json_object_get(f, "key"));
+    p = redis_ws(p + 1, end);
+    while (p < end && *p != ']') {
+        const char *e = redis_value_end(p, end);
         char *fk, *v;
 
-        if (!key || !*key)
-            continue; /* only flags with a key are written (7.4) */
-        fk = sch_key_flag(s->prefix, s->version, key);
-        v = sch_normalize(SCH_FLAG, f, err, sizeof(err));
-        if (!v) {
-            /* Keep the flag's cached value rather than evict it. */
-            s->host->log(s->ctx, FERRY_LOG_ERROR,
-                         "snapshot flag '%.80s' skipped: %s", key, err);
-            s->host->metric_add(s->m_poison, 1);
-        } else {
-            redis_q_set(run, fk, v, strlen(v));
-            written++;
-            free(v);
+        if (!e || e == p) {
+            redis_poison(run->w, run->b, run->idx[k],
+                         "flags snapshot: malformed JSON");
+            return;
         }
-        redis_keyset_add(&fl->acc, fk, strlen(fk));
-        free(fk);
+        fk = *p == '{' ? redis_flag_key(run, m, p, (size_t)(e - p), 0)
+                       : NULL;
+        /* Only flags with a key are written (7.4). */
+        if (fk) {
+            v = sch_normalize_text(SCH_FLAG, p, (size_t)(e - p), NULL, err,
+                                   sizeof(err));
+            if (!v) {
+                /* Keep the flag's cached value rather than evict it. */
+                s->host->log(s->ctx, FERRY_LOG_ERROR,
+                             "snapshot flag %s skipped: %s", fk, err);
+                s->host->metric_add(s->m_poison, 1);
+            } else {
+                redis_q_set(run, fk, v, strlen(v));
+                written++;
+                free(v);
+            }
+            redis_keyset_add(&fl->acc, fk, strlen(fk));
+            free(fk);
+        }
+        p = redis_ws(e, end);
+        if (p < end && *p == ',')
+            p = redis_ws(p + 1, end);
     }
-    json_decref(arr);
     fl->acc_written += written;
     if (m->flags & FERRY_MSG_F_MORE) {
         fl->acc_open = 1;
@@ -653,7 +733,6 @@ static void redis_queue_flag(struct redis_run *run, size_t k)
 {
     const struct ferry_msg *m = redis_msg(run, k);
     size_t bi = run->idx[k];
-    json_t *j;
     char *fk, *v;
     char err[200];
 
@@ -661,36 +740,38 @@ static void redis_queue_flag(struct redis_run *run, size_t k)
         redis_queue_snapshot(run, k);
         return;
     }
-    if (m->op != FERRY_OP_FULL && m->op != FERRY_OP_PARTIAL &&
-        m->op != FERRY_OP_DELETE)
-        return;
-    j = json_loadb(m->payload, m->payload_len, 0, NULL);
-    if (!json_is_object(j) && !(m->op == FERRY_OP_DELETE && *m->entity_id)) {
-        redis_poison(run->w, run->b, bi, "flag data is not a JSON object");
-        json_decref(j);
+    if (m->op == FERRY_OP_DELETE) {
+        fk = redis_flag_key(run, m, m->payload, m->payload_len, 1);
+        if (!fk) {
+            redis_poison(run->w, run->b, bi, "flag delete without a key");
+            return;
+        }
+        redis_q_del(run, fk, NULL);
+        free(fk);
         return;
     }
-    fk = redis_flag_key(run, m, j, m->op == FERRY_OP_DELETE);
+    if (m->op != FERRY_OP_FULL && m->op != FERRY_OP_PARTIAL)
+        return;
+    v = sch_normalize_text(SCH_FLAG, m->payload, m->payload_len, NULL, err,
+                           sizeof(err));
+    if (!v) {
+        redis_poison(run->w, run->b, bi, "invalid flag: %s", err);
+        return;
+    }
+    fk = redis_flag_key(run, m, v, strlen(v), 0);
     if (!fk) {
         redis_poison(run->w, run->b, bi, "flag without a key");
-        json_decref(j);
+        free(v);
         return;
     }
-    if (m->op == FERRY_OP_DELETE) {
-        redis_q_del(run, fk, NULL);
-    } else if (!(v = sch_normalize(SCH_FLAG, j, err, sizeof(err)))) {
-        redis_poison(run->w, run->b, bi, "invalid flag: %s", err);
-    } else {
-        redis_q_set(run, fk, v, strlen(v));
-        free(v);
-        /* A flag changed during or after a snapshot is current. */
-        if (run->fl.acc_open)
-            redis_keyset_add(&run->fl.acc, fk, strlen(fk));
-        if (run->fl.have_final)
-            redis_keyset_add(&run->fl.keep, fk, strlen(fk));
-    }
+    redis_q_set(run, fk, v, strlen(v));
+    /* A flag changed during or after a snapshot is current. */
+    if (run->fl.acc_open)
+        redis_keyset_add(&run->fl.acc, fk, strlen(fk));
+    if (run->fl.have_final)
+        redis_keyset_add(&run->fl.keep, fk, strlen(fk));
     free(fk);
-    json_decref(j);
+    free(v);
 }
 
 /* Deletes 4-segment flag keys of this version not kept by the snapshot. */

@@ -1259,6 +1259,22 @@ static void test_stale_lookups(void **state)
     assert_false(exists("schematic:company:" V ":id:x1"));
     assert_key_value("schematic:company:" V ":id:x2", "\"Comp_X\"");
     assert_int_equal(dbsize(), 2);
+    /* Escapes in keys (Go writes & as \u0026) and non-ASCII letters. */
+    {
+        struct tmsg *e = tmsg_new(
+            "user", FERRY_OP_FULL, "u\"1",
+            "{\"id\":\"u\\\"1\",\"account_id\":\"a\",\"environment_id\":"
+            "\"e\",\"keys\":{\"Email\":\"A\\u0026B@X.Test\","
+            "\"Name\":\"\xc3\x89MILE\"}}");
+
+        w1(w, e);
+        assert_key_value("schematic:user:" V ":email:a&b@x.test",
+                         "\"u\\\"1\"");
+        assert_key_value("schematic:user:" V ":name:\xc3\xa9mile",
+                         "\"u\\\"1\"");
+        assert_true(exists("schematic:user:" V ":u\"1"));
+        tmsg_free(e);
+    }
     ferry_plugin.close(w);
     inst_end(&in);
     tmsg_free(a);
@@ -1336,6 +1352,23 @@ static void test_single_flags(void **state)
     w1_file(w, "msg-10-flag-single-delete.json");
     assert_false(exists("schematic:flags:" V ":trait-flag"));
     assert_int_equal(dbsize(), 5);
+    /* A delete without a key falls back to the id (7.5). */
+    {
+        struct tmsg *d = tmsg_new("flags", FERRY_OP_DELETE, "",
+                                  "{\"id\":\"User-Flag\"}");
+        struct tmsg *bad = tmsg_new("flags", FERRY_OP_FULL, "",
+                                    "{\"id\":\"f\",\"rules\":[]}");
+        int res = 0;
+
+        w1(w, d);
+        assert_false(exists("schematic:flags:" V ":user-flag"));
+        /* A single flag that does not normalise is a poison message. */
+        assert_int_equal(wbatch(w, &bad, 1, NULL, &res), FERRY_OK);
+        assert_int_equal(res, FERRY_ERROR);
+        assert_int_equal(dbsize(), 4);
+        tmsg_free(d);
+        tmsg_free(bad);
+    }
     ferry_plugin.close(w);
     inst_end(&in);
 }
