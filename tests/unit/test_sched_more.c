@@ -661,6 +661,37 @@ static void test_free_leftover_barrier_once(void **state)
     pipeline_free(pl);
 }
 
+/* A barrier goes into every worker channel of every route of its source.
+ * With more worker channels than emit's fixed reservation table holds
+ * (256), the configuration must be refused up front, or the barrier
+ * accepted: a source must never get FERRY_EINVAL for a valid control
+ * message (it would lose its LOAD_END). */
+static void test_barrier_into_many_workers(void **state)
+{
+    (void)state;
+    known_bug("try_admit() refuses a barrier for more than 256 worker "
+              "channels with FERRY_EINVAL");
+    char err[1024];
+    struct pipeline *pl =
+        try_pipeline(HEAD "[source.mix]\nplugin = mix\n"
+                          "[sink.a]\nplugin = probe\n"
+                          "[route.r1]\nfrom = mix\nto = a\nworkers = 200\n"
+                          "[route.r2]\nfrom = mix\nto = a\nworkers = 200\n",
+                     err, sizeof(err));
+    if (!pl) {
+        assert_non_null(strstr(err, "workers"));
+        return;
+    }
+    struct ferry_msg c = {
+        .struct_size = sizeof(c),
+        .op = FERRY_OP_LOAD_END,
+        .entity_type = "control",
+    };
+    int rc = sched_emit(instance(pl, "mix"), &c, 0, 0);
+    pipeline_free(pl);
+    assert_int_equal(rc, FERRY_OK);
+}
+
 /* ---- reload-time metrics ------------------------------------------------ */
 
 /* A pipeline that fails to build (here: an init() fails, as in a SIGHUP
@@ -716,6 +747,7 @@ int main(void)
         T(test_final_checkpoint_after_every_route),
         T(test_open_failure_never_writes_null),
         T(test_free_leftover_barrier_once),
+        T(test_barrier_into_many_workers),
         T(test_failed_build_keeps_running_gauges),
 #undef T
     };
