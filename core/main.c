@@ -201,9 +201,12 @@ static struct pipeline *reload(struct pipeline *old, const char *path,
     /* A SIGTERM that reached the old pipeline while it drained. */
     pthread_mutex_lock(&old->lock);
     int stopped = old->stop_requested;
+    int code = old->exit_code;
     pthread_mutex_unlock(&old->lock);
+    /* With its exit code: a sink that lost its writer lock during the
+     * drain asked for 1. */
     if (stopped)
-        pipeline_request_stop(pl, 0, NULL);
+        pipeline_request_stop(pl, code, NULL);
     pipeline_inherit(pl, old);
     pipeline_free(old);
     log_write(FERRY_LOG_INFO, NULL, "reload: starting the new pipeline");

@@ -153,6 +153,17 @@ static void cmsg_release_item(void *item)
 {
     struct cmsg *cm = item;
 
+    /* A barrier is queued in every worker channel of its source but holds
+     * one reference for all of them; no worker has reached it (they would
+     * all have had to), so it is in b->left channels: drop the reference
+     * with the last copy. */
+    if (cm->barrier) {
+        pthread_mutex_lock(&cm->barrier->lock);
+        int last = --cm->barrier->left == 0;
+        pthread_mutex_unlock(&cm->barrier->lock);
+        if (!last)
+            return;
+    }
     /* Still queued when the pipeline is freed: never applied. */
     atomic_store(&cm->abandoned, 1);
     cmsg_release(cm);
@@ -204,6 +215,7 @@ static int route_admit(struct route *r, struct cmsg *cm, struct channel *ch)
 struct coalesce_arg {
     struct cmsg *cm;
     int seen;
+    int found;
 };
 
 /*
@@ -221,13 +233,17 @@ static int coalesce_match(void *queued, void *arg)
 
     if (a->seen)
         return 0;
+    /* Nothing queued before a barrier may be replaced by a message
+     * emitted after it: stop at the newest barrier. */
+    if (FERRY_OP_IS_CONTROL(q->m.op)) {
+        a->seen = 1;
+        return 0;
+    }
     if (q->hash != a->cm->hash ||
         strcmp(q->m.entity_type, n->entity_type) != 0 ||
         strcmp(order_key(&q->m), order_key(n)) != 0)
         return 0;
     a->seen = 1;
-    if (FERRY_OP_IS_CONTROL(q->m.op))
-        return 0;
     if (n->op == FERRY_OP_SNAPSHOT)
         return q->m.op == FERRY_OP_SNAPSHOT &&
                !((q->m.flags | n->flags) & FERRY_MSG_F_MORE);
@@ -236,6 +252,35 @@ static int coalesce_match(void *queued, void *arg)
     if (q->m.op == FERRY_OP_SNAPSHOT)
         return 0;
     return strcmp(q->m.entity_id, n->entity_id) == 0;
+}
+
+/* A channel_replace_newest() match that replaces nothing: only records
+ * whether coalesce_match() would. */
+static int coalesce_probe(void *queued, void *arg)
+{
+    struct coalesce_arg *a = arg;
+
+    if (coalesce_match(queued, arg))
+        a->found = 1;
+    return 0;
+}
+
+/*
+ * Whether cm can be coalesced into ch now: there is room, or a queued
+ * message it may replace. Then it still can when it is placed, after every
+ * other route accepted it: only this source adds to ch (under its emit
+ * lock), and a worker that pops the replaceable message leaves room. So
+ * placing never has to wait while other routes already hold cm.
+ */
+static int coalesce_feasible(struct channel *ch, struct cmsg *cm)
+{
+    struct coalesce_arg arg = {cm, 0, 0};
+    void *unused;
+
+    if (channel_depth(ch) < channel_capacity(ch))
+        return 1;
+    channel_replace_newest(ch, coalesce_probe, &arg, NULL, &unused);
+    return arg.found;
 }
 
 static int is_control(const struct cmsg *cm)
@@ -369,7 +414,10 @@ static int try_admit(struct ferry_ctx *src, struct cmsg *cm)
             metrics_add(r->m_dropped_newest, 1);
             continue;
         }
-        if (verdict == FERRY_ADMIT_COALESCE && ncoalesce < MAX_TARGETS) {
+        /* When it cannot be coalesced, the reservation below refuses it
+         * (and arms the on_room callback). */
+        if (verdict == FERRY_ADMIT_COALESCE && ncoalesce < MAX_TARGETS &&
+            coalesce_feasible(ch, cm)) {
             coalesce[ncoalesce++] = r;
             continue;
         }
@@ -401,7 +449,7 @@ static int try_admit(struct ferry_ctx *src, struct cmsg *cm)
     for (size_t i = 0; i < ncoalesce; i++) {
         struct route *r = coalesce[i];
         struct channel *ch = route_channel(r, cm);
-        struct coalesce_arg arg = {cm, 0};
+        struct coalesce_arg arg = {cm, 0, 0};
         void *old;
 
         atomic_fetch_add(&cm->refs, 1);
@@ -495,6 +543,10 @@ int sched_emit(struct ferry_ctx *src, const struct ferry_msg *msg, int wait,
     pthread_mutex_lock(&src->emit_lock);
     tl_emitting = src;
     for (;;) {
+        /* Set before the attempt: a worker that makes room after a refused
+         * reservation but before we wait must find the flag, or its
+         * on_room callback sees nobody waiting and the wakeup is lost. */
+        atomic_store(&src->waiting_room, 1);
         rc = try_admit(src, cm);
         if (rc != FERRY_WOULD_BLOCK)
             break;
@@ -619,6 +671,10 @@ static int deliver(struct worker *w, struct cmsg **msgs, size_t n)
 
     if (!results)
         abort();
+    /* open() never succeeded (the worker gave up at shutdown): nothing
+     * may be written without a context; keep it behind the cursor. */
+    if (sink->desc->open && !w->wctx)
+        goto abandon;
     for (;;) {
         uint64_t retry_at = 0;
         int held = 0;
@@ -651,9 +707,15 @@ static int deliver(struct worker *w, struct cmsg **msgs, size_t n)
             results[i] = FERRY_OK;
         if (sink->desc->checkpoint) {
             uint64_t seqs[256];
-            size_t ns = n < 256 ? n : 256;
-            for (size_t i = 0; i < ns; i++)
-                seqs[i] = msgs[i]->m.seq;
+            size_t ns = 0;
+            /* Only messages this batch completes: no other route (and not
+             * emit's guard) still holds them. A fanned-out message another
+             * route has not applied yet would make the commit lead; so
+             * would a barrier, done only when every sink has it. */
+            for (size_t i = 0; i < n && ns < 256; i++)
+                if (atomic_load(&msgs[i]->refs) == 1 &&
+                    !atomic_load(&msgs[i]->abandoned) && !is_control(msgs[i]))
+                    seqs[ns++] = msgs[i]->m.seq;
             /* Batches larger than 256 only preview their first 256: the
              * commit may then lag, never lead. */
             batch.commit = tracker_preview(&r->source->tracker, seqs, ns);
@@ -865,6 +927,15 @@ static void *worker_main(void *arg)
                   "messages not applied (they stay behind the replay cursor "
                   "and are replayed on the next start)",
                   r->name, w->index, w->abandoned);
+    /* Wait until every worker of every route of this source has drained,
+     * so the final position is the one after the whole drain. */
+    struct pipeline *pl = r->pl;
+    pthread_mutex_lock(&pl->lock);
+    if (--r->source->drain_left == 0)
+        pthread_cond_broadcast(&pl->cond);
+    while (r->source->drain_left > 0)
+        pthread_cond_wait(&pl->cond, &pl->lock);
+    pthread_mutex_unlock(&pl->lock);
     /* The last worker of the route persists the final position. */
     if (atomic_fetch_sub(&r->workers_left, 1) == 1 && w->wctx)
         worker_checkpoint(w, 1);
@@ -1192,11 +1263,6 @@ static struct route *route_new(struct pipeline *pl,
     atomic_init(&r->workers_left, (int)r->nworkers);
 
     const char *rl[] = {"route", r->name, NULL};
-    metrics_gauge_fn("ferry_channel_depth", "Messages queued in a route.",
-                     rl, route_depth, r);
-    metrics_gauge_fn("ferry_channel_capacity",
-                     "Capacity of a route's channels.", rl, route_capacity,
-                     r);
     r->m_applied = metrics_get(FERRY_METRIC_COUNTER,
                                "ferry_messages_applied_total",
                                "Messages a sink applied.", rl);
@@ -1366,6 +1432,23 @@ struct pipeline *pipeline_new(struct config *cfg, const char *plugin_dir,
                  pl->cfg.path);
         goto fail;
     }
+    /* A barrier takes a reservation in every worker channel of every
+     * route of its source, from try_admit()'s fixed table. */
+    for (size_t i = 0; i < pl->ninstances; i++) {
+        struct ferry_ctx *c = pl->instances[i];
+        size_t nw = 0;
+        for (size_t k = 0; k < c->nroutes; k++)
+            nw += c->routes[k]->nworkers;
+        if (nw > MAX_TARGETS * 4) {
+            char at[512];
+            where(at, sizeof(at), config_section(&pl->cfg, c->label), NULL);
+            snprintf(err, errlen,
+                     "%s routes from this source have %zu workers in all; "
+                     "at most %d",
+                     at, nw, MAX_TARGETS * 4);
+            goto fail;
+        }
+    }
     for (size_t i = 0; i < pl->ninstances; i++) {
         struct ferry_ctx *c = pl->instances[i];
         int used = 0;
@@ -1443,8 +1526,10 @@ void pipeline_request_stop(struct pipeline *pl, int exit_code,
         for (size_t i = 0; i < pl->ninstances; i++) {
             struct ferry_ctx *c = pl->instances[i];
             if (c->kind == FERRY_KIND_SINK && c->inited && !c->started &&
-                c->desc->stop)
+                c->desc->stop) {
+                c->stop_sent = 1;
                 c->desc->stop(c->state);
+            }
         }
     } else if (exit_code > pl->exit_code) {
         pl->exit_code = exit_code;
@@ -1522,9 +1607,26 @@ int pipeline_start(struct pipeline *pl)
 
     for (size_t i = 0; i < pl->nroutes; i++) {
         struct route *r = pl->routes[i];
+        /* Registered here, not in pipeline_new(): a pipeline that is
+         * built but refused (a failed reload) must not take over the
+         * running pipeline's series, which route_free() then forgets. */
+        const char *rl[] = {"route", r->name, NULL};
+        metrics_gauge_fn("ferry_channel_depth", "Messages queued in a route.",
+                         rl, route_depth, r);
+        metrics_gauge_fn("ferry_channel_capacity",
+                         "Capacity of a route's channels.", rl,
+                         route_capacity, r);
         for (unsigned w = 0; w < r->nworkers; w++) {
+            /* Workers exit only after the channels close in
+             * pipeline_shutdown(), so the count is complete by then. */
+            pthread_mutex_lock(&pl->lock);
+            r->source->drain_left++;
+            pthread_mutex_unlock(&pl->lock);
             if (pthread_create(&r->workers[w].thread, NULL, worker_main,
                                &r->workers[w]) != 0) {
+                pthread_mutex_lock(&pl->lock);
+                r->source->drain_left--;
+                pthread_mutex_unlock(&pl->lock);
                 log_write(FERRY_LOG_ERROR, NULL, "cannot start a worker: %s",
                           strerror(errno));
                 pipeline_request_stop(pl, 1, "out of threads");
@@ -1661,7 +1763,14 @@ int pipeline_shutdown(struct pipeline *pl)
     }
     for (size_t i = 0; i < pl->ninstances; i++) {
         struct ferry_ctx *c = pl->instances[i];
-        if (c->kind == FERRY_KIND_SINK && c->started && c->desc->stop)
+        /* stop() is called once: a stop request may have interrupted
+         * start() with it already. */
+        pthread_mutex_lock(&pl->lock);
+        int call = c->kind == FERRY_KIND_SINK && c->started &&
+                   c->desc->stop && !c->stop_sent;
+        c->stop_sent |= call;
+        pthread_mutex_unlock(&pl->lock);
+        if (call)
             c->desc->stop(c->state);
     }
     for (size_t i = 0; i < pl->ninstances; i++) {

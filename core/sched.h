@@ -43,6 +43,7 @@ struct ferry_ctx {
     void *state;
     int inited;
     int started;
+    int stop_sent; /* sinks: stop() was called (pipeline lock) */
     struct pipeline *pl;
 
     /* Sources. */
@@ -55,6 +56,8 @@ struct ferry_ctx {
     struct route **routes;       /* routes whose `from` is this source */
     size_t nroutes;
     struct tracker tracker;
+    int drain_left;              /* workers of its routes not yet drained
+                                  * (pipeline lock) */
     struct ferry_metric *m_unrouted;
     struct ferry_metric *m_lag;
 };

@@ -5,6 +5,7 @@
  * `burst` > 0 it emits that many, then waits `pause` before the rest. With
  * `linger` it keeps running until stopped instead of finishing.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -21,7 +22,7 @@ struct gen {
     int linger;
     int64_t payload_bytes;
     int64_t control_every;
-    volatile int stop;
+    atomic_int stop;
     struct ferry_metric *emitted;
 };
 

@@ -234,8 +234,8 @@ static void test_stop_drains_queue(void **state)
         "shutdown_timeout = 30s\n"
         "[source.gen]\nplugin = gen\ncount = 10000\nentities = 100\n"
         "linger = true\n"
-        "[sink.check]\nplugin = check\ndelay = 2ms\n"
-        "[route.r]\nfrom = gen\nto = check\nworkers = 2\nbatch_size = 10\n"
+        "[sink.check]\nplugin = check\ndelay = 20ms\n"
+        "[route.r]\nfrom = gen\nto = check\nworkers = 2\nbatch_size = 50\n"
         "channel_size = 20000\nbatch_timeout = 1ms\n");
     assert_int_equal(pipeline_start(pl), 0);
     assert_true(wait_metric("test_source_emitted_total", 10000, 5000));

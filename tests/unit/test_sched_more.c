@@ -144,20 +144,6 @@ static void run_to_end(struct pipeline *pl)
     assert_int_equal(pipeline_shutdown(pl), 0);
 }
 
-/* Skips a test that shows a known scheduler bug unless asked for. */
-static void known_bug(const char *what)
-{
-    const char *on = getenv("FERRY_TEST_KNOWN_BUGS");
-
-    if (on && on[0] && strcmp(on, "0") != 0)
-        return;
-    fprintf(stderr,
-            "    skipped (known bug: %s); set "
-            "FERRY_TEST_KNOWN_BUGS=1 to run it\n",
-            what);
-    skip();
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -436,7 +422,6 @@ static void test_coalesce_with_fanout(void **state)
 static void test_coalesce_never_crosses_barrier(void **state)
 {
     (void)state;
-    known_bug("coalesce_match() scans past a queued barrier");
     struct pipeline *pl = make_pipeline(
         HEAD "[source.mix]\nplugin = mix\ncount = 60\nentities = 1\n"
              "control_every = 10\n"
@@ -523,8 +508,6 @@ static void test_shutdown_while_waiting_for_wakeup(void **state)
 static void test_emit_wakeup_not_lost(void **state)
 {
     (void)state;
-    known_bug("waiting_room is set after try_admit(): a pop in between "
-              "loses the wakeup");
     char text[8192];
     int len = snprintf(text, sizeof(text), "%s",
                        HEAD "[source.mix]\nplugin = mix\n"
@@ -559,8 +542,6 @@ static void test_emit_wakeup_not_lost(void **state)
 static void test_fanout_commit_never_leads(void **state)
 {
     (void)state;
-    known_bug("tracker_preview() counts a fanned-out message as done when "
-              "one route applied it");
     struct pipeline *pl = make_pipeline(
         HEAD "shutdown_timeout = 200ms\n"
              "[source.mix]\nplugin = mix\ncount = 200\nentities = 10\n"
@@ -586,8 +567,6 @@ static void test_fanout_commit_never_leads(void **state)
 static void test_final_checkpoint_after_every_route(void **state)
 {
     (void)state;
-    known_bug("the last worker of each route checkpoints before the other "
-              "routes of its source have drained");
     struct pipeline *pl = make_pipeline(
         HEAD "[source.mix]\nplugin = mix\ncount = 300\nentities = 10\n"
              "[sink.a]\nplugin = probe\n"
@@ -610,7 +589,6 @@ static void test_final_checkpoint_after_every_route(void **state)
 static void test_open_failure_never_writes_null(void **state)
 {
     (void)state;
-    known_bug("worker_main() goes on with wctx NULL after open() failed");
     struct pipeline *pl = make_pipeline(
         HEAD "shutdown_timeout = 5s\n"
              "[source.mix]\nplugin = mix\ncount = 20\nentities = 5\n"
@@ -635,8 +613,6 @@ static void test_open_failure_never_writes_null(void **state)
 static void test_free_leftover_barrier_once(void **state)
 {
     (void)state;
-    known_bug("cmsg_release_item() drops one reference per channel, but a "
-              "barrier holds one for all its channels");
     struct pipeline *pl =
         make_pipeline(HEAD "[source.mix]\nplugin = mix\n"
                            "[sink.a]\nplugin = probe\n"
@@ -669,8 +645,6 @@ static void test_free_leftover_barrier_once(void **state)
 static void test_barrier_into_many_workers(void **state)
 {
     (void)state;
-    known_bug("try_admit() refuses a barrier for more than 256 worker "
-              "channels with FERRY_EINVAL");
     char err[1024];
     struct pipeline *pl =
         try_pipeline(HEAD "[source.mix]\nplugin = mix\n"
@@ -700,8 +674,6 @@ static void test_barrier_into_many_workers(void **state)
 static void test_failed_build_keeps_running_gauges(void **state)
 {
     (void)state;
-    known_bug("route_free() of the refused pipeline forgets the shared "
-              "ferry_channel_* series");
     char err[1024];
     struct pipeline *pl = make_pipeline(
         HEAD "[source.mix]\nplugin = mix\ncount = 10\nlinger = true\n"
