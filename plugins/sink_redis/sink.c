@@ -234,12 +234,18 @@ int redis_worker_connect(struct redis_worker *w)
                          "worker %u: reconnected to %s", w->index, s->where);
         }
         w->was_connected = 1;
+        w->failing = 0;
         redis_sink_component(s, FERRY_COMPONENT_CONNECTED);
         return FERRY_OK;
     }
     redis_sink_component(s, FERRY_COMPONENT_DISCONNECTED);
-    s->host->log(s->ctx, rc == FERRY_ERROR ? FERRY_LOG_ERROR : FERRY_LOG_WARN,
+    /* Once per outage per worker; the core logs the retries. */
+    s->host->log(s->ctx,
+                 rc == FERRY_ERROR ? FERRY_LOG_ERROR
+                 : w->failing      ? FERRY_LOG_DEBUG
+                                   : FERRY_LOG_WARN,
                  "worker %u: %s", w->index, redis_conn_error(w->conn));
+    w->failing = 1;
     return FERRY_RETRY;
 }
 

@@ -112,6 +112,7 @@ struct redis_worker {
     unsigned index;
     struct redis_conn *conn;
     int was_connected;
+    int failing;             /* connecting failed since the last success */
     /* Why results[i] became FERRY_ERROR (per message of the batch). */
     char **reasons;
     size_t reasons_cap;

@@ -98,7 +98,9 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$H2/ready")
 curl -s "http://127.0.0.1:$H2/ready" | grep -q '"cache_version":"c0ffee01"' ||
     fail "standby /ready without cache_version"
 kill -TERM $A
-wait $A || { tail -20 "$T/a.log"; fail "A exited $? on SIGTERM"; }
+wait $A
+rc=$?
+[ $rc -eq 0 ] || { tail -20 "$T/a.log"; fail "A exited $rc on SIGTERM"; }
 grep -q "writer lock released" "$T/a.log" || fail "A did not release the lock"
 
 # B takes over, resumes from the cursor, and is ready from the marker.
@@ -111,7 +113,9 @@ grep -q "resuming from position" "$T/b.log" ||
 python3 "$STATECHECK" --port "$REDIS_PORT" --expect "$T/expect.json" \
     --wait 30 || { tail -30 "$T/b.log"; fail "state after takeover"; }
 kill -TERM $B
-wait $B || fail "B exited $? on SIGTERM"
+wait $B
+rc=$?
+[ $rc -eq 0 ] || { tail -20 "$T/b.log"; fail "B exited $rc on SIGTERM"; }
 [ -z "$(rcli GET schematic:datastream:writer_lock)" ] ||
     fail "writer lock left behind"
 echo ok
