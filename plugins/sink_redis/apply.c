@@ -50,11 +50,11 @@ struct redis_strv {
 
 /* One company or user touched by a run. */
 struct redis_group {
-    int t;                  /* REDIS_T_* */
-    const char *id;         /* borrowed from the message or run->ids */
+    int t;          /* REDIS_T_* */
+    const char *id; /* borrowed from the message or run->ids */
     char *id_key;
-    size_t head, tail;      /* run positions of its first/last message */
-    char *base;             /* the cached value (MGET), or NULL */
+    size_t head, tail; /* run positions of its first/last message */
+    char *base;        /* the cached value (MGET), or NULL */
     size_t base_len;
     int op;                 /* GROUP_* */
     char *value;            /* GROUP_SET: the normalised entity */
@@ -63,11 +63,11 @@ struct redis_group {
 };
 
 struct redis_flags {
-    int loaded;                /* instance snapshot state copied in */
-    struct redis_keyset acc;   /* keys of pages since the last final one */
+    int loaded;              /* instance snapshot state copied in */
+    struct redis_keyset acc; /* keys of pages since the last final one */
     uint64_t acc_written;
-    int acc_open;              /* a paginated snapshot is in progress */
-    struct redis_keyset keep;  /* keys the last final snapshot keeps */
+    int acc_open;             /* a paginated snapshot is in progress */
+    struct redis_keyset keep; /* keys the last final snapshot keeps */
     uint64_t keep_written;
     int have_final;
 };
@@ -76,14 +76,14 @@ struct redis_run {
     struct redis_worker *w;
     struct redis_sink *s;
     struct ferry_batch *b;
-    const size_t *idx;  /* run position -> batch index */
+    const size_t *idx; /* run position -> batch index */
     size_t n;
     const struct ferry_pos *commit;
-    size_t *next;       /* next message of the same group */
-    char **ids;         /* ids taken from payloads (owned) */
+    size_t *next; /* next message of the same group */
+    char **ids;   /* ids taken from payloads (owned) */
     struct redis_group *groups;
     size_t ngroups;
-    size_t *table;      /* open addressing: group index + 1, 0 empty */
+    size_t *table; /* open addressing: group index + 1, 0 empty */
     size_t table_cap;
     int has_flags;
     struct redis_flags fl;
@@ -131,8 +131,7 @@ static void redis_strv_release(struct redis_strv *sv)
     memset(sv, 0, sizeof(*sv));
 }
 
-static const struct ferry_msg *redis_msg(const struct redis_run *run,
-                                         size_t k)
+static const struct ferry_msg *redis_msg(const struct redis_run *run, size_t k)
 {
     return run->b->msgs[run->idx[k]];
 }
@@ -162,8 +161,8 @@ static void redis_poison(struct redis_worker *w, struct ferry_batch *b,
     va_end(ap);
 }
 
-static void redis_q_set(struct redis_run *run, const char *key,
-                        const char *val, size_t vlen)
+static void redis_q_set(struct redis_run *run, const char *key, const char *val,
+                        size_t vlen)
 {
     struct redis_sink *s = run->s;
     const char *argv[5] = {"SET", key, val, "PX", s->ttl_arg};
@@ -422,8 +421,8 @@ static struct redis_group *redis_group_for(struct redis_run *run, int t,
     memset(g, 0, sizeof(*g));
     g->t = t;
     g->id = id;
-    g->id_key = sch_key_entity(run->s->prefix, redis_sch_type(t),
-                               run->s->version, id);
+    g->id_key =
+        sch_key_entity(run->s->prefix, redis_sch_type(t), run->s->version, id);
     g->head = g->tail = k;
     return g;
 }
@@ -548,10 +547,9 @@ static void redis_fold(struct redis_run *run, struct redis_group *g)
             /* The payload's keys; the cached ones are already in stale
              * (7.3: both, a safe superset). */
             for (i = 0; i < m->nkeys; i++)
-                redis_strv_add(&stale,
-                               sch_key_lookup(s->prefix, st, s->version,
-                                              m->keys[i].key,
-                                              m->keys[i].value));
+                redis_strv_add(&stale, sch_key_lookup(s->prefix, st, s->version,
+                                                      m->keys[i].key,
+                                                      m->keys[i].value));
             if (m->nkeys == 0)
                 redis_lookups(run, g->t, m->payload, m->payload_len, &stale);
             free(cur);
@@ -692,8 +690,7 @@ static void redis_queue_snapshot(struct redis_run *run, size_t k)
                          "flags snapshot: malformed JSON");
             return;
         }
-        fk = *p == '{' ? redis_flag_key(run, m, p, (size_t)(e - p), 0)
-                       : NULL;
+        fk = *p == '{' ? redis_flag_key(run, m, p, (size_t)(e - p), 0) : NULL;
         /* Only flags with a key are written (7.4). */
         if (fk) {
             v = sch_normalize_text(SCH_FLAG, p, (size_t)(e - p), NULL, err,
@@ -796,16 +793,16 @@ static int redis_flags_finish(struct redis_run *run)
         snprintf(mid, sizeof(mid), "flags:%s:", s->version);
         redis_match_pattern(s, mid, pat, sizeof(pat));
         rc = redis_scan_delete(s, run->w->conn, pat, REDIS_EVICT_COUNT,
-                               redis_snapshot_pred, run, NULL, NULL,
-                               &scanned, &deleted);
+                               redis_snapshot_pred, run, NULL, NULL, &scanned,
+                               &deleted);
         if (rc == FERRY_ERROR)
             return REDIS_DATA_ERROR;
         if (rc != FERRY_OK)
             return FERRY_RETRY;
         s->host->metric_add(s->m_evict_snapshot, (double)deleted);
         s->host->log(s->ctx, FERRY_LOG_INFO,
-                     "flags snapshot applied: %" PRIu64
-                     " flags, %" PRIu64 " stale flags deleted",
+                     "flags snapshot applied: %" PRIu64 " flags, %" PRIu64
+                     " stale flags deleted",
                      run->fl.keep_written, deleted);
     } else if (run->fl.have_final) {
         s->host->log(s->ctx, FERRY_LOG_INFO,
@@ -833,8 +830,7 @@ static int redis_flags_finish(struct redis_run *run)
 
 /* Worst class among error replies (cursor_at: the index of the cursor
  * script among the queued commands, whose own data error is only logged). */
-static int redis_check_multi(struct redis_run *run, size_t nq,
-                             size_t cursor_at)
+static int redis_check_multi(struct redis_run *run, size_t nq, size_t cursor_at)
 {
     struct redis_worker *w = run->w;
     struct redis_conn *c = w->conn;
@@ -863,8 +859,7 @@ static int redis_check_multi(struct redis_run *run, size_t nq,
         return worst ? worst : REDIS_CLASS_DATA;
     }
     if (exec->type != REDIS_REPLY_ARRAY) {
-        snprintf(w->last_error, sizeof(w->last_error),
-                 "unexpected EXEC reply");
+        snprintf(w->last_error, sizeof(w->last_error), "unexpected EXEC reply");
         return REDIS_CLASS_RECONNECT;
     }
     for (i = 0; i < exec->elements; i++) {
@@ -936,8 +931,7 @@ static int redis_fetch_bases(struct redis_run *run)
     }
     r = redis_conn_reply(c, 0);
     if (r->type == REDIS_REPLY_ERROR) {
-        snprintf(run->w->last_error, sizeof(run->w->last_error), "%s",
-                 r->str);
+        snprintf(run->w->last_error, sizeof(run->w->last_error), "%s", r->str);
         rc = redis_class_status(run, redis_reply_class(r));
         redis_conn_reset(c);
         return rc;
@@ -1200,8 +1194,8 @@ static int redis_load_end(struct redis_worker *w)
     if (loading) {
         s->host->metric_add(s->m_evict_load, (double)deleted);
         s->host->log(s->ctx, FERRY_LOG_INFO,
-                     "initial load complete: %" PRIu64
-                     " companies, %" PRIu64 " users written; %" PRIu64
+                     "initial load complete: %" PRIu64 " companies, %" PRIu64
+                     " users written; %" PRIu64
                      " keys it did not write deleted",
                      shapes[REDIS_T_COMPANY][REDIS_SHAPE_ID],
                      shapes[REDIS_T_USER][REDIS_SHAPE_ID], deleted);
@@ -1222,8 +1216,7 @@ static int redis_control(struct redis_worker *w, struct ferry_batch *b,
             return FERRY_RETRY;
         /* The marker goes too: until the new load completes, a restart
          * must load everything again. */
-        redis_conn_cmd(w->conn, "DEL", s->cursor_key, s->complete_key,
-                       NULL);
+        redis_conn_cmd(w->conn, "DEL", s->cursor_key, s->complete_key, NULL);
         s->host->metric_add(s->m_del, 2);
         s->host->metric_add(s->m_roundtrips, 1);
         if (redis_conn_exec(w->conn) != FERRY_OK) {
@@ -1309,8 +1302,7 @@ static int redis_run_isolating(struct redis_worker *w, struct ferry_batch *b,
             continue;
         rc = redis_run(w, b, &idx[k], 1, NULL);
         if (rc == REDIS_DATA_ERROR)
-            redis_poison(w, b, idx[k], "refused by Redis: %s",
-                         w->last_error);
+            redis_poison(w, b, idx[k], "refused by Redis: %s", w->last_error);
         else if (rc != FERRY_OK)
             return rc;
     }
@@ -1358,8 +1350,8 @@ int redis_apply(struct redis_worker *w, struct ferry_batch *b)
         w->reasons = redis_xalloc(b->count * sizeof(*w->reasons) +
                                   b->count * REDIS_REASON_LEN);
         for (i = 0; i < b->count; i++)
-            w->reasons[i] = (char *)(w->reasons + b->count) +
-                            i * REDIS_REASON_LEN;
+            w->reasons[i] =
+                (char *)(w->reasons + b->count) + i * REDIS_REASON_LEN;
     }
     for (i = 0; i < b->count; i++) {
         b->results[i] = FERRY_OK;

@@ -134,8 +134,8 @@ static int redis_parse_hostport(const char *s, size_t n,
         if (end + 1 == s + n)
             return 0;
         if (end[1] != ':' ||
-            redis_parse_port(end + 2, (size_t)(s + n - end - 2),
-                             &ep->port) < 0) {
+            redis_parse_port(end + 2, (size_t)(s + n - end - 2), &ep->port) <
+                0) {
             snprintf(err, errlen, "bad port in '%.*s'", (int)n, s);
             return -1;
         }
@@ -143,8 +143,8 @@ static int redis_parse_hostport(const char *s, size_t n,
     }
     colon = memchr(s, ':', n);
     if (colon && memchr(colon + 1, ':', (size_t)(s + n - colon - 1))) {
-        snprintf(err, errlen,
-                 "'%.*s': write IPv6 addresses as [addr]:port", (int)n, s);
+        snprintf(err, errlen, "'%.*s': write IPv6 addresses as [addr]:port",
+                 (int)n, s);
         return -1;
     }
     hlen = colon ? (size_t)(colon - s) : n;
@@ -162,8 +162,8 @@ static int redis_parse_hostport(const char *s, size_t n,
 }
 
 /* redis://[user[:pass]@]host[:port][/db] without the scheme. */
-static int redis_parse_url(const char *s, struct redis_endpoint *ep,
-                           char *err, size_t errlen)
+static int redis_parse_url(const char *s, struct redis_endpoint *ep, char *err,
+                           size_t errlen)
 {
     const char *at, *slash, *hp = s, *end = s + strlen(s);
 
@@ -183,8 +183,8 @@ static int redis_parse_url(const char *s, struct redis_endpoint *ep,
             }
         }
         if (colon) {
-            ep->password = redis_pct_decode(colon + 1,
-                                            (size_t)(at - colon - 1));
+            ep->password =
+                redis_pct_decode(colon + 1, (size_t)(at - colon - 1));
             if (!ep->password) {
                 /* Never echo the password. */
                 snprintf(err, errlen, "bad %%-escape in the URL's password");
@@ -213,8 +213,8 @@ static int redis_parse_url(const char *s, struct redis_endpoint *ep,
     return 0;
 }
 
-int redis_endpoint_parse(const char *addr, struct redis_endpoint *ep,
-                         char *err, size_t errlen)
+int redis_endpoint_parse(const char *addr, struct redis_endpoint *ep, char *err,
+                         size_t errlen)
 {
     memset(ep, 0, sizeof(*ep));
     ep->db = -1;
@@ -240,8 +240,7 @@ int redis_endpoint_parse(const char *addr, struct redis_endpoint *ep,
         return 0;
     }
     if (strncmp(addr, "rediss://", 9) == 0) {
-        snprintf(err, errlen,
-                 "rediss:// (TLS to Redis) is not supported yet");
+        snprintf(err, errlen, "rediss:// (TLS to Redis) is not supported yet");
         return -1;
     }
     if (strncmp(addr, "redis://", 8) == 0)
@@ -671,8 +670,8 @@ int redis_conn_exec(struct redis_conn *c)
             return FERRY_RETRY;
         }
         if (p.revents & POLLOUT) {
-            ssize_t n = send(c->fd, c->out + sent, c->out_len - sent,
-                             MSG_NOSIGNAL);
+            ssize_t n =
+                send(c->fd, c->out + sent, c->out_len - sent, MSG_NOSIGNAL);
 
             if (n < 0 && errno != EAGAIN && errno != EINTR) {
                 redis_conn_fail(c, "write: %s", strerror(errno));
@@ -720,9 +719,9 @@ static int redis_err_is(const char *s, const char *code)
 int redis_reply_class(const redisReply *r)
 {
     static const char *const transient[] = {
-        "OOM",        "LOADING", "BUSY",        "TRYAGAIN",
-        "MASTERDOWN", "MISCONF", "CLUSTERDOWN", "NOREPLICAS", NULL};
-    static const char *const reconnect[] = {"READONLY", "NOAUTH", "MOVED",
+        "OOM",     "LOADING",     "BUSY",       "TRYAGAIN", "MASTERDOWN",
+        "MISCONF", "CLUSTERDOWN", "NOREPLICAS", NULL};
+    static const char *const reconnect[] = {"READONLY", "NOAUTH",    "MOVED",
                                             "ASK",      "WRONGPASS", NULL};
     size_t i;
 

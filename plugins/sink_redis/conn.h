@@ -32,12 +32,12 @@
 
 /* Where and how to connect. Strings are copied by redis_conn_new(). */
 struct redis_endpoint {
-    char *host;       /* TCP host (NULL for a unix socket) */
-    int port;         /* TCP port */
-    char *path;       /* unix socket path (NULL for TCP) */
-    char *username;   /* ACL user for AUTH, or NULL */
-    char *password;   /* AUTH password, or NULL (never logged) */
-    int64_t db;       /* SELECT db when > 0 */
+    char *host;     /* TCP host (NULL for a unix socket) */
+    int port;       /* TCP port */
+    char *path;     /* unix socket path (NULL for TCP) */
+    char *username; /* ACL user for AUTH, or NULL */
+    char *password; /* AUTH password, or NULL (never logged) */
+    int64_t db;     /* SELECT db when > 0 */
     uint64_t connect_timeout_ms;
     uint64_t command_timeout_ms;
 };
@@ -49,8 +49,8 @@ struct redis_endpoint {
  * Returns 0, or -1 with a message in err. ep's strings are malloc'd: free
  * them with redis_endpoint_release() in either case.
  */
-int redis_endpoint_parse(const char *addr, struct redis_endpoint *ep,
-                         char *err, size_t errlen);
+int redis_endpoint_parse(const char *addr, struct redis_endpoint *ep, char *err,
+                         size_t errlen);
 void redis_endpoint_release(struct redis_endpoint *ep);
 /* "host:port" or "unix:/path" for log lines (no credentials). */
 void redis_endpoint_describe(const struct redis_endpoint *ep, char *buf,

@@ -173,8 +173,7 @@ int redis_pos_parse(const char *s, size_t n, struct ferry_pos *p)
     return 0;
 }
 
-int redis_key_segments(const struct redis_sink *s, const char *key,
-                       size_t len)
+int redis_key_segments(const struct redis_sink *s, const char *key, size_t len)
 {
     size_t plen = strlen(s->prefix), i;
     int segs = 1;
@@ -200,8 +199,8 @@ static size_t redis_glob_escape(char *buf, size_t pos, size_t len,
     return pos;
 }
 
-void redis_match_pattern(const struct redis_sink *s, const char *mid,
-                         char *buf, size_t len)
+void redis_match_pattern(const struct redis_sink *s, const char *mid, char *buf,
+                         size_t len)
 {
     size_t pos = redis_glob_escape(buf, 0, len, s->prefix);
 
@@ -230,8 +229,8 @@ int redis_worker_connect(struct redis_worker *w)
     if (rc == FERRY_OK) {
         if (w->was_connected) {
             s->host->metric_add(s->m_reconnects, 1);
-            s->host->log(s->ctx, FERRY_LOG_INFO,
-                         "worker %u: reconnected to %s", w->index, s->where);
+            s->host->log(s->ctx, FERRY_LOG_INFO, "worker %u: reconnected to %s",
+                         w->index, s->where);
         }
         w->was_connected = 1;
         w->failing = 0;
@@ -286,8 +285,8 @@ static int redis_check_segment(const struct ferry_host *host,
         return -1;
     }
     if (strlen(v) > max) {
-        host->log(ctx, FERRY_LOG_ERROR, "%s: longer than %zu characters",
-                  name, max);
+        host->log(ctx, FERRY_LOG_ERROR, "%s: longer than %zu characters", name,
+                  max);
         return -1;
     }
     for (p = v; *p; p++) {
@@ -295,8 +294,8 @@ static int redis_check_segment(const struct ferry_host *host,
 
         if (c <= ' ' || c == 0x7f) {
             host->log(ctx, FERRY_LOG_ERROR,
-                      "%s: '%s' contains a space or control character",
-                      name, v);
+                      "%s: '%s' contains a space or control character", name,
+                      v);
             return -1;
         }
         if (c == ':' && !allow_colon) {
@@ -323,8 +322,7 @@ static char *redis_join(const char *a, const char *b)
 
 static struct ferry_metric *redis_counter(struct redis_sink *s,
                                           const char *name, const char *help,
-                                          const char *label,
-                                          const char *value)
+                                          const char *label, const char *value)
 {
     const char *labels[3] = {label, value, NULL};
 
@@ -337,31 +335,30 @@ static void redis_register_metrics(struct redis_sink *s)
     static const char ops[] = "Redis commands (set/del per key) sent";
     static const char ev[] = "keys deleted by eviction, per reason";
 
-    s->m_set = redis_counter(s, "ferry_sink_operations_total", ops, "op",
-                             "set");
-    s->m_del = redis_counter(s, "ferry_sink_operations_total", ops, "op",
-                             "del");
-    s->m_mget = redis_counter(s, "ferry_sink_operations_total", ops, "op",
-                              "mget");
-    s->m_scan = redis_counter(s, "ferry_sink_operations_total", ops, "op",
-                              "scan");
-    s->m_eval = redis_counter(s, "ferry_sink_operations_total", ops, "op",
-                              "eval");
-    s->m_poison = redis_counter(s, "ferry_sink_poison_total",
-                                "messages skipped as permanently bad",
-                                NULL, NULL);
-    s->m_reconnects = redis_counter(s, "ferry_sink_reconnects_total",
-                                    "Redis connections re-established",
-                                    NULL, NULL);
-    s->m_evict_snapshot = redis_counter(s, "ferry_sink_evicted_total", ev,
-                                        "reason", "snapshot");
-    s->m_evict_load = redis_counter(s, "ferry_sink_evicted_total", ev,
-                                    "reason", "load");
-    s->m_evict_cleanup = redis_counter(s, "ferry_sink_evicted_total", ev,
-                                       "reason", "cleanup");
+    s->m_set =
+        redis_counter(s, "ferry_sink_operations_total", ops, "op", "set");
+    s->m_del =
+        redis_counter(s, "ferry_sink_operations_total", ops, "op", "del");
+    s->m_mget =
+        redis_counter(s, "ferry_sink_operations_total", ops, "op", "mget");
+    s->m_scan =
+        redis_counter(s, "ferry_sink_operations_total", ops, "op", "scan");
+    s->m_eval =
+        redis_counter(s, "ferry_sink_operations_total", ops, "op", "eval");
+    s->m_poison =
+        redis_counter(s, "ferry_sink_poison_total",
+                      "messages skipped as permanently bad", NULL, NULL);
+    s->m_reconnects =
+        redis_counter(s, "ferry_sink_reconnects_total",
+                      "Redis connections re-established", NULL, NULL);
+    s->m_evict_snapshot =
+        redis_counter(s, "ferry_sink_evicted_total", ev, "reason", "snapshot");
+    s->m_evict_load =
+        redis_counter(s, "ferry_sink_evicted_total", ev, "reason", "load");
+    s->m_evict_cleanup =
+        redis_counter(s, "ferry_sink_evicted_total", ev, "reason", "cleanup");
     s->m_roundtrips = redis_counter(s, "ferry_sink_roundtrips_total",
-                                    "pipelined Redis round trips", NULL,
-                                    NULL);
+                                    "pipelined Redis round trips", NULL, NULL);
     s->m_lock_held = s->host->metric(s->ctx, FERRY_METRIC_GAUGE,
                                      "ferry_sink_writer_lock_held",
                                      "1 while this instance holds the "
@@ -369,8 +366,7 @@ static void redis_register_metrics(struct redis_sink *s)
                                      NULL);
     s->m_write_seconds = s->host->metric(s->ctx, FERRY_METRIC_HISTOGRAM,
                                          "ferry_sink_write_seconds",
-                                         "duration of one write() call",
-                                         NULL);
+                                         "duration of one write() call", NULL);
 }
 
 static void redis_sink_free(struct redis_sink *s)
@@ -416,15 +412,14 @@ static int redis_merge_auth(struct redis_sink *s)
         s->ep.password = redis_xstrdup(pass);
     }
     if (s->ep.username && !s->ep.password) {
-        h->log(s->ctx, FERRY_LOG_ERROR,
-               "username: needs a password as well");
+        h->log(s->ctx, FERRY_LOG_ERROR, "username: needs a password as well");
         return -1;
     }
     if (s->ep.db >= 0) {
         if (h->opt_is_set(s->ctx, "db") && db != s->ep.db) {
             h->log(s->ctx, FERRY_LOG_ERROR,
-                   "db: %lld, but address names database %lld",
-                   (long long)db, (long long)s->ep.db);
+                   "db: %lld, but address names database %lld", (long long)db,
+                   (long long)s->ep.db);
             return -1;
         }
     } else {
@@ -472,13 +467,13 @@ static int redis_init(const struct ferry_host *host, struct ferry_ctx *ctx,
     redis_endpoint_describe(&s->ep, s->where, sizeof(s->where));
 
     v = host->opt_str(ctx, "key_prefix");
-    if (redis_check_segment(host, ctx, "key_prefix", v, REDIS_MAX_PREFIX,
-                            1) < 0)
+    if (redis_check_segment(host, ctx, "key_prefix", v, REDIS_MAX_PREFIX, 1) <
+        0)
         goto fail;
     s->prefix = redis_xstrdup(v);
     v = host->opt_str(ctx, "cache_version");
-    if (redis_check_segment(host, ctx, "cache_version", v,
-                            REDIS_MAX_VERSION, 0) < 0)
+    if (redis_check_segment(host, ctx, "cache_version", v, REDIS_MAX_VERSION,
+                            0) < 0)
         goto fail;
     s->version = redis_xstrdup(v);
 
@@ -622,8 +617,7 @@ static void redis_lock_renew(void *arg)
     if (lost && atomic_exchange(&s->lock_held, 0)) {
         atomic_store(&s->lock_lost, 1);
         s->host->metric_set(s->m_lock_held, 0);
-        s->host->log(s->ctx, FERRY_LOG_ERROR,
-                     "writer lock lost: %s",
+        s->host->log(s->ctx, FERRY_LOG_ERROR, "writer lock lost: %s",
                      rc == 0 ? "another instance holds it"
                              : "ownership unconfirmed for lock_ttl");
         s->host->request_stop(s->ctx, 1, "writer lock lost");
@@ -702,11 +696,9 @@ static int redis_start_connect(struct redis_sink *s)
                 return FERRY_OK;
             /* NOAUTH: the server wants a password we do not have. */
             s->host->log(s->ctx, FERRY_LOG_ERROR, "%s: PING refused: %s",
-                         s->where,
-                         r->type == REDIS_REPLY_ERROR ? r->str : "?");
-            rc = redis_reply_class(r) == REDIS_CLASS_TRANSIENT
-                     ? FERRY_RETRY
-                     : FERRY_ERROR;
+                         s->where, r->type == REDIS_REPLY_ERROR ? r->str : "?");
+            rc = redis_reply_class(r) == REDIS_CLASS_TRANSIENT ? FERRY_RETRY
+                                                               : FERRY_ERROR;
             redis_conn_close(s->conn);
             if (rc == FERRY_ERROR) {
                 pthread_mutex_unlock(&s->conn_mu);
@@ -785,8 +777,8 @@ static int redis_start_inner(struct redis_sink *s)
                      s->token);
         s->host->set_info(s->ctx, "writer_lock", s->token);
         s->host->metric_set(s->m_lock_held, 1);
-        s->renew_timer = s->host->timer_start(
-            s->ctx, redis_lock_period_ms(s), redis_lock_renew, s);
+        s->renew_timer = s->host->timer_start(s->ctx, redis_lock_period_ms(s),
+                                              redis_lock_renew, s);
         if (!s->renew_timer) {
             s->host->log(s->ctx, FERRY_LOG_ERROR,
                          "cannot start the writer lock renewal timer");
@@ -967,8 +959,7 @@ int redis_maybe_complete(struct redis_worker *w)
     if (rc != FERRY_OK)
         return FERRY_RETRY;
     if (redis_conn_reply(w->conn, 0)->type == REDIS_REPLY_ERROR) {
-        s->host->log(s->ctx, FERRY_LOG_WARN,
-                     "setting load_complete: %s",
+        s->host->log(s->ctx, FERRY_LOG_WARN, "setting load_complete: %s",
                      redis_conn_reply(w->conn, 0)->str);
         return FERRY_RETRY;
     }
@@ -976,8 +967,8 @@ int redis_maybe_complete(struct redis_worker *w)
     s->complete_marked = 1;
     pthread_mutex_unlock(&s->track_mu);
     s->host->set_ready(s->ctx, 1);
-    s->host->log(s->ctx, FERRY_LOG_INFO,
-                 "cache complete for version %s: ready", s->version);
+    s->host->log(s->ctx, FERRY_LOG_INFO, "cache complete for version %s: ready",
+                 s->version);
     return FERRY_OK;
 }
 
@@ -1035,8 +1026,8 @@ static int redis_checkpoint(void *wctx, const struct ferry_pos *pos)
     if (redis_worker_connect(w) != FERRY_OK)
         return FERRY_RETRY;
     redis_pos_format(pos, p, sizeof(p));
-    redis_conn_cmd(w->conn, "EVAL", redis_cursor_script, "1", s->cursor_key,
-                   p, NULL);
+    redis_conn_cmd(w->conn, "EVAL", redis_cursor_script, "1", s->cursor_key, p,
+                   NULL);
     s->host->metric_add(s->m_eval, 1);
     s->host->metric_add(s->m_roundtrips, 1);
     if (redis_conn_exec(w->conn) != FERRY_OK) {
@@ -1047,8 +1038,7 @@ static int redis_checkpoint(void *wctx, const struct ferry_pos *pos)
     }
     r = redis_conn_reply(w->conn, 0);
     if (r->type == REDIS_REPLY_ERROR) {
-        s->host->log(s->ctx, FERRY_LOG_ERROR, "checkpoint %s: %s", p,
-                     r->str);
+        s->host->log(s->ctx, FERRY_LOG_ERROR, "checkpoint %s: %s", p, r->str);
         redis_conn_reset(w->conn);
         return FERRY_RETRY;
     }
@@ -1096,20 +1086,19 @@ static void redis_cleanup_sweep(struct redis_sink *s, struct redis_conn *c)
 
         redis_match_pattern(s, mids[i], pat, sizeof(pat));
         rc = redis_scan_delete(s, c, pat, REDIS_CLEANUP_COUNT,
-                               redis_cleanup_pred, s, redis_cleanup_pause,
-                               s, &scanned, &deleted);
+                               redis_cleanup_pred, s, redis_cleanup_pause, s,
+                               &scanned, &deleted);
     }
     s->host->metric_add(s->m_evict_cleanup, (double)deleted);
     if (rc == FERRY_OK)
         s->host->log(s->ctx, FERRY_LOG_INFO,
                      "cleanup: scanned %" PRIu64 " keys, deleted %" PRIu64
                      " of other cache versions in %.1fs",
-                     scanned, deleted,
-                     (double)(redis_now_ns(s) - t0) / 1e9);
+                     scanned, deleted, (double)(redis_now_ns(s) - t0) / 1e9);
     else if (rc != FERRY_CLOSED)
         s->host->log(s->ctx, FERRY_LOG_WARN,
-                     "cleanup stopped after %" PRIu64 " deletions: %s",
-                     deleted, redis_conn_error(c));
+                     "cleanup stopped after %" PRIu64 " deletions: %s", deleted,
+                     redis_conn_error(c));
 }
 
 static void *redis_cleanup_main(void *arg)
@@ -1233,8 +1222,8 @@ static int redis_probe(void *state, char *msg, size_t len)
                  r->type == REDIS_REPLY_ERROR ? r->str : "?");
         rc = FERRY_ERROR;
     } else {
-        snprintf(msg, len, "%s: PING answered %s (cache version %s)",
-                 s->where, r->str, s->version);
+        snprintf(msg, len, "%s: PING answered %s (cache version %s)", s->where,
+                 r->str, s->version);
     }
     redis_conn_free(c);
     return rc;

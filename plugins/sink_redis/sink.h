@@ -42,25 +42,25 @@ struct redis_sink {
 
     /* Options. */
     struct redis_endpoint ep;
-    char where[300];         /* the endpoint for log lines */
-    char *prefix;            /* "schematic" */
-    char *version;           /* the cache version {v} */
-    uint64_t ttl_ms;         /* 0: no expiry */
-    char ttl_arg[24];        /* ttl_ms as text, for SET ... PX */
+    char where[300];  /* the endpoint for log lines */
+    char *prefix;     /* "schematic" */
+    char *version;    /* the cache version {v} */
+    uint64_t ttl_ms;  /* 0: no expiry */
+    char ttl_arg[24]; /* ttl_ms as text, for SET ... PX */
     int writer_lock;
     uint64_t lock_ttl_ms;
-    uint64_t cleanup_ms;     /* 0: disabled */
-    char *cursor_key;        /* {prefix}:datastream:replay_cursor */
-    char *lock_key;          /* {prefix}:datastream:writer_lock */
-    char *complete_key;      /* {prefix}:datastream:load_complete */
-    char token[160];         /* our writer-lock token */
+    uint64_t cleanup_ms; /* 0: disabled */
+    char *cursor_key;    /* {prefix}:datastream:replay_cursor */
+    char *lock_key;      /* {prefix}:datastream:writer_lock */
+    char *complete_key;  /* {prefix}:datastream:load_complete */
+    char token[160];     /* our writer-lock token */
 
     /* Lifecycle: stopping, waits in start() and the cleanup thread. */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int stopping;
-    int starting;            /* start() is running */
-    atomic_int warned_type;  /* an unsupported entity type was logged */
+    int starting;           /* start() is running */
+    atomic_int warned_type; /* an unsupported entity type was logged */
 
     /* The instance connection (start, load_position, lock renewal,
      * release), guarded by conn_mu. */
@@ -70,7 +70,7 @@ struct redis_sink {
     uint64_t lock_confirmed_ns; /* under conn_mu */
     atomic_int lock_held;
     atomic_int lock_lost;
-    atomic_int redis_state;     /* last FERRY_COMPONENT_* published */
+    atomic_int redis_state; /* last FERRY_COMPONENT_* published */
 
     /* Load and snapshot tracking, guarded by track_mu: load entities
      * arrive on every worker. */
@@ -112,7 +112,7 @@ struct redis_worker {
     unsigned index;
     struct redis_conn *conn;
     int was_connected;
-    int failing;             /* connecting failed since the last success */
+    int failing; /* connecting failed since the last success */
     /* Why results[i] became FERRY_ERROR (per message of the batch). */
     char **reasons;
     size_t reasons_cap;
@@ -138,12 +138,11 @@ int redis_worker_connect(struct redis_worker *w);
 int redis_maybe_complete(struct redis_worker *w);
 /* Number of ':'-separated segments after "{prefix}:", or -1 when key
  * does not start with it. */
-int redis_key_segments(const struct redis_sink *s, const char *key,
-                       size_t len);
+int redis_key_segments(const struct redis_sink *s, const char *key, size_t len);
 /* Appends a SCAN MATCH pattern "{prefix}:{mid}*" with glob characters of
  * prefix and mid escaped. */
-void redis_match_pattern(const struct redis_sink *s, const char *mid,
-                         char *buf, size_t len);
+void redis_match_pattern(const struct redis_sink *s, const char *mid, char *buf,
+                         size_t len);
 /*
  * SCAN MATCH pattern COUNT count over the whole keyspace; for every key
  * for which pred() returns nonzero, a pipelined DEL after that round.

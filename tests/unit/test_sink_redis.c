@@ -54,12 +54,12 @@ struct ferry_ctx {
     pthread_mutex_t lock;
     char *log[MAX_LOG];
     int nlog;
-    int ready;        /* last set_ready value, -1 never */
+    int ready; /* last set_ready value, -1 never */
     int ready_calls;
     char cache_version[80];
     char writer_lock[200];
     int redis_state;
-    int stop_code;    /* request_stop, -1 never */
+    int stop_code; /* request_stop, -1 never */
     char stop_reason[120];
     char list_buf[256];
     const char *list_items[8];
@@ -336,8 +336,7 @@ static void fh_set_info(struct ferry_ctx *ctx, const char *key,
 {
     pthread_mutex_lock(&ctx->lock);
     if (strcmp(key, "cache_version") == 0)
-        snprintf(ctx->cache_version, sizeof(ctx->cache_version), "%s",
-                 value);
+        snprintf(ctx->cache_version, sizeof(ctx->cache_version), "%s", value);
     else if (strcmp(key, "writer_lock") == 0)
         snprintf(ctx->writer_lock, sizeof(ctx->writer_lock), "%s", value);
     pthread_mutex_unlock(&ctx->lock);
@@ -486,10 +485,10 @@ static void server_start(void)
 
         dup2(fd, 1);
         dup2(fd, 2);
-        execlp("redis-server", "redis-server", "--port", port_str,
-               "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-               "--dir", redis_dir, "--unixsocket", redis_sock,
-               "--daemonize", "no", (char *)NULL);
+        execlp("redis-server", "redis-server", "--port", port_str, "--bind",
+               "127.0.0.1", "--save", "", "--appendonly", "no", "--dir",
+               redis_dir, "--unixsocket", redis_sock, "--daemonize", "no",
+               (char *)NULL);
         _exit(127);
     }
     for (i = 0; i < 200; i++) {
@@ -794,8 +793,7 @@ static struct ferry_ctx *base_ctx(void)
 static void inst_init(struct inst *in, struct ferry_ctx *c)
 {
     in->ctx = c;
-    assert_int_equal(ferry_plugin.init(&fake_host, c, &in->state),
-                     FERRY_OK);
+    assert_int_equal(ferry_plugin.init(&fake_host, c, &in->state), FERRY_OK);
 }
 
 static void inst_start(struct inst *in, struct ferry_ctx *c)
@@ -879,21 +877,18 @@ static void test_endpoint_parse(void **state)
     char err[256];
 
     (void)state;
-    assert_int_equal(redis_endpoint_parse("cache.local:6380", &ep, err,
-                                          sizeof(err)),
-                     0);
+    assert_int_equal(
+        redis_endpoint_parse("cache.local:6380", &ep, err, sizeof(err)), 0);
     assert_string_equal(ep.host, "cache.local");
     assert_int_equal(ep.port, 6380);
     redis_endpoint_release(&ep);
 
-    assert_int_equal(redis_endpoint_parse("localhost", &ep, err,
-                                          sizeof(err)),
+    assert_int_equal(redis_endpoint_parse("localhost", &ep, err, sizeof(err)),
                      0);
     assert_int_equal(ep.port, 6379);
     redis_endpoint_release(&ep);
 
-    assert_int_equal(redis_endpoint_parse("[::1]:7000", &ep, err,
-                                          sizeof(err)),
+    assert_int_equal(redis_endpoint_parse("[::1]:7000", &ep, err, sizeof(err)),
                      0);
     assert_string_equal(ep.host, "::1");
     assert_int_equal(ep.port, 7000);
@@ -909,46 +904,39 @@ static void test_endpoint_parse(void **state)
     assert_int_equal(ep.db, 7);
     redis_endpoint_release(&ep);
 
-    assert_int_equal(redis_endpoint_parse("redis://:secret@h", &ep, err,
-                                          sizeof(err)),
-                     0);
+    assert_int_equal(
+        redis_endpoint_parse("redis://:secret@h", &ep, err, sizeof(err)), 0);
     assert_null(ep.username);
     assert_string_equal(ep.password, "secret");
     assert_int_equal(ep.db, -1);
     redis_endpoint_release(&ep);
 
-    assert_int_equal(redis_endpoint_parse("unix:/run/redis.sock", &ep, err,
-                                          sizeof(err)),
-                     0);
+    assert_int_equal(
+        redis_endpoint_parse("unix:/run/redis.sock", &ep, err, sizeof(err)), 0);
     assert_string_equal(ep.path, "/run/redis.sock");
     redis_endpoint_release(&ep);
 
-    assert_int_equal(redis_endpoint_parse("h:0", &ep, err, sizeof(err)),
-                     -1);
+    assert_int_equal(redis_endpoint_parse("h:0", &ep, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "port"));
     redis_endpoint_release(&ep);
     assert_int_equal(redis_endpoint_parse("h:70000", &ep, err, sizeof(err)),
                      -1);
     redis_endpoint_release(&ep);
-    assert_int_equal(redis_endpoint_parse("rediss://h", &ep, err,
-                                          sizeof(err)),
+    assert_int_equal(redis_endpoint_parse("rediss://h", &ep, err, sizeof(err)),
                      -1);
     assert_non_null(strstr(err, "TLS"));
     redis_endpoint_release(&ep);
     assert_int_equal(redis_endpoint_parse("http://h", &ep, err, sizeof(err)),
                      -1);
     redis_endpoint_release(&ep);
-    assert_int_equal(redis_endpoint_parse("redis://h/x", &ep, err,
-                                          sizeof(err)),
+    assert_int_equal(redis_endpoint_parse("redis://h/x", &ep, err, sizeof(err)),
                      -1);
     redis_endpoint_release(&ep);
-    assert_int_equal(redis_endpoint_parse("redis://:p%4@h", &ep, err,
-                                          sizeof(err)),
-                     -1);
+    assert_int_equal(
+        redis_endpoint_parse("redis://:p%4@h", &ep, err, sizeof(err)), -1);
     assert_null(strstr(err, "p%4"));
     redis_endpoint_release(&ep);
-    assert_int_equal(redis_endpoint_parse("::1:5", &ep, err, sizeof(err)),
-                     -1);
+    assert_int_equal(redis_endpoint_parse("::1:5", &ep, err, sizeof(err)), -1);
     redis_endpoint_release(&ep);
 }
 
@@ -982,8 +970,7 @@ static void test_init_errors(void **state)
 
         ctx_set(c, "address", "redis://127.0.0.1/2");
         ctx_set(c, "db", "3");
-        assert_int_not_equal(ferry_plugin.init(&fake_host, c, &st),
-                             FERRY_OK);
+        assert_int_not_equal(ferry_plugin.init(&fake_host, c, &st), FERRY_OK);
         assert_true(ctx_logged(c, "db: 3, but address names database 2"));
         ctx_free(c);
     }
@@ -1001,8 +988,7 @@ static void test_init_publishes_version(void **state)
     inst_init(&in, c);
     assert_string_equal(c->cache_version, V);
     assert_int_equal(c->ready, 0);
-    assert_string_equal(((struct redis_sink *)in.state)->where,
-                        "127.0.0.1:1");
+    assert_string_equal(((struct redis_sink *)in.state)->where, "127.0.0.1:1");
     inst_end(&in);
 
     c = ctx_new();
@@ -1113,28 +1099,24 @@ static void check_after_msg04(void)
     json_t *api = json_array_get(ents, 0), *ai = json_array_get(ents, 1);
 
     assert_int_equal(json_array_size(ms), 2);
-    assert_int_equal(json_integer_value(json_object_get(
-                         json_array_get(ms, 0), "value")),
-                     1200);
-    assert_string_equal(json_string_value(json_object_get(
-                            json_array_get(ms, 1), "period")),
-                        "all_time");
-    assert_true(json_real_value(json_object_get(
-                    json_object_get(c, "credit_balances"),
-                    "bcrd_ai_tokens")) == 1234.5);
-    assert_string_equal(json_string_value(json_object_get(api,
-                                                          "feature_id")),
+    assert_int_equal(
+        json_integer_value(json_object_get(json_array_get(ms, 0), "value")),
+        1200);
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(ms, 1), "period")),
+        "all_time");
+    assert_true(
+        json_real_value(json_object_get(json_object_get(c, "credit_balances"),
+                                        "bcrd_ai_tokens")) == 1234.5);
+    assert_string_equal(json_string_value(json_object_get(api, "feature_id")),
                         "feat_api");
-    assert_int_equal(json_integer_value(json_object_get(api, "usage")),
-                     1200);
+    assert_int_equal(json_integer_value(json_object_get(api, "usage")), 1200);
     assert_true(json_is_null(json_object_get(api, "credit_remaining")));
     assert_true(json_number_value(json_object_get(ai, "credit_remaining")) ==
                 1234.5);
     assert_true(json_is_null(json_object_get(ai, "usage")));
-    assert_true(json_number_value(json_object_get(ai, "credit_total")) ==
-                2000);
-    assert_true(json_number_value(json_object_get(ai, "credit_used")) ==
-                500);
+    assert_true(json_number_value(json_object_get(ai, "credit_total")) == 2000);
+    assert_true(json_number_value(json_object_get(ai, "credit_used")) == 500);
     json_decref(c);
 }
 
@@ -1183,21 +1165,20 @@ static void test_merge_keys_traits(void **state)
     w1_file(w, "msg-05-company-partial-traits-keys-plans.json");
     c = get_json("schematic:company:" V ":comp_acme");
     assert_int_equal(json_object_size(json_object_get(c, "keys")), 3);
-    assert_string_equal(json_string_value(json_object_get(
-                            json_object_get(c, "keys"), "slug")),
-                        "acme-inc");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(c, "keys"), "slug")),
+        "acme-inc");
     assert_int_equal(json_array_size(json_object_get(c, "traits")), 1);
-    assert_string_equal(json_string_value(json_object_get(
-                            json_array_get(json_object_get(c, "traits"), 0),
-                            "value")),
-                        "retail");
-    assert_string_equal(json_string_value(json_array_get(
-                            json_object_get(c, "plan_ids"), 0)),
-                        "plan_free");
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_array_get(json_object_get(c, "traits"), 0), "value")),
+        "retail");
+    assert_string_equal(
+        json_string_value(json_array_get(json_object_get(c, "plan_ids"), 0)),
+        "plan_free");
     assert_true(json_is_null(json_object_get(c, "base_plan_id")));
     json_decref(c);
-    assert_key_value("schematic:company:" V ":slug:acme-inc",
-                     "\"comp_acme\"");
+    assert_key_value("schematic:company:" V ":slug:acme-inc", "\"comp_acme\"");
     assert_key_value("schematic:company:" V ":id:acme", "\"comp_acme\"");
     assert_key_value("schematic:company:" V ":domain:acme.test",
                      "\"comp_acme\"");
@@ -1205,10 +1186,10 @@ static void test_merge_keys_traits(void **state)
     w1_file(w, "msg-03-user-full.json");
     w1_file(w, "msg-06-user-partial-traits.json");
     c = get_json("schematic:user:" V ":user_ada");
-    assert_string_equal(json_string_value(json_object_get(
-                            json_array_get(json_object_get(c, "traits"), 0),
-                            "value")),
-                        "viewer");
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_array_get(json_object_get(c, "traits"), 0), "value")),
+        "viewer");
     json_decref(c);
     ferry_plugin.close(w);
     inst_end(&in);
@@ -1268,8 +1249,7 @@ static void test_stale_lookups(void **state)
             "\"Name\":\"\xc3\x89MILE\"}}");
 
         w1(w, e);
-        assert_key_value("schematic:user:" V ":email:a&b@x.test",
-                         "\"u\\\"1\"");
+        assert_key_value("schematic:user:" V ":email:a&b@x.test", "\"u\\\"1\"");
         assert_key_value("schematic:user:" V ":name:\xc3\xa9mile",
                          "\"u\\\"1\"");
         assert_true(exists("schematic:user:" V ":u\"1"));
@@ -1354,10 +1334,10 @@ static void test_single_flags(void **state)
     assert_int_equal(dbsize(), 5);
     /* A delete without a key falls back to the id (7.5). */
     {
-        struct tmsg *d = tmsg_new("flags", FERRY_OP_DELETE, "",
-                                  "{\"id\":\"User-Flag\"}");
-        struct tmsg *bad = tmsg_new("flags", FERRY_OP_FULL, "",
-                                    "{\"id\":\"f\",\"rules\":[]}");
+        struct tmsg *d =
+            tmsg_new("flags", FERRY_OP_DELETE, "", "{\"id\":\"User-Flag\"}");
+        struct tmsg *bad =
+            tmsg_new("flags", FERRY_OP_FULL, "", "{\"id\":\"f\",\"rules\":[]}");
         int res = 0;
 
         w1(w, d);
@@ -1391,9 +1371,8 @@ static void test_snapshot_eviction(void **state)
     assert_true(exists("schematic:flags:deadbeef:stale-flag"));
     assert_key_file("schematic:flags:" V ":usage-flag",
                     "cache-flag-usage-flag.json");
-    assert_int_equal(metric_value("ferry_sink_evicted_total",
-                                  "reason=snapshot"),
-                     1);
+    assert_int_equal(
+        metric_value("ferry_sink_evicted_total", "reason=snapshot"), 1);
     assert_true(metric_value("ferry_sink_operations_total", "op=scan") >= 1);
 
     /* An empty snapshot deletes nothing (7.4). */
@@ -1516,8 +1495,7 @@ static void test_load_position(void **state)
     (void)state;
     /* No cursor. */
     inst_start(&in, base_ctx());
-    assert_int_equal(ferry_plugin.load_position(in.state, &p),
-                     FERRY_NOT_FOUND);
+    assert_int_equal(ferry_plugin.load_position(in.state, &p), FERRY_NOT_FOUND);
     assert_int_equal(ctx_ready(in.ctx), 0);
     inst_end(&in);
 
@@ -1525,8 +1503,7 @@ static void test_load_position(void **state)
     Rdo("SET schematic:datastream:replay_cursor 1767225600004-2");
     Rdo("SET schematic:datastream:load_complete deadbeef");
     inst_start(&in, base_ctx());
-    assert_int_equal(ferry_plugin.load_position(in.state, &p),
-                     FERRY_NOT_FOUND);
+    assert_int_equal(ferry_plugin.load_position(in.state, &p), FERRY_NOT_FOUND);
     assert_int_equal(ctx_ready(in.ctx), 0);
     assert_true(ctx_logged(in.ctx, "discarded"));
     inst_end(&in);
@@ -1543,8 +1520,7 @@ static void test_load_position(void **state)
     /* Garbage cursor. */
     Rdo("SET schematic:datastream:replay_cursor nonsense");
     inst_start(&in, base_ctx());
-    assert_int_equal(ferry_plugin.load_position(in.state, &p),
-                     FERRY_NOT_FOUND);
+    assert_int_equal(ferry_plugin.load_position(in.state, &p), FERRY_NOT_FOUND);
     inst_end(&in);
 }
 
@@ -1947,7 +1923,7 @@ static void test_cleanup_other_versions(void **state)
     Rdo("SET schematic:flags:old1:gone x");
     Rdo("SET schematic:company:old1:gone x");
     Rdo("SET schematic:user:old2:id:gone x");
-    Rdo("SET schematic:user:old2 x");        /* 3 segments: kept */
+    Rdo("SET schematic:user:old2 x"); /* 3 segments: kept */
     Rdo("SET schematic:datastream:replay_cursor 1-0");
     for (i = 0; i < 1200; i++) {
         snprintf(key, sizeof(key), "schematic:company:old3:c%d", i);
