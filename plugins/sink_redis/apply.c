@@ -482,6 +482,18 @@ static void redis_group_messages(struct redis_run *run)
 
 /* ---- folding (7.1-7.3, 7.6) --------------------------------------------- */
 
+/* Nonzero when the "keys" members of two entities are the same text. */
+static int redis_same_keys(const char *a, size_t alen, const char *b)
+{
+    const char *ka, *kb;
+    size_t na, nb;
+
+    if (redis_json_slice(a, alen, "keys", &ka, &na) < 0 ||
+        redis_json_slice(b, strlen(b), "keys", &kb, &nb) < 0)
+        return 0;
+    return na == nb && memcmp(ka, kb, na) == 0;
+}
+
 /*
  * Folds the group's messages over the cached value, working on JSON text
  * throughout (sch_normalize_text / sch_merge_text build no trees: on a
@@ -497,9 +509,6 @@ static void redis_fold(struct redis_run *run, struct redis_group *g)
     size_t k;
     char err[200];
 
-    /* Lookups derived from the cached keys go stale unless kept. */
-    if (g->base)
-        redis_lookups(run, g->t, g->base, g->base_len, &stale);
     for (k = g->head; k != REDIS_NONE; k = run->next[k]) {
         const struct ferry_msg *m = redis_msg(run, k);
         size_t bi = run->idx[k];
@@ -564,6 +573,11 @@ static void redis_fold(struct redis_run *run, struct redis_group *g)
     }
     if (!changed)
         goto out;
+    /* Lookups derived from the cached keys go stale unless kept; when
+     * the keys map is unchanged (the usual case) there is none. */
+    if (g->base && (deleted || !exists || !cur ||
+                    !redis_same_keys(g->base, g->base_len, cur)))
+        redis_lookups(run, g->t, g->base, g->base_len, &stale);
     if (exists && cur) {
         redis_lookups(run, g->t, cur, strlen(cur), &g->sets);
         if (g->sets.n > 0) {
