@@ -169,11 +169,14 @@ check_state() {
 start_redis
 
 # ---- 1. ceiling ------------------------------------------------------------
-log "ceiling: redis-benchmark -P 64 -t set -d $BENCH_VALUE_SIZE"
-CEILING=$(redis-benchmark -p "$REDIS_PORT" -P 64 -t set -d "$BENCH_VALUE_SIZE" \
-    -n 1000000 -r 100000 -c 50 --csv 2>/dev/null |
-    awk -F'"' '/^"SET"/ { printf "%.0f\n", $4 }')
-[ -n "$CEILING" ] || fail "redis-benchmark gave no result"
+# The best of three: on a shared machine a single run mostly measures
+# the neighbours.
+log "ceiling: redis-benchmark -P 64 -t set -d $BENCH_VALUE_SIZE (best of 3)"
+CEILING=$(for i in 1 2 3; do
+    redis-benchmark -p "$REDIS_PORT" -P 64 -t set -d "$BENCH_VALUE_SIZE" \
+        -n 500000 -r 100000 -c 50 --csv 2>/dev/null
+done | awk -F'"' '/^"SET"/ && $4 > m { m = $4 } END { printf "%.0f\n", m }')
+[ "${CEILING:-0}" -gt 0 ] || fail "redis-benchmark gave no result"
 rcli FLUSHALL >/dev/null
 
 # ---- 2. throughput ---------------------------------------------------------

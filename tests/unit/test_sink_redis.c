@@ -16,12 +16,14 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -481,7 +483,10 @@ static void server_start(void)
     redis_pid = fork();
     assert_true(redis_pid >= 0);
     if (redis_pid == 0) {
-        int fd = open("/dev/null", 1);
+        int fd = open("/dev/null", O_WRONLY);
+
+        /* Whatever happens to the test, the server goes with it. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
 
         dup2(fd, 1);
         dup2(fd, 2);
