@@ -20,7 +20,7 @@ BUILD ?= build
 CC ?= cc
 VERSION := 0.1.0
 
-PKGS := libwebsockets hiredis inih jansson libcurl
+PKGS := libwebsockets hiredis inih jansson libcurl openssl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
