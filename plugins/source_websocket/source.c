@@ -2,20 +2,29 @@
  * plugins/source_websocket/source.c: the Schematic datastream source
  * (schematic-datastream.md sections 1-3, 9, 10, 15.1) on libwebsockets.
  *
- * One thread (run()) owns an lws client context and everything in struct
- * ws_source not marked otherwise. Other threads reach it only through
- * ws_source_kick() (lws_cancel_service), which makes the loop deliver
- * LWS_CALLBACK_EVENT_WAIT_CANCELLED, where the loop looks at the flags the
- * other thread set: stop(), wakeup() and the end of an initial load.
+ * One thread (run()) owns an lws context (event loop, raw client socket,
+ * timers) and everything in struct ws_source not marked otherwise; the
+ * WebSocket protocol and TLS on that socket are proto.c's. Other threads
+ * reach the loop only through ws_source_kick() (lws_cancel_service), which
+ * delivers LWS_CALLBACK_EVENT_WAIT_CANCELLED, where the loop looks at the
+ * flags the other thread set: stop(), wakeup() and the end of an initial
+ * load.
  *
  * Lossless backpressure (15.1): a message host->emit() refuses with
- * FERRY_WOULD_BLOCK is queued, reading the socket is paused with
- * lws_rx_flow_control(), and wakeup() resumes both. While an initial load
- * runs, stream messages are held in the same queue and reading pauses when
- * max_held_messages are held.
+ * FERRY_WOULD_BLOCK is queued, parsing stops (the rest stays buffered),
+ * reading the socket is paused with lws_rx_flow_control(), and wakeup()
+ * resumes all three. While an initial load runs, stream messages are held
+ * in the same queue and reading pauses when max_held_messages are held.
+ *
+ * Reconnects: a failed dial (TCP, TLS or the HTTP upgrade) waits
+ * reconnect_min doubling up to reconnect_max, plus up to a quarter of
+ * jitter; a connection that was established for WS_QUICK_DROP_MS redials at
+ * once, a shorter-lived one after reconnect_min; a refused key (close 4001,
+ * HTTP 401/403) every reconnect_max. Close 1000/1001 reconnects too.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,11 +105,6 @@ static uint64_t ws_now(struct ws_source *s)
 static double ws_rand(struct ws_source *s)
 {
     return (double)rand_r(&s->rng) / ((double)RAND_MAX + 1.0);
-}
-
-static struct ws_source *ws_from_wsi(struct lws *wsi)
-{
-    return lws_context_user(lws_get_context(wsi));
 }
 
 void ws_source_kick(struct ws_source *s)
@@ -265,6 +269,12 @@ static void ws_invalid(struct ws_source *s, const char *reason,
 
 static void ws_pong_arm(struct ws_source *s);
 static void ws_load_begin(struct ws_source *s);
+static void ws_kill(struct ws_source *s);
+
+int ws_source_can_read(struct ws_source *s)
+{
+    return s->queue.len == 0 || (s->holding && s->queue.len < s->max_held);
+}
 
 /*
  * Reading is enabled while nothing is queued, or while an initial load
@@ -279,7 +289,7 @@ static void ws_update_flow(struct ws_source *s)
     ws_metric_set(s, s->m_held, (double)s->queue.len);
     if (!s->wsi || s->conn_state != WS_CONN_OPEN)
         return;
-    want = s->queue.len == 0 || (s->holding && s->queue.len < s->max_held);
+    want = ws_source_can_read(s);
     if (want == !s->paused)
         return;
     lws_rx_flow_control(s->wsi, want);
@@ -300,9 +310,9 @@ static void ws_retry_cb(lws_sorted_usec_list_t *sul);
  * Offers queued messages to the core in order until one is refused or an
  * initial load starts holding. A queued RELOAD is emitted and then starts
  * the reload's initial load (9.4): everything queued behind it is held
- * until that load's LOAD_END.
+ * until that load's LOAD_END. Never parses (see ws_resume).
  */
-static void ws_drain(struct ws_source *s)
+static void ws_drain_queue(struct ws_source *s)
 {
     struct ws_item *it;
     int r;
@@ -325,6 +335,16 @@ static void ws_drain(struct ws_source *s)
     if (s->queue.len && !s->holding && s->lws)
         lws_sul_schedule(s->lws, 0, &s->sul_retry, ws_retry_cb,
                          WS_RETRY_MS * LWS_US_PER_MS);
+}
+
+/* Emits what is queued, then parses what was left unparsed when reading
+ * paused, then re-enables reading if everything fit. */
+static void ws_resume(struct ws_source *s)
+{
+    ws_drain_queue(s);
+    if (s->wsi && s->conn_state == WS_CONN_OPEN && ws_source_can_read(s) &&
+        ws_proto_pump(s) < 0)
+        ws_kill(s);
     ws_update_flow(s);
 }
 
@@ -332,7 +352,7 @@ static void ws_retry_cb(lws_sorted_usec_list_t *sul)
 {
     struct ws_source *s = lws_container_of(sul, struct ws_source, sul_retry);
 
-    ws_drain(s);
+    ws_resume(s);
 }
 
 /* Hands one stream message to the core, or queues it. */
@@ -351,14 +371,14 @@ static void ws_offer(struct ws_source *s, const struct ferry_msg *m)
         }
     }
     ws_queue_push(&s->queue, ws_item_new(m));
-    if (m->op == FERRY_OP_RELOAD)
+    if (m->op == FERRY_OP_RELOAD) {
         WS_LOG(s, FERRY_LOG_WARN,
                "reload received: the replay window no longer covers the "
                "cursor; a full initial load follows");
-    if (!s->holding && (m->op == FERRY_OP_RELOAD || s->queue.len == 1))
-        ws_drain(s);
-    else
-        ws_update_flow(s);
+        if (!s->holding)
+            ws_drain_queue(s);
+    }
+    ws_update_flow(s);
 }
 
 /* ---- initial load ---------------------------------------------------------- */
@@ -376,7 +396,8 @@ static void ws_load_begin(struct ws_source *s)
     s->holding = 1;
     s->load = ws_load_start(s);
     if (!s->load) {
-        /* Logged by ws_load_start; try again with the next kick. */
+        /* Logged by ws_load_start; try again later. */
+        s->load_pending = 1;
         lws_sul_schedule(s->lws, 0, &s->sul_retry, ws_retry_cb,
                          s->rmax_ms * LWS_US_PER_MS);
     }
@@ -401,7 +422,6 @@ static void ws_load_reap(struct ws_source *s)
 
 /* ---- connection ------------------------------------------------------------ */
 
-static const struct lws_protocols ws_protocols[];
 static void ws_dial(struct ws_source *s);
 
 static void ws_reconnect_cb(lws_sorted_usec_list_t *sul)
@@ -414,7 +434,7 @@ static void ws_reconnect_cb(lws_sorted_usec_list_t *sul)
 
 static void ws_schedule_dial(struct ws_source *s, uint64_t delay_ms)
 {
-    if (atomic_load(&s->stopping))
+    if (atomic_load(&s->stopping) || s->probe)
         return;
     lws_sul_schedule(s->lws, 0, &s->sul_reconnect, ws_reconnect_cb,
                      (lws_usec_t)delay_ms * LWS_US_PER_MS);
@@ -422,30 +442,68 @@ static void ws_schedule_dial(struct ws_source *s, uint64_t delay_ms)
 
 static void ws_set_connected(struct ws_source *s, int connected)
 {
+    if (s->probe)
+        return;
     s->host->set_component(s->ctx, "datastream",
                            connected ? FERRY_COMPONENT_CONNECTED
                                      : FERRY_COMPONENT_DISCONNECTED);
     ws_metric_set(s, s->m_connected, connected ? 1 : 0);
 }
 
-static void ws_dial_failed(struct ws_source *s, const char *why)
+/* Closes the current connection soon (outside its callbacks). */
+static void ws_kill(struct ws_source *s)
+{
+    if (s->wsi)
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+static void ws_probe_result(struct ws_source *s, int ok, const char *fmt,
+                            ...) FERRY_PRINTF(3, 4);
+
+static void ws_probe_result(struct ws_source *s, int ok, const char *fmt,
+                            ...)
+{
+    va_list ap;
+
+    if (s->probe_done)
+        return;
+    s->probe_done = ok ? 1 : -1;
+    va_start(ap, fmt);
+    vsnprintf(s->probe_msg, sizeof(s->probe_msg), fmt, ap);
+    va_end(ap);
+}
+
+void ws_source_dial_failed(struct ws_source *s, const char *why,
+                           int http_status)
 {
     char d[32];
     uint64_t delay;
 
+    if (s->conn_state != WS_CONN_DIALING)
+        return; /* reported already */
     s->conn_state = WS_CONN_IDLE;
-    s->wsi = NULL;
     lws_sul_cancel(&s->sul_connect);
+    if (s->probe) {
+        ws_probe_result(s, 0, "cannot connect to %.200s: %s", s->url, why);
+        return;
+    }
     if (atomic_load(&s->stopping))
         return;
     s->attempts++;
+    if (http_status == 401 || http_status == 403) {
+        s->key_refused = 1;
+        ws_metric_set(s, s->m_unhealthy, 1);
+    }
     delay = s->key_refused
                 ? s->rmax_ms
                 : ws_backoff_ms(s->attempts, s->rmin_ms, s->rmax_ms,
                                 ws_rand(s));
     WS_LOG(s, s->attempts > 1 ? FERRY_LOG_WARN : FERRY_LOG_ERROR,
-           "cannot connect to %s: %s; retrying in %s (attempt %u)", s->url,
-           why, ws_fmt_ms(delay, d, sizeof(d)), s->attempts);
+           "cannot connect to %s: %s%s; retrying in %s (attempt %u)", s->url,
+           why, http_status == 401 || http_status == 403
+                    ? " (API key refused)"
+                    : "",
+           ws_fmt_ms(delay, d, sizeof(d)), s->attempts);
     ws_schedule_dial(s, delay);
 }
 
@@ -453,37 +511,14 @@ static void ws_connect_timeout_cb(lws_sorted_usec_list_t *sul)
 {
     struct ws_source *s =
         lws_container_of(sul, struct ws_source, sul_connect);
+    char why[64], d[32];
 
-    if (s->conn_state != WS_CONN_DIALING || !s->wsi)
+    if (s->conn_state != WS_CONN_DIALING)
         return;
-    WS_LOG(s, FERRY_LOG_DEBUG, "connect timeout");
-    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-}
-
-/* The connection parameters of s->url (also used by the probe). */
-static void ws_connect_info(struct ws_source *s, struct lws_context *lws,
-                            const char *protocol, struct lws **pwsi,
-                            struct lws_client_connect_info *cc)
-{
-    memset(cc, 0, sizeof(*cc));
-    cc->context = lws;
-    cc->address = s->wsurl.host;
-    cc->port = s->wsurl.port;
-    cc->path = s->wsurl.path;
-    cc->host = s->wsurl.hostport;
-    cc->origin = s->wsurl.hostport;
-    cc->protocol = NULL; /* no subprotocol (1.2) */
-    cc->local_protocol_name = protocol;
-    cc->pwsi = pwsi;
-    cc->ietf_version_or_minus_one = -1;
-    if (s->wsurl.tls) {
-        cc->ssl_connection = LCCSCF_USE_SSL;
-        if (!s->tls_verify)
-            cc->ssl_connection |= LCCSCF_ALLOW_SELFSIGNED |
-                                  LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
-                                  LCCSCF_ALLOW_INSECURE |
-                                  LCCSCF_ALLOW_EXPIRED;
-    }
+    snprintf(why, sizeof(why), "no WebSocket handshake within %s",
+             ws_fmt_ms(s->connect_ms, d, sizeof(d)));
+    ws_kill(s);
+    ws_source_dial_failed(s, why, 0);
 }
 
 static void ws_dial(struct ws_source *s)
@@ -492,7 +527,17 @@ static void ws_dial(struct ws_source *s)
 
     if (atomic_load(&s->stopping) || s->conn_state != WS_CONN_IDLE)
         return;
-    ws_connect_info(s, s->lws, WS_PROTOCOL, &s->wsi, &cc);
+    ws_proto_reset(s);
+    memset(&cc, 0, sizeof(cc));
+    cc.context = s->lws;
+    cc.address = s->wsurl.host;
+    cc.port = s->wsurl.port;
+    cc.path = s->wsurl.path;
+    cc.host = s->wsurl.hostport;
+    /* A raw socket: the WebSocket protocol and TLS are proto.c's. */
+    cc.method = "RAW";
+    cc.local_protocol_name = WS_PROTOCOL;
+    cc.pwsi = &s->wsi;
     if (s->dials++)
         ws_metric_add(s, s->m_reconnects, 1);
     s->conn_state = WS_CONN_DIALING;
@@ -502,9 +547,10 @@ static void ws_dial(struct ws_source *s)
     lws_sul_schedule(s->lws, 0, &s->sul_connect, ws_connect_timeout_cb,
                      (lws_usec_t)s->connect_ms * LWS_US_PER_MS);
     WS_LOG(s, FERRY_LOG_DEBUG, "dialling %s", s->url);
-    if (!lws_client_connect_via_info(&cc) &&
-        s->conn_state == WS_CONN_DIALING)
-        ws_dial_failed(s, "connection could not be started");
+    if (!lws_client_connect_via_info(&cc)) {
+        s->wsi = NULL;
+        ws_source_dial_failed(s, "connection could not be started", 0);
+    }
 }
 
 static void ws_ping_cb(lws_sorted_usec_list_t *sul)
@@ -513,8 +559,7 @@ static void ws_ping_cb(lws_sorted_usec_list_t *sul)
 
     if (s->conn_state != WS_CONN_OPEN || !s->wsi)
         return;
-    s->want_ping = 1;
-    lws_callback_on_writable(s->wsi);
+    ws_proto_send(s, WS_OP_PING, NULL, 0);
     lws_sul_schedule(s->lws, 0, &s->sul_ping, ws_ping_cb,
                      (lws_usec_t)s->ping_ms * LWS_US_PER_MS);
 }
@@ -533,7 +578,7 @@ static void ws_pong_cb(lws_sorted_usec_list_t *sul)
     WS_LOG(s, FERRY_LOG_WARN, "no pong within %s: connection dead",
            ws_fmt_ms(s->pong_ms, d, sizeof(d)));
     s->close_code = -1; /* our own verdict */
-    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    ws_kill(s);
 }
 
 static void ws_pong_arm(struct ws_source *s)
@@ -544,24 +589,57 @@ static void ws_pong_arm(struct ws_source *s)
                      (lws_usec_t)s->pong_ms * LWS_US_PER_MS);
 }
 
-static void ws_on_established(struct ws_source *s, struct lws *wsi)
+/* Data or a pong after a connection that followed a refused key: the key
+ * is accepted now. */
+static void ws_confirmed(struct ws_source *s)
+{
+    if (!s->confirm_pending)
+        return;
+    s->confirm_pending = 0;
+    s->key_refused = 0;
+    ws_metric_set(s, s->m_unhealthy, 0);
+    ws_set_connected(s, 1);
+}
+
+void ws_source_pong(struct ws_source *s)
+{
+    if (s->probe) {
+        ws_probe_result(s, 1,
+                        "%.200s: WebSocket handshake and ping answered in "
+                        "%.1f ms",
+                        s->url, (double)(ws_now(s) - s->dial_ns) / 1e6);
+        return;
+    }
+    ws_pong_arm(s);
+    ws_confirmed(s);
+}
+
+void ws_source_close_code(struct ws_source *s, int code)
+{
+    s->close_code = code;
+}
+
+void ws_source_open(struct ws_source *s)
 {
     static const unsigned order[3] = { WS_SUB_COMPANIES, WS_SUB_USERS,
                                        WS_SUB_FLAGS };
     struct ferry_pos cursor = { 0, 0, 0 };
-    int i, start_load = 0;
+    char req[256];
+    int i, n;
 
     lws_sul_cancel(&s->sul_connect);
-    s->wsi = wsi;
     s->conn_state = WS_CONN_OPEN;
     s->open_ns = ws_now(s);
     s->attempts = 0;
     s->paused = 0;
-    s->want_ping = 0;
     s->subscribed_logged = 0;
-    s->rx_len = 0;
-    s->rx_bad = NULL;
-    s->rx_total = 0;
+    s->sub_flushed = 0;
+    if (s->probe) {
+        /* A refused key shows only as close 4001 after the upgrade: wait
+         * for the answer to a ping before calling it a success. */
+        ws_proto_send(s, WS_OP_PING, NULL, 0);
+        return;
+    }
     if (s->key_refused)
         s->confirm_pending = 1;
     else
@@ -583,36 +661,47 @@ static void ws_on_established(struct ws_source *s, struct lws *wsi)
         s->loaded_once = 1;
         s->host->committed(s->ctx, &committed);
         if (s->bulk_load && (!s->replay || !committed.set)) {
-            start_load = 1;
+            s->load_pending = 1;
             s->holding = 1; /* hold everything until LOAD_END */
         }
     }
-    s->sub_count = 0;
-    s->sub_next = 0;
     for (i = 0; i < 3; i++) {
-        int n;
-
         if (!(s->subs & order[i]))
             continue;
-        n = ws_subscribe_request(order[i], &cursor,
-                                 s->sub_buf[s->sub_count] + LWS_PRE,
-                                 sizeof(s->sub_buf[0]) - LWS_PRE);
-        if (n < 0)
-            continue;
-        s->sub_len[s->sub_count++] = n;
+        n = ws_subscribe_request(order[i], &cursor, req, sizeof(req));
+        if (n > 0)
+            ws_proto_send(s, WS_OP_TEXT, req, (size_t)n);
     }
     if (cursor.set)
         ds_pos_format(&cursor, s->replay_from, sizeof(s->replay_from));
     else
         s->replay_from[0] = '\0';
-    s->load_pending = s->load_pending || start_load;
-    lws_callback_on_writable(wsi);
     if (s->ping_ms) {
         lws_sul_schedule(s->lws, 0, &s->sul_ping, ws_ping_cb,
                          (lws_usec_t)s->ping_ms * LWS_US_PER_MS);
         ws_pong_arm(s);
     }
     ws_update_flow(s);
+}
+
+/* The subscriptions left the socket: log it and start a pending load
+ * ("subscribe, then load": the stream covers what the load misses). */
+static void ws_subscribed(struct ws_source *s)
+{
+    s->sub_flushed = 1;
+    /* After a refused key the server usually closes right away: do not
+     * announce every attempt at info. */
+    WS_LOG(s, s->confirm_pending ? FERRY_LOG_DEBUG : FERRY_LOG_INFO,
+           "connected to %s and subscribed to%s%s%s (%s%s) in %.1f ms",
+           s->url, (s->subs & WS_SUB_COMPANIES) ? " companies" : "",
+           (s->subs & WS_SUB_USERS) ? " users" : "",
+           (s->subs & WS_SUB_FLAGS) ? " flags" : "",
+           s->replay_from[0] ? "replay_from " : "no replay cursor",
+           s->replay_from, (double)(ws_now(s) - s->dial_ns) / 1e6);
+    if (s->load_pending) {
+        s->load_pending = 0;
+        ws_load_begin(s);
+    }
 }
 
 static void ws_on_closed(struct ws_source *s)
@@ -622,10 +711,18 @@ static void ws_on_closed(struct ws_source *s)
 
     lws_sul_cancel(&s->sul_ping);
     lws_sul_cancel(&s->sul_pong);
-    s->wsi = NULL;
     s->conn_state = WS_CONN_IDLE;
     s->paused = 0;
     s->confirm_pending = 0;
+    if (s->probe) {
+        if (s->close_code == 4001)
+            ws_probe_result(s, 0, "%.200s: API key refused (close 4001)",
+                            s->url);
+        else
+            ws_probe_result(s, 0, "%.200s: connection closed (code %d)",
+                            s->url, s->close_code);
+        return;
+    }
     if (atomic_load(&s->stopping))
         return;
     ws_set_connected(s, 0);
@@ -653,13 +750,26 @@ static void ws_on_closed(struct ws_source *s)
     ws_schedule_dial(s, delay);
 }
 
-/* ---- frames ------------------------------------------------------------------ */
+/* ---- messages ----------------------------------------------------------------- */
 
-static void ws_on_frame(struct ws_source *s, const char *buf, size_t len)
+void ws_source_invalid(struct ws_source *s, const char *reason,
+                       const char *detail)
+{
+    if (s->probe)
+        return;
+    ws_invalid(s, reason, detail, NULL);
+}
+
+void ws_source_message(struct ws_source *s, const char *buf, size_t len)
 {
     struct ds_frame f;
     unsigned long suppressed;
 
+    if (s->probe) {
+        ws_source_pong(s);
+        return;
+    }
+    ws_confirmed(s);
     ds_frame_parse(&f, buf, len);
     if (f.msg.pos.set && ferry_pos_cmp(&f.msg.pos, &s->last_pos) > 0) {
         s->last_pos = f.msg.pos;
@@ -699,202 +809,74 @@ static void ws_on_frame(struct ws_source *s, const char *buf, size_t len)
     ds_frame_release(&f);
 }
 
-/* Reassembles a message from lws's pieces and hands it on. */
-static void ws_on_receive(struct ws_source *s, struct lws *wsi,
-                          const char *in, size_t len)
-{
-    int final = lws_is_final_fragment(wsi) &&
-                !lws_remaining_packet_payload(wsi);
-    char detail[96];
-
-    if (s->confirm_pending) {
-        s->confirm_pending = 0;
-        s->key_refused = 0;
-        ws_metric_set(s, s->m_unhealthy, 0);
-        ws_set_connected(s, 1);
-    }
-    if (!s->rx_total && !s->rx_bad) {
-        /* The first piece of a message. */
-        if (lws_frame_is_binary(wsi))
-            s->rx_bad = "binary";
-        if (final && !s->rx_bad && len <= s->max_msg) {
-            ws_on_frame(s, in, len); /* the common case: no copy */
-            return;
-        }
-    }
-    s->rx_total += len;
-    if (!s->rx_bad && s->rx_total > s->max_msg) {
-        s->rx_bad = "too_large";
-        s->rx_len = 0;
-    }
-    if (!s->rx_bad && len) {
-        if (s->rx_len + len > s->rx_cap) {
-            size_t cap = s->rx_cap ? s->rx_cap : 65536;
-
-            while (cap < s->rx_len + len)
-                cap *= 2;
-            s->rx = s->host->realloc(s->rx, cap);
-            s->rx_cap = cap;
-        }
-        memcpy(s->rx + s->rx_len, in, len);
-        s->rx_len += len;
-    }
-    if (!final)
-        return;
-    if (s->rx_bad) {
-        if (!strcmp(s->rx_bad, "binary"))
-            snprintf(detail, sizeof(detail), "binary message of %zu bytes",
-                     s->rx_total);
-        else
-            snprintf(detail, sizeof(detail),
-                     "message of %zu bytes exceeds max_message_size",
-                     s->rx_total);
-        ws_invalid(s, s->rx_bad, detail, NULL);
-    } else {
-        ws_on_frame(s, s->rx, s->rx_len);
-    }
-    s->rx_len = 0;
-    s->rx_total = 0;
-    s->rx_bad = NULL;
-    /* Do not keep a huge buffer around after one big message. */
-    if (s->rx_cap > 4 * 1024 * 1024) {
-        s->host->free(s->rx);
-        s->rx = NULL;
-        s->rx_cap = 0;
-    }
-}
-
 /* ---- the lws callback ------------------------------------------------------ */
-
-static int ws_add_header(struct lws *wsi, const char *name,
-                         const char *value, unsigned char **p,
-                         unsigned char *end)
-{
-    return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
-                                       (const unsigned char *)value,
-                                       (int)strlen(value), p, end);
-}
-
-/* The handshake headers (1.2). Returns 0, or -1 when they do not fit. */
-static int ws_append_headers(struct lws *wsi, const char *api_key, void *in,
-                             size_t len)
-{
-    unsigned char **p = (unsigned char **)in, *end = (*p) + len;
-
-    if (ws_add_header(wsi, "X-Schematic-Api-Key:", api_key, p, end) ||
-        ws_add_header(wsi, "X-Schematic-Datastream-Mode:", "replicator", p,
-                      end) ||
-        ws_add_header(wsi, "X-Schematic-Client:", "ferry", p, end) ||
-        ws_add_header(wsi, "X-Schematic-Client-Version:", FERRY_VERSION, p,
-                      end))
-        return -1;
-    return 0;
-}
-
-static int ws_on_writeable(struct ws_source *s, struct lws *wsi)
-{
-    if (s->want_ping) {
-        unsigned char buf[LWS_PRE + 4];
-
-        s->want_ping = 0;
-        if (lws_write(wsi, buf + LWS_PRE, 0, LWS_WRITE_PING) < 0)
-            return -1;
-        if (s->sub_next < s->sub_count)
-            lws_callback_on_writable(wsi);
-        return 0;
-    }
-    if (s->sub_next < s->sub_count) {
-        int i = s->sub_next++;
-
-        if (lws_write(wsi, (unsigned char *)s->sub_buf[i] + LWS_PRE,
-                      (size_t)s->sub_len[i], LWS_WRITE_TEXT) < s->sub_len[i])
-            return -1;
-        if (s->sub_next < s->sub_count) {
-            lws_callback_on_writable(wsi);
-            return 0;
-        }
-        /* After a refused key, the server usually closes right away:
-         * do not announce every attempt at info. */
-        WS_LOG(s, s->confirm_pending ? FERRY_LOG_DEBUG : FERRY_LOG_INFO,
-               "connected to %s and subscribed to%s%s%s (%s%s) in %.1f ms",
-               s->url, (s->subs & WS_SUB_COMPANIES) ? " companies" : "",
-               (s->subs & WS_SUB_USERS) ? " users" : "",
-               (s->subs & WS_SUB_FLAGS) ? " flags" : "",
-               s->replay_from[0] ? "replay_from " : "no replay cursor",
-               s->replay_from, (double)(ws_now(s) - s->dial_ns) / 1e6);
-        if (s->load_pending) {
-            s->load_pending = 0;
-            ws_load_begin(s);
-        }
-    }
-    return 0;
-}
 
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
                        void *user, void *in, size_t len)
 {
-    struct ws_source *s;
+    struct ws_source *s = lws_context_user(lws_get_context(wsi));
+    char why[256];
 
+    (void)user;
+    if (!s)
+        return 0;
     switch (reason) {
-    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
-        return ws_append_headers(wsi, ws_from_wsi(wsi)->api_key, in, len);
-    case LWS_CALLBACK_CLIENT_ESTABLISHED:
-        ws_on_established(ws_from_wsi(wsi), wsi);
+    case LWS_CALLBACK_RAW_CONNECTED:
+        s->wsi = wsi;
+        if (ws_proto_connected(s) < 0)
+            return -1;
         return 0;
-    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
-        char why[256];
-
-        s = ws_from_wsi(wsi);
-        if (s->conn_state != WS_CONN_DIALING)
+    case LWS_CALLBACK_RAW_RX:
+        if (wsi != s->wsi)
+            return -1;
+        if (ws_proto_rx(s, in, len) < 0 && !s->closing)
+            return -1;
+        return 0;
+    case LWS_CALLBACK_RAW_WRITEABLE:
+        if (wsi != s->wsi)
+            return -1;
+        if (ws_proto_writeable(s, wsi) < 0)
+            return -1;
+        if (s->conn_state == WS_CONN_OPEN && !s->sub_flushed &&
+            !s->out_len && !s->probe)
+            ws_subscribed(s);
+        return 0;
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        if (wsi == s->wsi || !s->wsi) {
+            ws_dial_error(why, sizeof(why), in, len);
+            s->wsi = NULL;
+            ws_source_dial_failed(s, why, 0);
+        }
+        return 0;
+    case LWS_CALLBACK_RAW_CLOSE:
+    case LWS_CALLBACK_WSI_DESTROY:
+        if (wsi != s->wsi)
             return 0;
-        ws_dial_error(why, sizeof(why), in, len);
-        if (ws_now(s) - s->dial_ns >= s->connect_ms * 1000000ull)
-            snprintf(why + strlen(why), sizeof(why) - strlen(why),
-                     " (connect_timeout)");
-        ws_dial_failed(s, why);
-        return 0;
-    }
-    case LWS_CALLBACK_CLIENT_RECEIVE:
-        ws_on_receive(ws_from_wsi(wsi), wsi, in, len);
-        return 0;
-    case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
-        s = ws_from_wsi(wsi);
-        ws_pong_arm(s);
-        if (s->confirm_pending) {
-            s->confirm_pending = 0;
-            s->key_refused = 0;
-            ws_metric_set(s, s->m_unhealthy, 0);
-            ws_set_connected(s, 1);
-        }
-        return 0;
-    case LWS_CALLBACK_CLIENT_WRITEABLE:
-        return ws_on_writeable(ws_from_wsi(wsi), wsi);
-    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        s = ws_from_wsi(wsi);
-        if (in && len >= 2) {
-            const unsigned char *c = in;
-
-            s->close_code = (c[0] << 8) | c[1];
-        }
-        return 0;
-    case LWS_CALLBACK_CLIENT_CLOSED:
-        s = ws_from_wsi(wsi);
-        if (s->wsi == wsi || s->conn_state == WS_CONN_OPEN)
+        s->wsi = NULL;
+        if (s->conn_state == WS_CONN_DIALING) {
+            ws_dial_error(why, sizeof(why), NULL, 0);
+            ws_source_dial_failed(s, s->tls_ctx && !s->tls_up
+                                         ? "connection closed during the "
+                                           "TLS handshake"
+                                         : strcmp(why, "connection failed")
+                                               ? why
+                                               : "connection closed "
+                                                 "during the handshake",
+                                  0);
+        } else if (s->conn_state == WS_CONN_OPEN) {
             ws_on_closed(s);
+        }
         return 0;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-        s = ws_from_wsi(wsi);
-        if (!s || atomic_load(&s->stopping))
+        if (atomic_load(&s->stopping) || s->probe)
             return 0;
         ws_load_reap(s);
         atomic_store(&s->woken, 0);
-        ws_drain(s);
+        ws_resume(s);
         return 0;
     default:
-        break;
+        return 0;
     }
-    (void)user;
-    return 0;
 }
 
 static const struct lws_protocols ws_protocols[] = {
@@ -1079,68 +1061,55 @@ static void ws_summary(struct ws_source *s)
            s->dials ? s->dials - 1 : 0, s->queue.len);
 }
 
-/* Creates a client context for s with the given protocols and user
- * pointer; logs and returns NULL on failure. */
-static struct lws_context *ws_context_new(struct ws_source *s,
-                                          const struct lws_protocols *prot,
-                                          void *user)
+/* Creates the client context (and, for wss://, the TLS context) of s;
+ * logs and returns -1 on failure. */
+static int ws_context_new(struct ws_source *s)
 {
     struct lws_context_creation_info info;
     struct lws_context *lws;
+    char err[256];
 
     lws_set_log_level(LLL_ERR, ws_lws_log);
+    if (s->wsurl.tls) {
+        s->tls_ctx = ws_tls_ctx_new(s, err, sizeof(err));
+        if (!s->tls_ctx) {
+            if (s->probe)
+                ws_probe_result(s, 0, "%s", err);
+            else
+                WS_LOG(s, FERRY_LOG_ERROR, "%s", err);
+            return -1;
+        }
+    }
     memset(&info, 0, sizeof(info));
     info.port = CONTEXT_PORT_NO_LISTEN;
-    info.protocols = prot;
+    info.protocols = ws_protocols;
     info.gid = -1;
     info.uid = -1;
-    info.user = user;
+    info.user = s;
     info.connect_timeout_secs = (unsigned)((s->connect_ms + 999) / 1000) + 1;
     info.timeout_secs = (unsigned)((s->connect_ms + 999) / 1000) + 1;
     info.pt_serv_buf_size = WS_RX_BUFFER;
-    if (s->wsurl.tls) {
-        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-        info.client_ssl_ca_filepath = s->ca_file;
-    }
     lws = lws_create_context(&info);
-    if (!lws)
-        WS_LOG(s, FERRY_LOG_ERROR,
-               "cannot create the WebSocket client context%s%s%s",
-               s->ca_file ? " (check tls_ca_file " : "",
-               s->ca_file ? s->ca_file : "", s->ca_file ? ")" : "");
-    return lws;
-}
-
-static int ws_run(void *state)
-{
-    struct ws_source *s = state;
-    struct lws_context *lws;
-
-    ws_register_metrics(s);
-    ws_set_connected(s, 0);
-    if (s->wsurl.tls && !s->tls_verify)
-        WS_LOG(s, FERRY_LOG_WARN,
-               "tls_verify is off: the datastream server's certificate is "
-               "not checked");
-    lws = ws_context_new(s, ws_protocols, s);
-    if (!lws)
-        return FERRY_ERROR;
+    if (!lws) {
+        if (s->probe)
+            ws_probe_result(s, 0, "cannot create the event loop");
+        else
+            WS_LOG(s, FERRY_LOG_ERROR, "cannot create the event loop");
+        SSL_CTX_free(s->tls_ctx);
+        s->tls_ctx = NULL;
+        return -1;
+    }
     pthread_mutex_lock(&s->ctl_lock);
     s->lws = lws;
     pthread_mutex_unlock(&s->ctl_lock);
+    return 0;
+}
 
-    ws_dial(s);
-    while (!atomic_load(&s->stopping)) {
-        if (lws_service(lws, 0) < 0)
-            break;
-    }
+/* Destroys what ws_context_new made, and the connection state. */
+static void ws_context_free(struct ws_source *s)
+{
+    struct lws_context *lws = s->lws;
 
-    /* Stop the loader first: it emits and kicks. */
-    if (s->load) {
-        ws_load_cancel(s->load);
-        ws_load_finish(s->load);
-        s->load = NULL;
-    }
     lws_sul_cancel(&s->sul_reconnect);
     lws_sul_cancel(&s->sul_ping);
     lws_sul_cancel(&s->sul_pong);
@@ -1152,6 +1121,36 @@ static int ws_run(void *state)
     lws_context_destroy(lws);
     s->wsi = NULL;
     s->conn_state = WS_CONN_IDLE;
+    ws_proto_reset(s);
+    SSL_CTX_free(s->tls_ctx);
+    s->tls_ctx = NULL;
+}
+
+static int ws_run(void *state)
+{
+    struct ws_source *s = state;
+
+    ws_register_metrics(s);
+    ws_set_connected(s, 0);
+    if (s->wsurl.tls && !s->tls_verify)
+        WS_LOG(s, FERRY_LOG_WARN,
+               "tls_verify is off: the datastream server's certificate is "
+               "not checked");
+    if (ws_context_new(s) < 0)
+        return FERRY_ERROR;
+    ws_dial(s);
+    while (!atomic_load(&s->stopping)) {
+        if (lws_service(s->lws, 0) < 0)
+            break;
+    }
+
+    /* Stop the loader first: it emits and kicks. */
+    if (s->load) {
+        ws_load_cancel(s->load);
+        ws_load_finish(s->load);
+        s->load = NULL;
+    }
+    ws_context_free(s);
     ws_set_connected(s, 0);
     ws_summary(s);
     ws_queue_clear(&s->queue);
@@ -1160,136 +1159,42 @@ static int ws_run(void *state)
 
 /* ---- probe (ferry check --connect) ----------------------------------------- */
 
-struct ws_probe {
-    struct ws_source *s;
-    struct lws *wsi;
-    int done;            /* 1 ok, -1 failed */
-    int close_code;
-    int want_ping;
-    uint64_t t0;
-    char msg[512];
-    lws_sorted_usec_list_t sul;
-};
-
-static void ws_probe_timeout(lws_sorted_usec_list_t *sul)
-{
-    struct ws_probe *p = lws_container_of(sul, struct ws_probe, sul);
-    char d[32];
-
-    if (p->done)
-        return;
-    p->done = -1;
-    snprintf(p->msg, sizeof(p->msg), "%.200s: no answer within %s", p->s->url,
-             ws_fmt_ms(p->s->connect_ms, d, sizeof(d)));
-}
-
-static int ws_probe_cb(struct lws *wsi, enum lws_callback_reasons reason,
-                       void *user, void *in, size_t len)
-{
-    struct ws_probe *p = lws_context_user(lws_get_context(wsi));
-    unsigned char buf[LWS_PRE + 4];
-
-    (void)user;
-    if (!p)
-        return 0;
-    switch (reason) {
-    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
-        return ws_append_headers(wsi, p->s->api_key, in, len);
-    case LWS_CALLBACK_CLIENT_ESTABLISHED:
-        /* A refused key is only told after the upgrade (close 4001), so
-         * wait for the answer to a ping before calling it a success. */
-        p->want_ping = 1;
-        lws_callback_on_writable(wsi);
-        return 0;
-    case LWS_CALLBACK_CLIENT_WRITEABLE:
-        if (p->want_ping) {
-            p->want_ping = 0;
-            if (lws_write(wsi, buf + LWS_PRE, 0, LWS_WRITE_PING) < 0)
-                return -1;
-        }
-        return 0;
-    case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
-    case LWS_CALLBACK_CLIENT_RECEIVE:
-        if (!p->done) {
-            p->done = 1;
-            snprintf(p->msg, sizeof(p->msg),
-                     "%.200s: WebSocket handshake and ping answered in %.1f ms",
-                     p->s->url,
-                     (double)(p->s->host->now_ns() - p->t0) / 1e6);
-        }
-        return 0;
-    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        if (in && len >= 2)
-            p->close_code = (((const unsigned char *)in)[0] << 8) |
-                            ((const unsigned char *)in)[1];
-        return 0;
-    case LWS_CALLBACK_CLIENT_CLOSED:
-        if (!p->done) {
-            p->done = -1;
-            if (p->close_code == 4001)
-                snprintf(p->msg, sizeof(p->msg),
-                         "%.200s: API key refused (close 4001)", p->s->url);
-            else
-                snprintf(p->msg, sizeof(p->msg),
-                         "%.200s: connection closed (code %d)", p->s->url,
-                         p->close_code);
-        }
-        p->wsi = NULL;
-        return 0;
-    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        if (!p->done) {
-            char why[256];
-
-            p->done = -1;
-            ws_dial_error(why, sizeof(why), in, len);
-            snprintf(p->msg, sizeof(p->msg), "cannot connect to %.200s: %s",
-                     p->s->url, why);
-        }
-        p->wsi = NULL;
-        return 0;
-    default:
-        return 0;
-    }
-}
-
-static const struct lws_protocols ws_probe_protocols[] = {
-    { "ferry-datastream-probe", ws_probe_cb, 0, 4096, 0, NULL, 0 },
-    { NULL, NULL, 0, 0, 0, NULL, 0 }
-};
-
-/* Completes one handshake and a ping round trip; main thread, blocks up
- * to connect_timeout. Subscribes to nothing and loads nothing. */
+/*
+ * Completes one handshake and a ping round trip, on the instance itself
+ * (check never runs it); main thread, blocks up to connect_timeout.
+ * Subscribes to nothing and loads nothing.
+ */
 static int ws_probe(void *state, char *msg, size_t len)
 {
     struct ws_source *s = state;
-    struct lws_client_connect_info cc;
-    struct lws_context *lws;
-    struct ws_probe p;
+    uint64_t deadline;
 
-    memset(&p, 0, sizeof(p));
-    p.s = s;
-    p.t0 = s->host->now_ns();
-    ws_lws_err[0] = '\0';
-    lws = ws_context_new(s, ws_probe_protocols, &p);
-    if (!lws) {
-        snprintf(msg, len, "%.200s: cannot create the WebSocket client context",
-                 s->url);
-        return FERRY_ERROR;
+    s->probe = 1;
+    s->probe_done = 0;
+    s->probe_msg[0] = '\0';
+    if (ws_context_new(s) == 0) {
+        deadline = ws_now(s) + s->connect_ms * 1000000ull;
+        ws_dial(s);
+        while (!s->probe_done) {
+            if (ws_now(s) >= deadline) {
+                char d[32];
+
+                ws_probe_result(s, 0, "%.200s: no answer within %s",
+                                s->url,
+                                ws_fmt_ms(s->connect_ms, d, sizeof(d)));
+                break;
+            }
+            /* The connect-timeout timer wakes the loop at the latest. */
+            if (lws_service(s->lws, 0) < 0)
+                break;
+        }
+        ws_context_free(s);
     }
-    ws_connect_info(s, lws, "ferry-datastream-probe", &p.wsi, &cc);
-    lws_sul_schedule(lws, 0, &p.sul, ws_probe_timeout,
-                     (lws_usec_t)s->connect_ms * LWS_US_PER_MS);
-    if (!lws_client_connect_via_info(&cc) && !p.done) {
-        p.done = -1;
-        snprintf(p.msg, sizeof(p.msg), "cannot connect to %.200s", s->url);
-    }
-    while (!p.done)
-        if (lws_service(lws, 0) < 0)
-            break;
-    lws_sul_cancel(&p.sul);
-    lws_context_destroy(lws);
-    snprintf(msg, len, "%s", p.msg[0] ? p.msg : "probe failed");
-    return p.done > 0 ? FERRY_OK : FERRY_ERROR;
+    s->probe = 0;
+    s->dials = 0;
+    s->attempts = 0;
+    snprintf(msg, len, "%s", s->probe_msg[0] ? s->probe_msg : "probe failed");
+    return s->probe_done > 0 ? FERRY_OK : FERRY_ERROR;
 }
 
 static void ws_stop(void *state)

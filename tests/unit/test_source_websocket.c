@@ -27,6 +27,7 @@
 
 #include "../../plugins/source_websocket/util.c"
 #include "../../plugins/source_websocket/load.c"
+#include "../../plugins/source_websocket/proto.c"
 #include "../../plugins/source_websocket/source.c"
 
 #include "clock.h"
@@ -813,7 +814,11 @@ enum {
     ST_CLOSE,     /* close frame with code, then close */
     ST_DROP,      /* close the TCP connection, no close frame */
     ST_STALL,     /* stop reading (no pongs) and sending */
-    ST_WAIT       /* send nothing more until srv.go is set */
+    ST_WAIT,      /* send nothing more until srv.go is set */
+    ST_BIGMSG,    /* a valid company message of n bytes (stream_id from
+                   * code), in one frame */
+    ST_BIGFRAGS,  /* the same in three frames */
+    ST_PING       /* a ping from the server (the client must answer) */
 };
 
 struct step {
@@ -853,6 +858,7 @@ struct srv {
     int users;
     int rest_requests;
     int rest_401;
+    int pongs;
     /* Deferred REST answers: held until the next release tick. */
     int rest_hold;
     int pending;
@@ -875,6 +881,24 @@ static void srv_hdr(struct lws *wsi, const char *name, char *out, size_t len)
         lws_hdr_custom_copy(wsi, out, (int)len, name, (int)strlen(name));
 }
 
+/* A valid company message of about n bytes at position code. */
+static unsigned char *srv_bigmsg(size_t n, int code, size_t *len)
+{
+    unsigned char *b = malloc(LWS_PRE + n + 512);
+    char *p = (char *)b + LWS_PRE;
+    int h = sprintf(p, "{\"data\":{\"id\":\"comp_big\",\"keys\":{},"
+                       "\"notes\":\"");
+
+    memset(p + h, 'x', n);
+    h += (int)n;
+    h += sprintf(p + h, "\"},\"entity_id\":\"comp_big\",\"entity_type\":"
+                        "\"rulesengine.Company\",\"message_type\":\"full\","
+                        "\"stream_id\":\"17672256000%02d-0\"}",
+                 code);
+    *len = (size_t)h;
+    return b;
+}
+
 static int srv_send(struct lws *wsi)
 {
     const struct step *st;
@@ -883,6 +907,11 @@ static int srv_send(struct lws *wsi)
 
     if (S.next >= S.nsteps || wsi != S.wsi)
         return 0;
+    if (lws_send_pipe_choked(wsi)) {
+        /* A big frame is still partly unsent: never interleave. */
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
     st = &S.steps[S.next];
     switch (st->kind) {
     case ST_WAIT:
@@ -936,6 +965,38 @@ static int srv_send(struct lws *wsi)
         S.next++;
         lws_rx_flow_control(wsi, 0);
         return 0;
+    case ST_PING:
+        /* A payload the pong must echo. */
+        memcpy(p, "ferry", 5);
+        lws_write(wsi, p, 5, LWS_WRITE_PING);
+        S.next++;
+        break;
+    case ST_BIGMSG: {
+        unsigned char *b = srv_bigmsg(st->n, st->code, &n);
+
+        lws_write(wsi, b + LWS_PRE, n, LWS_WRITE_TEXT);
+        free(b);
+        S.next++;
+        break;
+    }
+    case ST_BIGFRAGS: {
+        /* One frame per writable callback: thirds of the message. */
+        unsigned char *b = srv_bigmsg(st->n, st->code, &n);
+        size_t third = n / 3, off = third * (size_t)S.frag_half;
+        size_t part = S.frag_half == 2 ? n - off : third;
+        int flags = S.frag_half ? LWS_WRITE_CONTINUATION : LWS_WRITE_TEXT;
+
+        if (S.frag_half < 2)
+            flags |= LWS_WRITE_NO_FIN;
+        memmove(b + LWS_PRE, b + LWS_PRE + off, part);
+        lws_write(wsi, b + LWS_PRE, part, (enum lws_write_protocol)flags);
+        free(b);
+        if (++S.frag_half == 3) {
+            S.frag_half = 0;
+            S.next++;
+        }
+        break;
+    }
     }
     if (S.next < S.nsteps)
         lws_callback_on_writable(wsi);
@@ -1035,6 +1096,10 @@ static int srv_cb(struct lws *wsi, enum lws_callback_reasons reason,
         pthread_mutex_unlock(&S.lock);
         if (S.reqs_conn == S.expect_reqs)
             lws_callback_on_writable(wsi);
+        break;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (len == 5 && !memcmp(in, "ferry", 5))
+            S.pongs++;
         break;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         if (S.reqs_conn < S.expect_reqs)
@@ -1365,6 +1430,53 @@ static void test_run_messages_and_invalid(void **unused)
     plugin_stop();
     assert_true(log_has("stopped: 3 messages, 3 invalid (binary=1 "
                         "too_large=1 invalid_json=1), 1 errors"));
+    srv_stop();
+}
+
+static void test_run_large_split_messages(void **unused)
+{
+    /* Frames larger than one socket read arrive in pieces: a 300 KB
+     * message in one frame, the same in three frames, a ping in between,
+     * and small messages around them. */
+    static const struct step steps[] = {
+        { ST_TEXT, NULL, 0, 0 },
+        { ST_BIGMSG, NULL, 2, 300000 },
+        { ST_PING, NULL, 0, 0 },
+        { ST_BIGFRAGS, NULL, 3, 300000 },
+        { ST_TEXT, NULL, 0, 0 },
+        { ST_BIGMSG, NULL, 5, 5000000 }, /* over max_message_size */
+        { ST_TEXT, NULL, 0, 0 },
+    };
+    static struct step s2[7];
+
+    (void)unused;
+    memcpy(s2, steps, sizeof(steps));
+    s2[0].text = company_frames[0];
+    s2[4].text = company_frames[3];
+    s2[6].text = "{\"data\":{\"id\":\"comp_9\",\"keys\":{}},"
+                 "\"entity_id\":\"comp_9\",\"entity_type\":"
+                 "\"rulesengine.Company\",\"message_type\":\"full\","
+                 "\"stream_id\":\"1767225600006-0\"}";
+    srv_start(s2, 7);
+    F.committed.set = 1;
+    fake_opt("max_message_size", "1MB");
+    plugin_start();
+    assert_true(wait_until(have_recs, (void *)5, 5000));
+    sleep_ms(50);
+    assert_int_equal(nrecs(), 5);
+    assert_int_equal(F.recs[0].pos.ms, 1767225600001ull);
+    assert_int_equal(F.recs[1].pos.ms, 1767225600002ull);
+    assert_true(strlen(F.recs[1].payload) > 300000);
+    assert_int_equal(F.recs[2].pos.ms, 1767225600003ull);
+    assert_string_equal(F.recs[2].payload, F.recs[1].payload);
+    assert_int_equal(F.recs[3].pos.ms, 1767225600004ull);
+    assert_int_equal(F.recs[4].pos.ms, 1767225600006ull);
+    assert_true(metric_val("ferry_source_invalid_messages_total", "reason",
+                           "too_large") == 1);
+    assert_true(S.pongs >= 1); /* the server's ping was answered */
+    assert_int_equal(S.conns, 1);
+    assert_false(log_has("protocol_error"));
+    plugin_stop();
     srv_stop();
 }
 
@@ -1715,6 +1827,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_headers_and_subscriptions,
                                         fake_setup, fake_teardown),
         cmocka_unit_test_setup_teardown(test_run_messages_and_invalid,
+                                        fake_setup, fake_teardown),
+        cmocka_unit_test_setup_teardown(test_run_large_split_messages,
                                         fake_setup, fake_teardown),
         cmocka_unit_test_setup_teardown(test_run_backpressure, fake_setup,
                                         fake_teardown),
