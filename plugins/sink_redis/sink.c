@@ -403,14 +403,8 @@ static int redis_merge_auth(struct redis_sink *s)
         }
         s->ep.username = redis_xstrdup(user);
     }
-    if (pass && *pass) {
-        if (s->ep.password) {
-            h->log(s->ctx, FERRY_LOG_ERROR,
-                   "password: also given in address; set it once");
-            return -1;
-        }
+    if (pass && *pass)
         s->ep.password = redis_xstrdup(pass);
-    }
     if (s->ep.username && !s->ep.password) {
         h->log(s->ctx, FERRY_LOG_ERROR, "username: needs a password as well");
         return -1;
@@ -458,6 +452,14 @@ static int redis_init(const struct ferry_host *host, struct ferry_ctx *ctx,
     v = host->opt_str(ctx, "address");
     if (redis_endpoint_parse(v, &s->ep, err, sizeof(err)) < 0) {
         host->log(ctx, FERRY_LOG_ERROR, "address: %s", err);
+        goto fail;
+    }
+    if (s->ep.password) {
+        /* `ferry check` prints the address and logs name it: the
+         * password has its own, secret, option. */
+        host->log(ctx, FERRY_LOG_ERROR,
+                  "address: holds a password, which ferry check would "
+                  "print; set it with the password option instead");
         goto fail;
     }
     if (redis_merge_auth(s) < 0)

@@ -969,6 +969,9 @@ static void test_init_errors(void **state)
     expect_init_error("key_prefix", "", "key_prefix: must not be empty");
     expect_init_error("address", "localhost:99999", "address: bad port");
     expect_init_error("address", "rediss://x", "TLS");
+    expect_init_error("address", "redis://u:hunter2@127.0.0.1:1",
+                      "address: holds a password");
+    expect_init_error("cluster_addrs", "h:1", "not supported yet");
     {
         struct ferry_ctx *c = base_ctx();
         void *st = NULL;
