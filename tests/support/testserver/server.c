@@ -82,16 +82,27 @@ static const char *const mal_names[MAL_COUNT] = {
     "invalid_json",      "invalid_utf8", "binary", "too_deep",
     "missing_entity_id", "wrong_type",   "huge"};
 
-/* A REST page view: references to the entities of one type at the
- * position it was taken, so that the pages of one load are consistent
- * while the stream moves on. */
+/*
+ * A REST view: the entities of one type at the position it was taken.
+ * Every page of one load comes from one view, so that a load sees one
+ * consistent state while the stream moves on: an entity deleted between
+ * two page requests would otherwise shift the offsets and make the load
+ * skip another one. A load starts with /count (the asynchronous loader)
+ * or, without one, with the offset-0 page (the synchronous loader); see
+ * rest_page().
+ */
 struct rest_view {
     struct ts_val *items;
     size_t n;
     int valid;
-    int armed; /* taken by /count; the offset-0 page uses it */
+    int armed;        /* taken by /count, offset 0 not served yet */
+    lws_usec_t taken; /* when */
     long pos;
 };
+
+/* A view taken by /count serves that load's offset-0 page only if it
+ * comes within this time. */
+#define VIEW_ARMED_US (30LL * 1000000)
 
 static struct srv {
     const struct ts_opts *o;
@@ -740,6 +751,8 @@ static void view_refresh(int which)
         if (S.cur[t][i].live)
             v->items[v->n++] = S.cur[t][i];
     v->valid = 1;
+    v->armed = 0;
+    v->taken = lws_now_usecs();
     v->pos = S.rest_pos;
 }
 
@@ -788,7 +801,7 @@ static char *rest_page(int which, struct lws *wsi, int *status)
         *status = 400;
         return error_body("invalid limit or offset");
     }
-    if (offset == 0 && v->armed)
+    if (offset == 0 && v->armed && lws_now_usecs() - v->taken <= VIEW_ARMED_US)
         v->armed = 0;
     else if (offset == 0 || !v->valid)
         view_refresh(which);
@@ -1117,7 +1130,7 @@ int server_run(const struct ts_opts *o, const struct ts_world *w)
     }
     build_malformed();
 
-    lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
+    lws_set_log_level(LLL_ERR, NULL);
     memset(&info, 0, sizeof(info));
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
     if (o->tls_port >= 0)
