@@ -158,9 +158,10 @@ static void summary_line(void *arg)
             len += (size_t)n;
     }
     log_write(FERRY_LOG_INFO, NULL,
-              "summary: received=%.0f applied=%.0f failed=%.0f dropped=%.0f "
-              "coalesced=%.0f invalid=%.0f%s%s lag=%.1fs",
+              "summary: received=%.0f emitted=%.0f applied=%.0f failed=%.0f "
+              "dropped=%.0f coalesced=%.0f invalid=%.0f%s%s lag=%.1fs",
               metrics_sum("ferry_source_messages_total", NULL),
+              metrics_sum("ferry_source_emitted_total", NULL),
               metrics_sum("ferry_messages_applied_total", NULL),
               metrics_sum("ferry_messages_failed_total", NULL),
               metrics_sum("ferry_messages_dropped_total", NULL),
