@@ -814,7 +814,9 @@ static char *rest_page(int which, struct lws *wsi, int *status)
 
         if (!e)
             continue;
-        if (rest_roundtrip_check(t, e, text, val->len, err, sizeof(err)) &&
+        /* Initial values were all checked at startup. */
+        if ((val->in_frames || val->off >= S.w->init_len) &&
+            rest_roundtrip_check(t, e, text, val->len, err, sizeof(err)) &&
             S.roundtrip_failures++ < 5)
             fprintf(stderr, "testserver: %s\n", err);
         json_array_append_new(arr, rest_from_cached(t, e));

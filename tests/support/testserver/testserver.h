@@ -94,6 +94,7 @@ struct ts_world {
     struct ts_delta *delta; /* [1..n] */
     struct ts_val *init[4]; /* by enum sch_type, index 1..nslot */
     size_t nslot[4];
+    size_t init_len; /* states[0, init_len): the initial values */
 };
 
 static inline const char *ts_text(const struct ts_world *w,

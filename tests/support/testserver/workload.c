@@ -963,6 +963,7 @@ int gen_init(struct ts_gen *g, const struct ts_opts *o, struct ts_world *w)
         memcpy(w->init[k], t->val, (t->n + 1) * sizeof(struct ts_val));
         w->nslot[k] = t->n;
     }
+    w->init_len = w->states.len;
     return g->failed ? -1 : 0;
 }
 
