@@ -611,10 +611,8 @@ static void after_batch(struct conn *c, long last)
     if (o->malformed_every > 0 && last % o->malformed_every == 0 && S.n_mal > 0)
         c->pending_malformed =
             (int)((last / o->malformed_every - 1) % S.n_mal) + 1;
-    if (o->reload_at > 0 && last == o->reload_at && !S.reload_sent) {
+    if (o->reload_at > 0 && last == o->reload_at && !S.reload_sent)
         c->pending_reload = 1;
-        S.reload_sent = 1;
-    }
     if (o->disconnect_every > 0 && c->sent % o->disconnect_every == 0)
         c->drop = 1;
     if (o->stall_after > 0 && c->sent >= o->stall_after && !c->stalled) {
@@ -672,9 +670,15 @@ static int ws_writeable(struct conn *c)
             continue;
         }
         if (c->pending_reload) {
-            json_t *e = ev("reload", c);
+            json_t *e;
 
+            /* Once per server lifetime, on whichever connection gets
+             * there first. */
             c->pending_reload = 0;
+            if (S.reload_sent)
+                continue;
+            S.reload_sent = 1;
+            e = ev("reload", c);
             json_object_set_new(e, "after", json_integer(c->next_msg - 1));
             evlog_write(e);
             if (write_raw(wsi, S.reload.p, S.reload.len))

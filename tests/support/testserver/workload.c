@@ -1070,8 +1070,8 @@ static void step_full(struct ts_gen *g, struct ts_table *t, size_t n,
                   t->type, "full");
         table_set(t, n, state_put(g->w, s, len), d);
     } else if (variant == 1) {
-        /* ...and member order, float formatting (1500.0) and omitted
-         * optional members do not matter either. */
+        /* ...and member order and float formatting (1500.0) do not
+         * matter either. */
         char *raw = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS);
 
         frame_put(g, "", raw, strlen(raw), id, t->type, "full");
