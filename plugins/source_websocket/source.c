@@ -996,7 +996,10 @@ static void ws_fini(void *state)
     if (!s)
         return;
     ws_queue_clear(&s->queue);
+    ws_proto_reset(s);
     s->host->free(s->rx);
+    s->host->free(s->in);
+    s->host->free(s->out);
     s->host->free(s->api_key);
     s->host->free(s->ca_file);
     pthread_mutex_destroy(&s->ctl_lock);
