@@ -321,6 +321,68 @@ for kind, ns in (("companies", "company"), ("users", "user")):
             assert exp.get(key) == '"%s"' % c["id"], key
 EOF
 
+# ---- drops, rate, stall ------------------------------------------------
+"$TESTSERVER" --seed 1 --companies 5 --users 5 --flags 2 --messages 100 \
+    --disconnect-every 20 --rate 200 --port 0 --ready-file "$T/ra" \
+    >"$T/sa.out" 2>&1 &
+PA=$!
+"$TESTSERVER" --seed 1 --companies 5 --users 5 --flags 2 --messages 100 \
+    --stall-after 10 --port 0 --ready-file "$T/rb" >"$T/sb.out" 2>&1 &
+PB=$!
+CLEANUP_PIDS="$CLEANUP_PIDS $PA $PB"
+wait_for test -s "$T/ra" || fail "server A: $(cat "$T/sa.out")"
+wait_for test -s "$T/rb" || fail "server B: $(cat "$T/sb.out")"
+python3 - "$T" "$(cut -d' ' -f1 "$T/ra")" "$(cut -d' ' -f1 "$T/rb")" <<'EOF' ||
+import json, socket, sys, time
+sys.path.insert(0, sys.argv[1])
+from ws import WS
+a, b = int(sys.argv[2]), int(sys.argv[3])
+base = 1767225600000
+
+def stream(w):
+    """Stream positions until the connection ends (without a close frame)."""
+    got = []
+    while True:
+        try:
+            op, p = w.recv()
+        except EOFError:
+            return got
+        assert op == 1, "opcode %d: a close frame on a drop" % op
+        m = json.loads(p)
+        if "stream_id" in m:
+            got.append(int(m["stream_id"].split("-")[0]) - base)
+
+# --disconnect-every 20 at --rate 200: 20 messages per connection, resumed
+# from replay_from, and 20 messages take at least ~95 ms.
+w = WS(a, {"X-Schematic-Api-Key": "test-key"})
+w.subscribe()
+t0 = time.monotonic()
+assert stream(w) == list(range(1, 21))
+assert time.monotonic() - t0 >= 0.08, time.monotonic() - t0
+w = WS(a, {"X-Schematic-Api-Key": "test-key"})
+w.subscribe("%d-0" % (base + 20))
+assert stream(w) == list(range(21, 41))
+
+# --stall-after 10: 10 messages, then nothing, and no pong.
+w = WS(b, {"X-Schematic-Api-Key": "test-key"})
+w.subscribe()
+for _ in range(3):
+    w.recv()
+got = [json.loads(w.recv()[1])["stream_id"] for _ in range(10)]
+assert got[-1] == "%d-0" % (base + 10), got
+w.send(b"", opcode=9)
+w.s.settimeout(1.0)
+try:
+    op, p = w.recv()
+    raise AssertionError("a frame after the stall: %d %r" % (op, p[:60]))
+except socket.timeout:
+    pass
+EOF
+    fail "drop / rate / stall"
+kill -TERM $PA $PB
+wait $PA || fail "server A exit"
+wait $PB || fail "server B exit"
+
 # ---- statecheck against a hand-fed redis-server ------------------------
 start_redis
 python3 - "$REDIS_PORT" "$T/expect.json" <<'EOF' || fail "feeding redis"
