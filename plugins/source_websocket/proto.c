@@ -386,6 +386,7 @@ void ws_proto_close(struct ws_source *s, int code)
 static int ws_protocol_error(struct ws_source *s, const char *what)
 {
     ws_source_invalid(s, "protocol_error", what);
+    ws_source_close_code(s, 1002);
     ws_proto_close(s, 1002);
     return -1;
 }

@@ -22,8 +22,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../../plugins/source_websocket/util.c"
 #include "../../plugins/source_websocket/load.c"
@@ -1793,6 +1797,185 @@ static void test_probe(void **unused)
     ferry_plugin.fini(st);
 }
 
+/* ---- a raw TCP server for handshake failures -------------------------- */
+
+enum { RAW_SILENT = 1, RAW_401, RAW_BAD_ACCEPT, RAW_MASKED };
+
+struct rawsrv {
+    int fd;
+    int port;
+    int mode;
+    pthread_t thread;
+    atomic_int stop;
+    atomic_int accepted;
+};
+
+static struct rawsrv RS;
+
+static void *rawsrv_main(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&RS.stop)) {
+        char req[4096] = "", resp[512], accept[64], key[64] = "";
+        struct timeval tv = { 0, 100000 };
+        size_t got = 0;
+        char *k;
+        int c = accept4(RS.fd, NULL, NULL, 0);
+
+        if (c < 0)
+            continue;
+        atomic_fetch_add(&RS.accepted, 1);
+        setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        while (got < sizeof(req) - 1 && !strstr(req, "\r\n\r\n") &&
+               !atomic_load(&RS.stop)) {
+            ssize_t n = recv(c, req + got, sizeof(req) - 1 - got, 0);
+
+            if (n > 0)
+                got += (size_t)n;
+            req[got] = '\0';
+            if (n == 0)
+                break;
+        }
+        k = strcasestr(req, "Sec-WebSocket-Key: ");
+        if (k)
+            sscanf(k + 19, "%63[^\r]", key);
+        ws_proto_accept(key, accept, sizeof(accept));
+        if (RS.mode == RAW_SILENT) {
+            while (!atomic_load(&RS.stop) && recv(c, req, sizeof(req), 0))
+                ;
+        } else if (RS.mode == RAW_401) {
+            snprintf(resp, sizeof(resp),
+                     "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n"
+                     "\r\n");
+            send(c, resp, strlen(resp), MSG_NOSIGNAL);
+        } else {
+            snprintf(resp, sizeof(resp),
+                     "HTTP/1.1 101 Switching Protocols\r\n"
+                     "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Accept: %s\r\n\r\n",
+                     RS.mode == RAW_BAD_ACCEPT ? "bm90IHRoZSByaWdodCBvbmU="
+                                               : accept);
+            send(c, resp, strlen(resp), MSG_NOSIGNAL);
+            if (RS.mode == RAW_MASKED) {
+                /* A masked text frame "{}": servers must not mask. */
+                unsigned char f[8] = { 0x81, 0x82, 1, 2, 3, 4,
+                                       '{' ^ 1, '}' ^ 2 };
+
+                send(c, f, sizeof(f), MSG_NOSIGNAL);
+                /* Expect the close frame 1002 back. */
+                while (!atomic_load(&RS.stop) &&
+                       recv(c, req, sizeof(req), 0) > 0)
+                    ;
+            }
+        }
+        close(c);
+    }
+    return NULL;
+}
+
+static void rawsrv_start(int mode)
+{
+    struct sockaddr_in a;
+    socklen_t al = sizeof(a);
+    struct timeval tv = { 0, 100000 };
+
+    memset(&RS, 0, sizeof(RS));
+    RS.mode = mode;
+    RS.fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(RS.fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(RS.fd, 8), 0);
+    setsockopt(RS.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    getsockname(RS.fd, (struct sockaddr *)&a, &al);
+    RS.port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&RS.thread, NULL, rawsrv_main, NULL), 0);
+    snprintf(url_buf, sizeof(url_buf), "ws://127.0.0.1:%d/datastream",
+             RS.port);
+    fake_opt("url", url_buf);
+}
+
+static void rawsrv_stop(void)
+{
+    atomic_store(&RS.stop, 1);
+    pthread_join(RS.thread, NULL);
+    close(RS.fd);
+}
+
+static void raw_run(void)
+{
+    memset(&R, 0, sizeof(R));
+    F.committed.set = 1;
+    assert_int_equal(init_with(&R.state), FERRY_OK);
+    assert_int_equal(pthread_create(&R.thread, NULL, run_main, NULL), 0);
+}
+
+static void test_handshake_timeout(void **unused)
+{
+    (void)unused;
+    rawsrv_start(RAW_SILENT);
+    fake_opt("connect_timeout", "300ms");
+    fake_opt("reconnect_min", "50ms");
+    raw_run();
+    assert_true(wait_until(have_log, "no WebSocket handshake within 300ms",
+                           2000));
+    assert_true(log_has("retrying in"));
+    plugin_stop();
+    rawsrv_stop();
+}
+
+static void test_handshake_401(void **unused)
+{
+    (void)unused;
+    rawsrv_start(RAW_401);
+    fake_opt("reconnect_max", "10s");
+    raw_run();
+    assert_true(wait_until(have_log, "the server answered HTTP/1.1 401 "
+                                     "Unauthorized (API key refused); "
+                                     "retrying in 10s",
+                           2000));
+    assert_true(metric_val("ferry_source_unhealthy", NULL, NULL) == 1);
+    plugin_stop();
+    rawsrv_stop();
+}
+
+static void test_handshake_bad_accept(void **unused)
+{
+    (void)unused;
+    rawsrv_start(RAW_BAD_ACCEPT);
+    raw_run();
+    assert_true(wait_until(have_log, "wrong Sec-WebSocket-Accept", 2000));
+    assert_int_equal(nrecs(), 0);
+    plugin_stop();
+    rawsrv_stop();
+}
+
+static void test_masked_server_frame(void **unused)
+{
+    (void)unused;
+    rawsrv_start(RAW_MASKED);
+    fake_opt("reconnect_min", "1s");
+    raw_run();
+    assert_true(wait_until(have_log, "masked frame from the server", 2000));
+    assert_true(metric_val("ferry_source_invalid_messages_total", "reason",
+                           "protocol_error") >= 1);
+    assert_true(wait_until(have_log, "disconnected from", 2000));
+    assert_int_equal(nrecs(), 0);
+    plugin_stop();
+    rawsrv_stop();
+}
+
+static void test_accept_value(void **unused)
+{
+    char out[64];
+
+    (void)unused;
+    /* RFC 6455 section 1.3. */
+    ws_proto_accept("dGhlIHNhbXBsZSBub25jZQ==", out, sizeof(out));
+    assert_string_equal(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+}
+
 static void test_run_stop_while_dialling(void **unused)
 {
     (void)unused;
@@ -1849,6 +2032,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_load_rate, fake_setup,
                                         fake_teardown),
         cmocka_unit_test_setup_teardown(test_probe, fake_setup,
+                                        fake_teardown),
+        cmocka_unit_test(test_accept_value),
+        cmocka_unit_test_setup_teardown(test_handshake_timeout, fake_setup,
+                                        fake_teardown),
+        cmocka_unit_test_setup_teardown(test_handshake_401, fake_setup,
+                                        fake_teardown),
+        cmocka_unit_test_setup_teardown(test_handshake_bad_accept,
+                                        fake_setup, fake_teardown),
+        cmocka_unit_test_setup_teardown(test_masked_server_frame, fake_setup,
                                         fake_teardown),
         cmocka_unit_test_setup_teardown(test_run_stop_while_dialling,
                                         fake_setup, fake_teardown),
