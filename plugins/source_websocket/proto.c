@@ -661,8 +661,15 @@ int ws_proto_pump(struct ws_source *s)
             (!SSL_pending(s->ssl) && BIO_ctrl_pending(s->rbio) == 0))
             break;
     }
-    if (s->in_off == s->in_len)
+    if (s->in_off == s->in_len) {
         s->in_off = s->in_len = 0;
+        /* Do not keep a huge buffer around after one big frame. */
+        if (s->in_cap > 4 * 1024 * 1024) {
+            s->host->free(s->in);
+            s->in = NULL;
+            s->in_cap = 0;
+        }
+    }
     s->in_pump = 0;
     return r;
 }

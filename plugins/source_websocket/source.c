@@ -352,6 +352,11 @@ static void ws_retry_cb(lws_sorted_usec_list_t *sul)
 {
     struct ws_source *s = lws_container_of(sul, struct ws_source, sul_retry);
 
+    if (s->load_pending && !s->load && s->sub_flushed) {
+        /* An initial-load thread that could not start before. */
+        s->load_pending = 0;
+        ws_load_begin(s);
+    }
     ws_resume(s);
 }
 
