@@ -14,6 +14,10 @@ await redis.connect();
 
 const client = new SchematicClient({
   apiKey: "interop-test-key",
+  // Everything but Redis and /ready points at a closed loopback port: the
+  // test must not reach the internet (REST fallback, event capture).
+  basePath: "http://127.0.0.1:9",
+  eventCaptureBaseURL: "http://127.0.0.1:9",
   useDataStream: true,
   offline: false,
   logLevel: "error",

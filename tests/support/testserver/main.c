@@ -33,6 +33,7 @@ static const char usage[] =
     "  --stall-after N       stop reading and writing after N messages\n"
     "  --cache-version V     (c0ffee01)   --key-prefix P (schematic)\n"
     "  --expect F            write the expected final cache (JSON)\n"
+    "  --samples DIR         add the spec's sample flags, company and user\n"
     "  --log F               JSONL event log\n";
 
 enum {
@@ -59,6 +60,7 @@ enum {
     OPT_PREFIX,
     OPT_EXPECT,
     OPT_LOG,
+    OPT_SAMPLES,
     OPT_HELP
 };
 
@@ -85,6 +87,7 @@ static const struct option long_opts[] = {
     {"cache-version", required_argument, NULL, OPT_VERSION},
     {"key-prefix", required_argument, NULL, OPT_PREFIX},
     {"expect", required_argument, NULL, OPT_EXPECT},
+    {"samples", required_argument, NULL, OPT_SAMPLES},
     {"log", required_argument, NULL, OPT_LOG},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0}};
@@ -254,6 +257,9 @@ static int parse_args(int argc, char **argv, struct ts_opts *o)
         case OPT_LOG:
             o->log = optarg;
             break;
+        case OPT_SAMPLES:
+            o->samples = optarg;
+            break;
         case OPT_HELP:
             fputs(usage, stdout);
             exit(0);
@@ -335,6 +341,8 @@ int main(int argc, char **argv)
         return 2;
     if (evlog_open(o.log))
         return 2;
+    if (o.samples && samples_load(o.samples))
+        goto out;
     if (gen_init(&g, &o, &w) || roundtrip_self_check(&w) || gen_stream(&g))
         goto out;
     if (o.expect && gen_write_expect(&g, o.expect))
@@ -349,6 +357,7 @@ int main(int argc, char **argv)
 out:
     gen_release(&g);
     world_release(&w);
+    samples_release();
     evlog_close();
     return rc;
 }

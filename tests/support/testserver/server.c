@@ -422,6 +422,16 @@ static void send_snapshot(struct conn *c, json_t *d)
                 buf_append(&b, ",", 1);
             buf_append(&b, ts_text(S.w, &fl[k]), fl[k].len);
         }
+        /* --samples: the sample flags end an unpaginated snapshot. */
+        if (k > nslot &&
+            json_integer_value(json_object_get(d, "page_size")) <= 0) {
+            for (size_t i = 0; i < ts_samples.nflags; i++) {
+                if (inpage++)
+                    buf_append(&b, ",", 1);
+                buf_append(&b, ts_samples.flags[i],
+                           strlen(ts_samples.flags[i]));
+            }
+        }
         page++;
         if (d && json_integer_value(json_object_get(d, "page_size")) > 0)
             snprintf(tail, sizeof(tail),
@@ -557,6 +567,12 @@ static void handle_request(struct conn *c, const char *buf, size_t len)
     } else if (strcmp(et, "rulesengine.Flags") == 0) {
         start_stream(c, rf && *rf ? rf : c->replay_from);
         send_snapshot(c, d);
+        if (ts_samples.on) {
+            queue_frame(c, 1, ts_samples.company_frame,
+                        strlen(ts_samples.company_frame));
+            queue_frame(c, 1, ts_samples.user_frame,
+                        strlen(ts_samples.user_frame));
+        }
     } else if (strcmp(et, "rulesengine.Company") == 0) {
         handle_lookup(c, SCH_COMPANY, d, et);
     } else if (strcmp(et, "rulesengine.User") == 0) {

@@ -47,7 +47,23 @@ struct ts_opts {
     const char *key_prefix;
     const char *expect;
     const char *log;
+    const char *samples; /* --samples DIR */
 };
+
+/* ---- samples.c ----------------------------------------------------------- */
+
+struct ts_samples {
+    int on;
+    char **flags; /* compact JSON of each sample flag */
+    size_t nflags;
+    char *company_frame; /* msg-02 without stream_id */
+    char *user_frame;    /* msg-03 without stream_id */
+    json_t *company, *user, *flag_objs;
+};
+extern struct ts_samples ts_samples;
+int samples_load(const char *dir);
+int samples_expect(json_t *out, const char *prefix, const char *version);
+void samples_release(void);
 
 /* ---- workload.c ---------------------------------------------------------- */
 

@@ -1428,7 +1428,8 @@ int gen_write_expect(const struct ts_gen *g, const char *path)
     int rc = -1;
 
     if (expect_table(g, &g->flag, out) || expect_table(g, &g->comp, out) ||
-        expect_table(g, &g->user, out))
+        expect_table(g, &g->user, out) ||
+        samples_expect(out, g->o->key_prefix, g->o->cache_version))
         goto out;
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     if (json_dump_file(out, tmp, JSON_INDENT(1) | JSON_SORT_KEYS) ||
