@@ -651,13 +651,16 @@ void ws_source_open(struct ws_source *s)
         ws_set_connected(s, 1);
 
     /*
-     * The cursor: the committed position when there is one; else the
-     * newest position received in this process (held or queued messages
-     * are not committed yet, but they are not lost either).
+     * The cursor: the newer of the committed position and the newest
+     * position received in this process. Everything received was emitted
+     * or is queued here, so nothing is lost by resuming after it; resuming
+     * from an older committed position would be wrong, not just wasteful:
+     * the replayed run lands behind newer messages still queued (or behind
+     * a reload's load) and stops at the next drop, leaving stale values.
      */
     if (s->replay) {
         s->host->committed(s->ctx, &cursor);
-        if (!cursor.set && s->last_pos.set)
+        if (s->last_pos.set && ferry_pos_cmp(&s->last_pos, &cursor) > 0)
             cursor = s->last_pos;
     }
     if (!s->loaded_once) {

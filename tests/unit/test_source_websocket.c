@@ -1563,8 +1563,10 @@ static void test_run_reconnect_resumes(void **unused)
     s2[3].text = company_frames[2];
     s2[5].text = company_frames[3];
     srv_start(s2, 6);
-    /* No committed position and no load: the cursor is the newest
-     * position received in this process. */
+    /* A committed position older than what arrived: the cursor is the
+     * newest position received in this process. */
+    F.committed.set = 1;
+    F.committed.ms = 1767225600001ull;
     fake_opt("bulk_load", "false");
     fake_opt("reconnect_min", "20ms");
     plugin_start();
@@ -1574,12 +1576,15 @@ static void test_run_reconnect_resumes(void **unused)
         assert_int_equal(F.recs[i].pos.ms, 1767225600001ull + i);
     pthread_mutex_lock(&S.lock);
     assert_int_equal(S.nreqs, 9);
-    assert_null(strstr(S.reqs[0], "replay_from"));
+    assert_non_null(strstr(S.reqs[0], "\"replay_from\":\"1767225600001-0\""));
     assert_non_null(strstr(S.reqs[3], "\"replay_from\":\"1767225600002-0\""));
     assert_non_null(strstr(S.reqs[8], "\"replay_from\":\"1767225600003-0\""));
     pthread_mutex_unlock(&S.lock);
     assert_true(log_has("(close 1000)"));
     assert_true(metric_val("ferry_source_reconnects_total", NULL, NULL) == 2);
+    /* Exactly once each: resuming after the newest received position
+     * replays nothing twice. */
+    assert_int_equal(nrecs(), 4);
     plugin_stop();
     srv_stop();
 }
