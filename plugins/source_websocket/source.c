@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -966,8 +967,15 @@ static int ws_init(const struct ferry_host *host, struct ferry_ctx *ctx,
     s->max_msg = (size_t)host->opt_size(ctx, "max_message_size");
     s->tls_verify = host->opt_bool(ctx, "tls_verify");
     ca = host->opt_str(ctx, "tls_ca_file");
-    if (ca && *ca)
+    if (ca && *ca) {
+        /* A file check, not I/O with a service: fail at check time. */
+        if (access(ca, R_OK) != 0) {
+            host->log(ctx, FERRY_LOG_ERROR, "tls_ca_file '%.200s': %s", ca,
+                      strerror(errno));
+            goto fail;
+        }
         s->ca_file = host->strdup(ca);
+    }
     nitems = host->opt_list(ctx, "subscribe", &items);
     subs = ws_subscribe_parse(items, nitems, err, sizeof(err));
     if (subs < 0) {

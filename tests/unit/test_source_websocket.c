@@ -802,6 +802,11 @@ static void test_init_errors(void **unused)
     assert_true(log_has("api_key is empty"));
     fake_opt("api_key", "k");
 
+    fake_opt("tls_ca_file", "/nonexistent/ca.pem");
+    assert_int_equal(init_with(&st), FERRY_EINVAL);
+    assert_true(log_has("tls_ca_file '/nonexistent/ca.pem': No such file"));
+    fake_opt("tls_ca_file", "");
+
     assert_int_equal(init_with(&st), FERRY_OK);
     ferry_plugin.fini(st);
     /* The key never reaches the log. */
