@@ -108,7 +108,8 @@ $(BUILD)/tests/plugins/%.so: tests/plugins/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(PIC) $(LDFLAGS) $(PLUGIN_LDFLAGS) -o $@ $< -lc
 
-SUPPORT_DIRS := $(patsubst %/,%,$(wildcard tests/support/*/))
+# Only folders with C sources are programs (others hold scripts).
+SUPPORT_DIRS := $(sort $(patsubst %/,%,$(dir $(wildcard tests/support/*/*.c))))
 SUPPORT_BINS := $(SUPPORT_DIRS:tests/support/%=$(BUILD)/tests/%)
 
 $(BUILD)/tests/support/%.o: tests/support/%.c
