@@ -130,8 +130,8 @@ enum ferry_admit {
     FERRY_ADMIT_DROP_OLDEST = 3  /* drop the oldest queued message (counted) */
 };
 
-/* What a policy's admit() is asked about: a route channel is full (or at
- * the policy's high watermark). */
+/* What a policy's admit() is asked about: a message about to enter the
+ * channel of one worker of a route, and that channel's occupancy. */
 struct ferry_admission {
     const char *route;
     const struct ferry_msg *msg;
@@ -210,14 +210,31 @@ struct ferry_plugin {
 
     /* ---- policies ---------------------------------------------------- */
 
-    /* A route channel is full: decide (enum ferry_admit). Source thread. */
+    /*
+     * Admission: called for every message offered to a route that lists
+     * this policy, before it is queued, on the emitting source's thread
+     * (with the source's emit lock held: be quick, never block). Returns
+     * an enum ferry_admit. FERRY_ADMIT_BLOCK means "no objection": the
+     * message is queued when there is room and the source waits when there
+     * is none (lossless). A policy that only acts on a full channel
+     * returns BLOCK while a->depth < a->capacity. COALESCE replaces a
+     * queued message for the same entity when that keeps the final state
+     * (never across a control message; a partial replaces nothing), else
+     * queues or waits; DROP_NEWEST drops the offered message and
+     * DROP_OLDEST the oldest queued one (never a control message), both
+     * counted in ferry_messages_dropped_total{route,reason}. The first
+     * policy in the route's list that answers something other than BLOCK
+     * decides.
+     */
     int (*admit)(void *state, const struct ferry_admission *a);
-    /* Before a sink write: FERRY_OK lets it go; FERRY_WOULD_BLOCK holds
-     * the batch (it is kept, not dropped) until *retry_at_ns, when the
-     * worker asks again. */
+    /* Before every sink write() of a route that lists this policy, on the
+     * worker's thread: FERRY_OK lets the batch go; FERRY_WOULD_BLOCK holds
+     * it (kept, never dropped; the channel fills and the source pauses)
+     * and the worker asks again at *retry_at_ns (at most 1 s later). */
     int (*before_write)(void *state, const struct ferry_write_event *ev,
                         uint64_t *retry_at_ns);
-    /* After a sink write, with the write's status. */
+    /* After every sink write(), on the worker's thread, with write()'s
+     * status (each FERRY_RETRY attempt is reported). */
     void (*after_write)(void *state, const struct ferry_write_event *ev,
                         int status);
 
