@@ -1,0 +1,44 @@
+#!/bin/sh
+# ferry check --connect reaches Redis (PING) and the datastream (a
+# WebSocket handshake) and reports each; exit 0 when both answer, 1 when
+# one does not. The API key never appears in the output.
+. tests/lib.sh
+case $BUILD in /*) PD=$BUILD/plugins ;; *) PD=$PWD/$BUILD/plugins ;; esac
+start_redis
+"$TESTSERVER" --port 0 --ready-file "$T/ts.ready" --companies 1 --users 1 \
+    --flags 1 --messages 1 --api-key sekrit-key-123 >"$T/ts.log" 2>&1 &
+CLEANUP_PIDS="$CLEANUP_PIDS $!"
+wait_for test -s "$T/ts.ready" || { cat "$T/ts.log"; fail "test server"; }
+TS_PORT=$(cut -d' ' -f1 "$T/ts.ready")
+conf() {
+    cat >"$T/c.ini" <<INI
+[ferry]
+include = $PWD/etc/ferry.ini
+plugin_dir = $PD
+[source.datastream]
+api_key = $1
+api_url = http://127.0.0.1:$TS_PORT
+[sink.cache]
+address = 127.0.0.1:$2
+INI
+}
+conf sekrit-key-123 "$REDIS_PORT"
+"$FERRY" check --connect -c "$T/c.ini" >"$T/out" 2>"$T/err" ||
+    { cat "$T/out" "$T/err"; fail "check --connect failed with both services up"; }
+grep -q '^# \[sink.cache\] connect: ok' "$T/out" || { cat "$T/out"; fail "no Redis probe line"; }
+grep -q '^# \[source.datastream\] connect: ok' "$T/out" || { cat "$T/out"; fail "no datastream probe line"; }
+grep -q "sekrit" "$T/out" "$T/err" && fail "the API key reached check output"
+
+conf sekrit-key-123 "$(free_port)"
+"$FERRY" check --connect -c "$T/c.ini" >"$T/out" 2>"$T/err"
+rc=$?
+[ $rc -eq 1 ] || { cat "$T/out"; fail "check --connect with Redis down exited $rc, not 1"; }
+grep -q '^# \[sink.cache\] connect: FAILED' "$T/out" || { cat "$T/out"; fail "Redis failure not reported"; }
+grep -q '^# \[source.datastream\] connect: ok' "$T/out" || fail "datastream probe line missing"
+
+conf wrong-key "$REDIS_PORT"
+"$FERRY" check --connect -c "$T/c.ini" >"$T/out" 2>"$T/err"
+[ $? -eq 1 ] || fail "a refused API key must fail check --connect"
+grep -q '^# \[source.datastream\] connect: FAILED' "$T/out" || { cat "$T/out"; fail "refused key not reported"; }
+cat "$T/out" | grep connect:
+echo ok
