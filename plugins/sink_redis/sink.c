@@ -546,6 +546,17 @@ static uint64_t redis_lock_period_ms(const struct redis_sink *s)
     return p < 100 ? 100 : p;
 }
 
+/* The renewal timer ticks at most a second apart: a renewal is due every
+ * lock_ttl/3, but after a failed one the next tick tries again, so a short
+ * outage (a DEBUG SLEEP, a restart) costs the lease only when ownership
+ * really cannot be confirmed for a whole lock_ttl. */
+static uint64_t redis_lock_tick_ms(const struct redis_sink *s)
+{
+    uint64_t p = redis_lock_period_ms(s);
+
+    return p > 1000 ? 1000 : p;
+}
+
 /* One round trip on the instance connection (conn_mu held). Returns
  * FERRY_OK with the replies, FERRY_RETRY, or FERRY_ERROR (AUTH refused). */
 static int redis_inst_exec(struct redis_sink *s)
@@ -601,9 +612,14 @@ static void redis_lock_renew(void *arg)
 
     if (!atomic_load(&s->lock_held))
         return;
+    now = redis_now_ns(s);
+    if (!s->renew_failing &&
+        now - s->lock_confirmed_ns < redis_lock_period_ms(s) * 1000000ull)
+        return;
     pthread_mutex_lock(&s->conn_mu);
     rc = redis_lock_renew_once(s);
     now = redis_now_ns(s);
+    s->renew_failing = rc == -1;
     if (rc == 1) {
         s->lock_confirmed_ns = now;
     } else if (rc == 0) {
@@ -779,7 +795,7 @@ static int redis_start_inner(struct redis_sink *s)
                      s->token);
         s->host->set_info(s->ctx, "writer_lock", s->token);
         s->host->metric_set(s->m_lock_held, 1);
-        s->renew_timer = s->host->timer_start(s->ctx, redis_lock_period_ms(s),
+        s->renew_timer = s->host->timer_start(s->ctx, redis_lock_tick_ms(s),
                                               redis_lock_renew, s);
         if (!s->renew_timer) {
             s->host->log(s->ctx, FERRY_LOG_ERROR,

@@ -68,6 +68,7 @@ struct redis_sink {
     struct redis_conn *conn;
     struct ferry_timer *renew_timer;
     uint64_t lock_confirmed_ns; /* under conn_mu */
+    int renew_failing;          /* timer thread only: last renewal failed */
     atomic_int lock_held;
     atomic_int lock_lost;
     atomic_int redis_state; /* last FERRY_COMPONENT_* published */
