@@ -113,7 +113,7 @@ to = cache
 workers = 1
 batch_size = $BENCH_BATCH
 INI
-    "$FERRY" run -c "$T/$1.ini" 2>"$T/$1.log" &
+    ${FERRY_WRAP:-} "$FERRY" run -c "$T/$1.ini" 2>"$T/$1.log" &
     FERRY_PID=$!
     CLEANUP_PIDS="$CLEANUP_PIDS $FERRY_PID"
     WAIT_S=600 wait_for curl -sf "http://127.0.0.1:$HTTP_PORT/ready" ||
