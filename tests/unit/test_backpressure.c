@@ -20,118 +20,26 @@
 
 /* ---- fake host ---------------------------------------------------------- */
 
-struct ferry_ctx {
-    const char *name;
-};
+#include "fakehost.h"
 
-static struct ferry_ctx fake_ctx = {"bp"};
-static uint64_t fake_now;
-static char fake_logs[16][256];
-static int fake_levels[16];
-static int nfake_logs;
-static const char *opt_mode;
-static int64_t opt_high, opt_low;
-
-static uint64_t fake_now_ns(void)
-{
-    return fake_now;
-}
-
-static void fake_log(struct ferry_ctx *ctx, int level, const char *fmt, ...)
-{
-    va_list ap;
-
-    assert_ptr_equal(ctx, &fake_ctx);
-    if (nfake_logs == 16)
-        fail_msg("too many log lines");
-    va_start(ap, fmt);
-    vsnprintf(fake_logs[nfake_logs], sizeof(fake_logs[0]), fmt, ap);
-    va_end(ap);
-    fake_levels[nfake_logs++] = level;
-}
-
-static void *fake_alloc(size_t n)
-{
-    void *p = malloc(n);
-
-    if (!p)
-        abort();
-    return p;
-}
-
-static void *fake_realloc(void *p, size_t n)
-{
-    p = realloc(p, n);
-    if (!p)
-        abort();
-    return p;
-}
-
-static void fake_free(void *p)
-{
-    free(p);
-}
-
-static char *fake_strdup(const char *s)
-{
-    char *p = strdup(s);
-
-    if (!p)
-        abort();
-    return p;
-}
-
-static const char *fake_opt_str(struct ferry_ctx *ctx, const char *name)
-{
-    (void)ctx;
-    if (strcmp(name, "mode") == 0)
-        return opt_mode;
-    fail_msg("undeclared string option %s", name);
-    return NULL;
-}
-
-static int64_t fake_opt_int(struct ferry_ctx *ctx, const char *name)
-{
-    (void)ctx;
-    if (strcmp(name, "high_watermark") == 0)
-        return opt_high;
-    if (strcmp(name, "low_watermark") == 0)
-        return opt_low;
-    fail_msg("undeclared int option %s", name);
-    return 0;
-}
+static struct ferry_ctx *fake_ctx;
 
 /* The plugin counts nothing: the core does. */
-static struct ferry_metric *fake_metric(struct ferry_ctx *ctx, int type,
-                                        const char *name, const char *help,
-                                        const char *const *labels)
+static void refuse_metric(int type, const char *name, const char *labels)
 {
     fail_msg("the policy registered metric %s", name);
-    return NULL;
 }
-
-static const struct ferry_host fake_host = {
-    .struct_size = sizeof(struct ferry_host),
-    .abi_minor = FERRY_ABI_MINOR,
-    .log = fake_log,
-    .alloc = fake_alloc,
-    .realloc = fake_realloc,
-    .free = fake_free,
-    .strdup = fake_strdup,
-    .now_ns = fake_now_ns,
-    .opt_str = fake_opt_str,
-    .opt_int = fake_opt_int,
-    .metric = fake_metric,
-};
 
 static int setup(void **state)
 {
     (void)state;
-    fake_now = 500 * SEC;
-    nfake_logs = 0;
-    opt_mode = "block";
-    opt_high = 0;
-    opt_low = 0;
+    fh_reset();
+    fh_clock_set(500 * SEC);
+    fh_metric_hook(refuse_metric);
+    fake_ctx = fh_ctx_new("bp", ferry_plugin.options);
+    fh_opt(fake_ctx, "mode", "block");
+    fh_opt(fake_ctx, "high_watermark", "0");
+    fh_opt(fake_ctx, "low_watermark", "0");
     return 0;
 }
 
@@ -139,7 +47,7 @@ static void *init_ok(void)
 {
     void *st = NULL;
 
-    assert_int_equal(ferry_plugin.init(&fake_host, &fake_ctx, &st), FERRY_OK);
+    assert_int_equal(ferry_plugin.init(&fh_host, fake_ctx, &st), FERRY_OK);
     assert_non_null(st);
     return st;
 }
@@ -154,7 +62,7 @@ static int admit(void *st, const char *route, size_t depth, size_t capacity)
                                 .msg = &m,
                                 .depth = depth,
                                 .capacity = capacity,
-                                .now_ns = fake_now};
+                                .now_ns = fh_now_ns()};
 
     return ferry_plugin.admit(st, &a);
 }
@@ -201,13 +109,13 @@ static void test_modes_when_full(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         void *st;
 
-        nfake_logs = 0;
-        opt_mode = cases[i].mode;
+        fh_log_clear(fake_ctx);
+        fh_opt(fake_ctx, "mode", cases[i].mode);
         st = init_ok();
         for (int k = 0; k < 3; k++)
             assert_int_equal(admit(st, "company", 1000, 1000),
                              cases[i].verdict);
-        assert_int_equal(nfake_logs, cases[i].logs);
+        assert_int_equal(fh_nlogs(fake_ctx), cases[i].logs);
         ferry_plugin.fini(st);
     }
 }
@@ -217,41 +125,44 @@ static void test_drop_log_rate_limited(void **state)
     void *st;
 
     (void)state;
-    opt_mode = "drop_newest";
+    fh_opt(fake_ctx, "mode", "drop_newest");
     st = init_ok();
     assert_int_equal(admit(st, "company", 1000, 1000), FERRY_ADMIT_DROP_NEWEST);
-    assert_int_equal(nfake_logs, 1);
-    assert_int_equal(fake_levels[0], FERRY_LOG_WARN);
-    assert_string_equal(fake_logs[0], "route company at 1000 of 1000 "
-                                      "messages: dropping the newest message "
-                                      "(mode drop_newest)");
+    assert_int_equal(fh_nlogs(fake_ctx), 1);
+    assert_int_equal(fh_log_line_level(fake_ctx, 0), FERRY_LOG_WARN);
+    assert_string_equal(fh_log_line(fake_ctx, 0),
+                        "route company at 1000 of 1000 "
+                        "messages: dropping the newest message "
+                        "(mode drop_newest)");
     /* Within 10 s: silent, whatever the route. */
     for (int i = 1; i <= 5; i++) {
-        fake_now += 1999 * MS;
+        fh_clock_advance(1999 * MS);
         assert_int_equal(admit(st, i % 2 ? "user" : "company", 10, 10),
                          FERRY_ADMIT_DROP_NEWEST);
     }
-    assert_int_equal(nfake_logs, 1);
+    assert_int_equal(fh_nlogs(fake_ctx), 1);
     /* 10 s after the first line: the next one, with the silent count. */
-    fake_now = 510 * SEC;
+    fh_clock_set(510 * SEC);
     assert_int_equal(admit(st, "user", 10, 10), FERRY_ADMIT_DROP_NEWEST);
-    assert_int_equal(nfake_logs, 2);
-    assert_string_equal(fake_logs[1], "route user at 10 of 10 messages: "
-                                      "dropping the newest message (mode "
-                                      "drop_newest) (5 more since the last "
-                                      "line)");
-    fake_now += 10 * SEC - 1;
+    assert_int_equal(fh_nlogs(fake_ctx), 2);
+    assert_string_equal(fh_log_line(fake_ctx, 1),
+                        "route user at 10 of 10 messages: "
+                        "dropping the newest message (mode "
+                        "drop_newest) (5 more since the last "
+                        "line)");
+    fh_clock_advance(10 * SEC - 1);
     assert_int_equal(admit(st, "user", 10, 10), FERRY_ADMIT_DROP_NEWEST);
-    assert_int_equal(nfake_logs, 2);
+    assert_int_equal(fh_nlogs(fake_ctx), 2);
     ferry_plugin.fini(st);
 
-    nfake_logs = 0;
-    opt_mode = "drop_oldest";
+    fh_log_clear(fake_ctx);
+    fh_opt(fake_ctx, "mode", "drop_oldest");
     st = init_ok();
     assert_int_equal(admit(st, "flags", 5, 5), FERRY_ADMIT_DROP_OLDEST);
-    assert_string_equal(fake_logs[0], "route flags at 5 of 5 messages: "
-                                      "dropping the oldest message (mode "
-                                      "drop_oldest)");
+    assert_string_equal(fh_log_line(fake_ctx, 0),
+                        "route flags at 5 of 5 messages: "
+                        "dropping the oldest message (mode "
+                        "drop_oldest)");
     ferry_plugin.fini(st);
 }
 
@@ -260,9 +171,9 @@ static void test_watermarks(void **state)
     void *st;
 
     (void)state;
-    opt_mode = "drop_oldest";
-    opt_high = 80;
-    opt_low = 50;
+    fh_opt(fake_ctx, "mode", "drop_oldest");
+    fh_opt(fake_ctx, "high_watermark", "80");
+    fh_opt(fake_ctx, "low_watermark", "50");
     st = init_ok();
     /* Below the high watermark: proceed as usual. */
     assert_int_equal(admit(st, "a", 7, 10), FERRY_ADMIT_BLOCK);
@@ -278,14 +189,14 @@ static void test_watermarks(void **state)
     /* A full channel always applies the mode. */
     assert_int_equal(admit(st, "b", 10, 10), FERRY_ADMIT_DROP_OLDEST);
     /* Only drop verdicts were logged, once. */
-    assert_int_equal(nfake_logs, 1);
+    assert_int_equal(fh_nlogs(fake_ctx), 1);
     ferry_plugin.fini(st);
 
     /* Without low_watermark it is the high one: no hysteresis. Slots
      * round up: 75% of 10 is 8. */
-    opt_mode = "coalesce";
-    opt_high = 75;
-    opt_low = 0;
+    fh_opt(fake_ctx, "mode", "coalesce");
+    fh_opt(fake_ctx, "high_watermark", "75");
+    fh_opt(fake_ctx, "low_watermark", "0");
     st = init_ok();
     assert_int_equal(admit(st, "a", 7, 10), FERRY_ADMIT_BLOCK);
     assert_int_equal(admit(st, "a", 8, 10), FERRY_ADMIT_COALESCE);
@@ -298,23 +209,21 @@ static void test_invalid_options(void **state)
     void *st = NULL;
 
     (void)state;
-    opt_mode = "drop_everything";
-    assert_int_equal(ferry_plugin.init(&fake_host, &fake_ctx, &st),
-                     FERRY_EINVAL);
-    assert_int_equal(nfake_logs, 1);
-    assert_int_equal(fake_levels[0], FERRY_LOG_ERROR);
+    fh_opt(fake_ctx, "mode", "drop_everything");
+    assert_int_equal(ferry_plugin.init(&fh_host, fake_ctx, &st), FERRY_EINVAL);
+    assert_int_equal(fh_nlogs(fake_ctx), 1);
+    assert_int_equal(fh_log_line_level(fake_ctx, 0), FERRY_LOG_ERROR);
 
-    opt_mode = "drop_newest";
-    opt_high = 0;
-    opt_low = 30;
-    assert_int_equal(ferry_plugin.init(&fake_host, &fake_ctx, &st),
-                     FERRY_EINVAL);
-    assert_string_equal(fake_logs[1], "low_watermark 30 needs high_watermark");
+    fh_opt(fake_ctx, "mode", "drop_newest");
+    fh_opt(fake_ctx, "high_watermark", "0");
+    fh_opt(fake_ctx, "low_watermark", "30");
+    assert_int_equal(ferry_plugin.init(&fh_host, fake_ctx, &st), FERRY_EINVAL);
+    assert_string_equal(fh_log_line(fake_ctx, 1),
+                        "low_watermark 30 needs high_watermark");
 
-    opt_high = 20;
-    assert_int_equal(ferry_plugin.init(&fake_host, &fake_ctx, &st),
-                     FERRY_EINVAL);
-    assert_string_equal(fake_logs[2],
+    fh_opt(fake_ctx, "high_watermark", "20");
+    assert_int_equal(ferry_plugin.init(&fh_host, fake_ctx, &st), FERRY_EINVAL);
+    assert_string_equal(fh_log_line(fake_ctx, 2),
                         "low_watermark 30 is above high_watermark 20");
     assert_null(st);
 }
@@ -350,9 +259,9 @@ static void test_concurrent(void **state)
     void *st;
 
     (void)state;
-    opt_mode = "coalesce";
-    opt_high = 60;
-    opt_low = 20;
+    fh_opt(fake_ctx, "mode", "coalesce");
+    fh_opt(fake_ctx, "high_watermark", "60");
+    fh_opt(fake_ctx, "low_watermark", "20");
     st = init_ok();
     for (int i = 0; i < 4; i++) {
         h[i] = (struct hammer){.st = st, .route = routes[i]};
@@ -376,5 +285,5 @@ int main(void)
         cmocka_unit_test_setup(test_concurrent, setup),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, fh_reset_cb);
 }

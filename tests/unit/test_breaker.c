@@ -21,165 +21,19 @@
 
 /* ---- fake host ---------------------------------------------------------- */
 
-struct ferry_ctx {
-    const char *name;
-};
+#include "fakehost.h"
 
-struct fake_metric {
-    int type;
-    char name[64];
-    char labels[128];
-    double value;
-};
-
-static struct ferry_ctx fake_ctx = {"breaker"};
-static uint64_t fake_now;
-static struct fake_metric fake_metrics[16];
-static int nfake_metrics;
-static char fake_logs[64][256];
-static int fake_levels[64];
-static int nfake_logs;
-static int64_t opt_threshold, opt_probes;
-static uint64_t opt_timeout_ms;
-
-static uint64_t fake_now_ns(void)
-{
-    return fake_now;
-}
-
-static void fake_log(struct ferry_ctx *ctx, int level, const char *fmt, ...)
-{
-    va_list ap;
-
-    assert_ptr_equal(ctx, &fake_ctx);
-    if (nfake_logs == 64)
-        fail_msg("too many log lines");
-    va_start(ap, fmt);
-    vsnprintf(fake_logs[nfake_logs], sizeof(fake_logs[0]), fmt, ap);
-    va_end(ap);
-    fake_levels[nfake_logs++] = level;
-}
-
-static void *fake_alloc(size_t n)
-{
-    void *p = malloc(n);
-
-    if (!p)
-        abort();
-    return p;
-}
-
-static void fake_free(void *p)
-{
-    free(p);
-}
-
-static char *fake_strdup(const char *s)
-{
-    char *p = strdup(s);
-
-    if (!p)
-        abort();
-    return p;
-}
-
-static int64_t fake_opt_int(struct ferry_ctx *ctx, const char *name)
-{
-    (void)ctx;
-    if (strcmp(name, "threshold") == 0)
-        return opt_threshold;
-    if (strcmp(name, "half_open_probes") == 0)
-        return opt_probes;
-    fail_msg("undeclared int option %s", name);
-    return 0;
-}
-
-static uint64_t fake_opt_duration_ms(struct ferry_ctx *ctx, const char *name)
-{
-    (void)ctx;
-    if (strcmp(name, "timeout") == 0)
-        return opt_timeout_ms;
-    fail_msg("undeclared duration option %s", name);
-    return 0;
-}
-
-static struct ferry_metric *fake_metric(struct ferry_ctx *ctx, int type,
-                                        const char *name, const char *help,
-                                        const char *const *labels)
-{
-    char lab[128] = "";
-    struct fake_metric *m;
-
-    (void)help;
-    assert_ptr_equal(ctx, &fake_ctx);
-    for (size_t i = 0; labels && labels[i]; i += 2) {
-        size_t len = strlen(lab);
-
-        snprintf(lab + len, sizeof(lab) - len, "%s%s=%s", len ? "," : "",
-                 labels[i], labels[i + 1]);
-    }
-    for (int i = 0; i < nfake_metrics; i++) {
-        m = &fake_metrics[i];
-        if (strcmp(m->name, name) == 0 && strcmp(m->labels, lab) == 0)
-            return (struct ferry_metric *)m;
-    }
-    assert_true(nfake_metrics < 16);
-    m = &fake_metrics[nfake_metrics++];
-    m->type = type;
-    snprintf(m->name, sizeof(m->name), "%s", name);
-    snprintf(m->labels, sizeof(m->labels), "%s", lab);
-    m->value = 0;
-    return (struct ferry_metric *)m;
-}
-
-static void fake_metric_add(struct ferry_metric *m, double v)
-{
-    assert_non_null(m);
-    ((struct fake_metric *)m)->value += v;
-}
-
-static void fake_metric_set(struct ferry_metric *m, double v)
-{
-    assert_non_null(m);
-    ((struct fake_metric *)m)->value = v;
-}
-
-static const struct ferry_host fake_host = {
-    .struct_size = sizeof(struct ferry_host),
-    .abi_minor = FERRY_ABI_MINOR,
-    .log = fake_log,
-    .alloc = fake_alloc,
-    .free = fake_free,
-    .strdup = fake_strdup,
-    .now_ns = fake_now_ns,
-    .opt_int = fake_opt_int,
-    .opt_duration_ms = fake_opt_duration_ms,
-    .metric = fake_metric,
-    .metric_add = fake_metric_add,
-    .metric_set = fake_metric_set,
-};
-
-/* The value of name{labels}; fails when it was never registered. */
-static double metric(const char *name, const char *labels)
-{
-    for (int i = 0; i < nfake_metrics; i++) {
-        if (strcmp(fake_metrics[i].name, name) == 0 &&
-            strcmp(fake_metrics[i].labels, labels) == 0)
-            return fake_metrics[i].value;
-    }
-    fail_msg("metric %s{%s} not registered", name, labels);
-    return -1;
-}
+static struct ferry_ctx *fake_ctx;
 
 static int setup(void **state)
 {
     (void)state;
-    fake_now = 1000 * SEC;
-    nfake_metrics = 0;
-    nfake_logs = 0;
-    opt_threshold = 5;
-    opt_probes = 1;
-    opt_timeout_ms = 30000;
+    fh_reset();
+    fh_clock_set(1000 * SEC);
+    fake_ctx = fh_ctx_new("breaker", ferry_plugin.options);
+    fh_opt(fake_ctx, "threshold", "5");
+    fh_opt(fake_ctx, "half_open_probes", "1");
+    fh_opt(fake_ctx, "timeout", "30000ms");
     return 0;
 }
 
@@ -299,7 +153,7 @@ static void *plugin_init(void)
 {
     void *st = NULL;
 
-    assert_int_equal(ferry_plugin.init(&fake_host, &fake_ctx, &st), FERRY_OK);
+    assert_int_equal(ferry_plugin.init(&fh_host, fake_ctx, &st), FERRY_OK);
     assert_non_null(st);
     return st;
 }
@@ -311,7 +165,7 @@ static int before(void *st, const char *route, unsigned worker,
                                    .sink = "cache",
                                    .worker = worker,
                                    .count = 10,
-                                   .now_ns = fake_now};
+                                   .now_ns = fh_now_ns()};
 
     *retry_at = 0;
     return ferry_plugin.before_write(st, &ev, retry_at);
@@ -323,7 +177,7 @@ static void after(void *st, const char *route, unsigned worker, int status)
                                    .sink = "cache",
                                    .worker = worker,
                                    .count = 10,
-                                   .now_ns = fake_now};
+                                   .now_ns = fh_now_ns()};
 
     ferry_plugin.after_write(st, &ev, status);
 }
@@ -353,10 +207,11 @@ static void test_plugin_cycle(void **state)
     uint64_t retry_at, opened;
 
     (void)state;
-    assert_true(metric("ferry_breaker_state", "") == 0);
-    assert_true(metric("ferry_breaker_transitions_total", "to=open") == 0);
-    assert_true(metric("ferry_breaker_transitions_total", "to=closed") == 0);
-    assert_true(metric("ferry_breaker_transitions_total", "to=half_open") == 0);
+    assert_true(fh_metric("ferry_breaker_state", "") == 0);
+    assert_true(fh_metric("ferry_breaker_transitions_total", "to=open") == 0);
+    assert_true(fh_metric("ferry_breaker_transitions_total", "to=closed") == 0);
+    assert_true(fh_metric("ferry_breaker_transitions_total", "to=half_open") ==
+                0);
 
     /* Four failures (retry and error alike) and a success: still closed. */
     for (int i = 0; i < 4; i++) {
@@ -366,65 +221,68 @@ static void test_plugin_cycle(void **state)
     after(st, "company", 1, FERRY_OK);
     for (int i = 0; i < 4; i++)
         after(st, "company", (unsigned)i, FERRY_RETRY);
-    assert_int_equal(nfake_logs, 0);
+    assert_int_equal(fh_nlogs(fake_ctx), 0);
     assert_int_equal(before(st, "company", 0, &retry_at), FERRY_OK);
 
     /* The fifth consecutive failure opens it. */
-    fake_now += 5 * MS;
-    opened = fake_now;
+    fh_clock_advance(5 * MS);
+    opened = fh_now_ns();
     after(st, "company", 0, FERRY_RETRY);
-    assert_int_equal(nfake_logs, 1);
-    assert_int_equal(fake_levels[0], FERRY_LOG_WARN);
-    assert_string_equal(fake_logs[0], "circuit open after 5 consecutive "
-                                      "failures; holding batches for 30s");
-    assert_true(metric("ferry_breaker_state", "") == 1);
-    assert_true(metric("ferry_breaker_transitions_total", "to=open") == 1);
+    assert_int_equal(fh_nlogs(fake_ctx), 1);
+    assert_int_equal(fh_log_line_level(fake_ctx, 0), FERRY_LOG_WARN);
+    assert_string_equal(fh_log_line(fake_ctx, 0),
+                        "circuit open after 5 consecutive "
+                        "failures; holding batches for 30s");
+    assert_true(fh_metric("ferry_breaker_state", "") == 1);
+    assert_true(fh_metric("ferry_breaker_transitions_total", "to=open") == 1);
 
     /* Open: every worker's batch is held (kept) until opened + 30 s. */
     for (unsigned w = 0; w < 8; w++) {
-        fake_now += SEC;
+        fh_clock_advance(SEC);
         assert_int_equal(before(st, "company", w, &retry_at),
                          FERRY_WOULD_BLOCK);
         assert_true(retry_at == opened + 30 * SEC);
     }
-    fake_now = opened + 30 * SEC - 1;
+    fh_clock_set(opened + 30 * SEC - 1);
     assert_int_equal(before(st, "company", 0, &retry_at), FERRY_WOULD_BLOCK);
     /* More failures of batches that were already out: nothing logged. */
     after(st, "company", 3, FERRY_RETRY);
-    assert_int_equal(nfake_logs, 1);
+    assert_int_equal(fh_nlogs(fake_ctx), 1);
 
     /* At the timeout: half-open, exactly one probe. */
-    fake_now = opened + 30 * SEC;
+    fh_clock_set(opened + 30 * SEC);
     assert_int_equal(before(st, "company", 2, &retry_at), FERRY_OK);
-    assert_int_equal(nfake_logs, 2);
-    assert_int_equal(fake_levels[1], FERRY_LOG_INFO);
-    assert_string_equal(fake_logs[1], "half-open: probing with 1 batch");
-    assert_true(metric("ferry_breaker_state", "") == 2);
-    assert_true(metric("ferry_breaker_transitions_total", "to=half_open") == 1);
+    assert_int_equal(fh_nlogs(fake_ctx), 2);
+    assert_int_equal(fh_log_line_level(fake_ctx, 1), FERRY_LOG_INFO);
+    assert_string_equal(fh_log_line(fake_ctx, 1),
+                        "half-open: probing with 1 batch");
+    assert_true(fh_metric("ferry_breaker_state", "") == 2);
+    assert_true(fh_metric("ferry_breaker_transitions_total", "to=half_open") ==
+                1);
     assert_int_equal(before(st, "company", 0, &retry_at), FERRY_WOULD_BLOCK);
-    assert_true(retry_at == fake_now + 50 * MS);
+    assert_true(retry_at == fh_now_ns() + 50 * MS);
     assert_int_equal(before(st, "user", 2, &retry_at), FERRY_WOULD_BLOCK);
     /* The probe's worker asking again (a later policy held it) may go. */
     assert_int_equal(before(st, "company", 2, &retry_at), FERRY_OK);
     /* A non-probe batch finishing does not decide. */
     after(st, "company", 5, FERRY_OK);
-    assert_true(metric("ferry_breaker_state", "") == 2);
+    assert_true(fh_metric("ferry_breaker_state", "") == 2);
 
     /* The probe succeeds: closed. */
-    fake_now += 20 * MS;
+    fh_clock_advance(20 * MS);
     after(st, "company", 2, FERRY_OK);
-    assert_int_equal(nfake_logs, 3);
-    assert_int_equal(fake_levels[2], FERRY_LOG_INFO);
-    assert_non_null(strstr(fake_logs[2], "closed"));
-    assert_true(metric("ferry_breaker_state", "") == 0);
-    assert_true(metric("ferry_breaker_transitions_total", "to=closed") == 1);
+    assert_int_equal(fh_nlogs(fake_ctx), 3);
+    assert_int_equal(fh_log_line_level(fake_ctx, 2), FERRY_LOG_INFO);
+    assert_non_null(strstr(fh_log_line(fake_ctx, 2), "closed"));
+    assert_true(fh_metric("ferry_breaker_state", "") == 0);
+    assert_true(fh_metric("ferry_breaker_transitions_total", "to=closed") == 1);
     for (unsigned w = 0; w < 8; w++)
         assert_int_equal(before(st, "company", w, &retry_at), FERRY_OK);
     /* The failure count started over. */
     for (int i = 0; i < 4; i++)
         after(st, "company", 0, FERRY_RETRY);
-    assert_true(metric("ferry_breaker_state", "") == 0);
-    assert_int_equal(nfake_logs, 3);
+    assert_true(fh_metric("ferry_breaker_state", "") == 0);
+    assert_int_equal(fh_nlogs(fake_ctx), 3);
     ferry_plugin.fini(st);
 }
 
@@ -434,29 +292,32 @@ static void test_plugin_probe_failure(void **state)
     uint64_t retry_at, t;
 
     (void)state;
-    opt_threshold = 2;
-    opt_timeout_ms = 1500;
+    fh_opt(fake_ctx, "threshold", "2");
+    fh_opt(fake_ctx, "timeout", "1500ms");
     st = plugin_init();
     after(st, "r", 0, FERRY_RETRY);
     after(st, "r", 0, FERRY_RETRY);
-    assert_string_equal(fake_logs[0], "circuit open after 2 consecutive "
-                                      "failures; holding batches for 1500ms");
-    fake_now += 1500 * MS;
+    assert_string_equal(fh_log_line(fake_ctx, 0),
+                        "circuit open after 2 consecutive "
+                        "failures; holding batches for 1500ms");
+    fh_clock_advance(1500 * MS);
     assert_int_equal(before(st, "r", 1, &retry_at), FERRY_OK);
-    fake_now += 7 * MS;
-    t = fake_now;
+    fh_clock_advance(7 * MS);
+    t = fh_now_ns();
     after(st, "r", 1, FERRY_ERROR);
-    assert_int_equal(nfake_logs, 3);
-    assert_int_equal(fake_levels[2], FERRY_LOG_WARN);
-    assert_string_equal(fake_logs[2], "circuit open again: probe failed; "
-                                      "holding batches for 1500ms");
-    assert_true(metric("ferry_breaker_state", "") == 1);
-    assert_true(metric("ferry_breaker_transitions_total", "to=open") == 2);
+    assert_int_equal(fh_nlogs(fake_ctx), 3);
+    assert_int_equal(fh_log_line_level(fake_ctx, 2), FERRY_LOG_WARN);
+    assert_string_equal(fh_log_line(fake_ctx, 2),
+                        "circuit open again: probe failed; "
+                        "holding batches for 1500ms");
+    assert_true(fh_metric("ferry_breaker_state", "") == 1);
+    assert_true(fh_metric("ferry_breaker_transitions_total", "to=open") == 2);
     assert_int_equal(before(st, "r", 1, &retry_at), FERRY_WOULD_BLOCK);
     assert_true(retry_at == t + 1500 * MS);
-    fake_now = t + 1500 * MS;
+    fh_clock_set(t + 1500 * MS);
     assert_int_equal(before(st, "r", 0, &retry_at), FERRY_OK);
-    assert_true(metric("ferry_breaker_transitions_total", "to=half_open") == 2);
+    assert_true(fh_metric("ferry_breaker_transitions_total", "to=half_open") ==
+                2);
     ferry_plugin.fini(st);
 }
 
@@ -466,22 +327,23 @@ static void test_plugin_several_probes(void **state)
     uint64_t retry_at;
 
     (void)state;
-    opt_threshold = 1;
-    opt_probes = 3;
+    fh_opt(fake_ctx, "threshold", "1");
+    fh_opt(fake_ctx, "half_open_probes", "3");
     st = plugin_init();
     after(st, "r", 0, FERRY_RETRY);
-    fake_now += 30 * SEC;
+    fh_clock_advance(30 * SEC);
     assert_int_equal(before(st, "r", 0, &retry_at), FERRY_OK);
     assert_int_equal(before(st, "r", 1, &retry_at), FERRY_OK);
     assert_int_equal(before(st, "q", 1, &retry_at), FERRY_OK);
     assert_int_equal(before(st, "r", 2, &retry_at), FERRY_WOULD_BLOCK);
-    assert_string_equal(fake_logs[1], "half-open: probing with 3 batches");
+    assert_string_equal(fh_log_line(fake_ctx, 1),
+                        "half-open: probing with 3 batches");
     /* One probe back with success closes; the others then count as
      * plain results. */
     after(st, "q", 1, FERRY_OK);
-    assert_true(metric("ferry_breaker_state", "") == 0);
+    assert_true(fh_metric("ferry_breaker_state", "") == 0);
     after(st, "r", 0, FERRY_RETRY);
-    assert_true(metric("ferry_breaker_state", "") == 1);
+    assert_true(fh_metric("ferry_breaker_state", "") == 1);
     ferry_plugin.fini(st);
 }
 
@@ -491,18 +353,18 @@ static void test_plugin_reclaims_lost_probe(void **state)
     uint64_t retry_at;
 
     (void)state;
-    opt_threshold = 1;
+    fh_opt(fake_ctx, "threshold", "1");
     st = plugin_init();
     after(st, "r", 0, FERRY_RETRY);
-    fake_now += 30 * SEC;
+    fh_clock_advance(30 * SEC);
     /* Worker 0 gets the probe and never reports (it was shut down). */
     assert_int_equal(before(st, "r", 0, &retry_at), FERRY_OK);
-    fake_now += 30 * SEC - 1;
+    fh_clock_advance(30 * SEC - 1);
     assert_int_equal(before(st, "r", 1, &retry_at), FERRY_WOULD_BLOCK);
-    fake_now += 1;
+    fh_clock_advance(1);
     assert_int_equal(before(st, "r", 1, &retry_at), FERRY_OK);
     after(st, "r", 1, FERRY_OK);
-    assert_true(metric("ferry_breaker_state", "") == 0);
+    assert_true(fh_metric("ferry_breaker_state", "") == 0);
     ferry_plugin.fini(st);
 }
 
@@ -546,7 +408,7 @@ static void hammer_log(struct ferry_ctx *ctx, int level, const char *fmt, ...)
 
 static void test_plugin_concurrent(void **state)
 {
-    struct ferry_host host = fake_host;
+    struct ferry_host host = fh_host;
     struct hammer h[4];
     pthread_t t[4];
     void *st = NULL;
@@ -554,10 +416,10 @@ static void test_plugin_concurrent(void **state)
     (void)state;
     host.now_ns = hammer_now;
     host.log = hammer_log;
-    opt_threshold = 2;
-    opt_timeout_ms = 5;
-    opt_probes = 2;
-    assert_int_equal(ferry_plugin.init(&host, &fake_ctx, &st), FERRY_OK);
+    fh_opt(fake_ctx, "threshold", "2");
+    fh_opt(fake_ctx, "timeout", "5ms");
+    fh_opt(fake_ctx, "half_open_probes", "2");
+    assert_int_equal(ferry_plugin.init(&host, fake_ctx, &st), FERRY_OK);
     for (unsigned i = 0; i < 4; i++) {
         h[i].st = st;
         h[i].worker = i;
@@ -567,10 +429,11 @@ static void test_plugin_concurrent(void **state)
         pthread_join(t[i], NULL);
     /* Every transition is logged and counted once. */
     assert_true(hammer_logs > 0);
-    assert_true(metric("ferry_breaker_transitions_total", "to=open") +
-                    metric("ferry_breaker_transitions_total", "to=closed") +
-                    metric("ferry_breaker_transitions_total", "to=half_open") ==
-                hammer_logs);
+    assert_true(
+        fh_metric("ferry_breaker_transitions_total", "to=open") +
+            fh_metric("ferry_breaker_transitions_total", "to=closed") +
+            fh_metric("ferry_breaker_transitions_total", "to=half_open") ==
+        hammer_logs);
     ferry_plugin.fini(st);
 }
 
@@ -589,5 +452,5 @@ int main(void)
         cmocka_unit_test_setup(test_plugin_concurrent, setup),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, fh_reset_cb);
 }

@@ -27,275 +27,23 @@
 
 /* ---- a fake host --------------------------------------------------------- */
 
-struct fake_metric {
-    char key[256];
-    double value;
-};
+#include "fakehost.h"
 
-struct emitted {
-    uint32_t op;
-    uint32_t flags;
-    char *entity_type;
-    char *entity_id;
-    char *payload;
-    uint32_t nkeys;
-    struct ferry_pos pos;
-};
+static struct ferry_ctx *fake_ctx;
 
-static struct {
-    pthread_mutex_t lock;
-    const struct ferry_plugin *desc;
-    /* Option values as configuration text; others take the default. */
-    const char *opt_names[8];
-    const char *opt_values[8];
-    struct fake_metric metrics[64];
-    size_t nmetrics;
-    struct emitted *emitted;
-    size_t nemitted;
-    size_t cap;
-    /* emit_wait answers FERRY_TIMEDOUT (a full route) while set. */
-    int full;
-    /* emit_wait was asked to wait forever while full (a source that
-     * cannot be stopped). */
-    int waited_forever;
-    char log[16384];
-    size_t loglen;
-    int loglines;
-} fake = {.lock = PTHREAD_MUTEX_INITIALIZER};
+/* These plugins only count. */
+static void counters_only(int type, const char *name, const char *labels)
+{
+    assert_int_equal(type, FERRY_METRIC_COUNTER);
+}
 
+/* A fresh fake host with one instance of desc's plugin (none for NULL). */
 static void fake_reset(const struct ferry_plugin *desc)
 {
-    size_t i;
-
-    for (i = 0; i < fake.nemitted; i++) {
-        free(fake.emitted[i].entity_type);
-        free(fake.emitted[i].entity_id);
-        free(fake.emitted[i].payload);
-    }
-    free(fake.emitted);
-    fake.emitted = NULL;
-    fake.nemitted = fake.cap = 0;
-    fake.nmetrics = 0;
-    fake.full = 0;
-    fake.waited_forever = 0;
-    fake.log[0] = '\0';
-    fake.loglen = 0;
-    fake.loglines = 0;
-    memset(fake.opt_names, 0, sizeof(fake.opt_names));
-    memset(fake.opt_values, 0, sizeof(fake.opt_values));
-    fake.desc = desc;
+    fh_reset();
+    fh_metric_hook(counters_only);
+    fake_ctx = desc != NULL ? fh_ctx_new("file", desc->options) : NULL;
 }
-
-static void fake_set(const char *name, const char *value)
-{
-    int i;
-
-    for (i = 0; i < 7 && fake.opt_names[i] != NULL; i++)
-        ;
-    fake.opt_names[i] = name;
-    fake.opt_values[i] = value;
-}
-
-static void fake_log(struct ferry_ctx *ctx, int level, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    pthread_mutex_lock(&fake.lock);
-    va_start(ap, fmt);
-    n = vsnprintf(fake.log + fake.loglen, sizeof(fake.log) - fake.loglen, fmt,
-                  ap);
-    va_end(ap);
-    if (n > 0 && fake.loglen + (size_t)n + 1 < sizeof(fake.log)) {
-        fake.loglen += (size_t)n;
-        fake.log[fake.loglen++] = '\n';
-        fake.log[fake.loglen] = '\0';
-    }
-    fake.loglines++;
-    pthread_mutex_unlock(&fake.lock);
-}
-
-static int fake_log_enabled(struct ferry_ctx *ctx, int level)
-{
-    return 1;
-}
-
-static uint64_t fake_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int64_t fake_realtime_ms(void)
-{
-    return 0;
-}
-
-/* The configured text of an option, or its default; checks the type. */
-static const char *fake_opt(const char *name, int type)
-{
-    const struct ferry_option *o;
-    int i;
-
-    for (o = fake.desc->options; o->name != NULL; o++)
-        if (strcmp(o->name, name) == 0)
-            break;
-    assert_non_null(o->name);
-    assert_int_equal(o->type, type);
-    for (i = 0; i < 8 && fake.opt_names[i] != NULL; i++)
-        if (strcmp(fake.opt_names[i], name) == 0)
-            return fake.opt_values[i];
-    return o->def;
-}
-
-static const char *fake_opt_str(struct ferry_ctx *ctx, const char *name)
-{
-    const struct ferry_option *o;
-
-    for (o = fake.desc->options; o->name != NULL; o++)
-        if (strcmp(o->name, name) == 0)
-            return fake_opt(name, o->type == FERRY_OPT_ENUM ? FERRY_OPT_ENUM
-                                                            : FERRY_OPT_STRING);
-    fail_msg("undeclared option %s", name);
-    return NULL;
-}
-
-static int64_t fake_opt_int(struct ferry_ctx *ctx, const char *name)
-{
-    const char *v = fake_opt(name, FERRY_OPT_INT);
-    return v ? strtoll(v, NULL, 10) : 0;
-}
-
-static int fake_opt_bool(struct ferry_ctx *ctx, const char *name)
-{
-    const char *v = fake_opt(name, FERRY_OPT_BOOL);
-    return v && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
-}
-
-/* Durations are given in plain milliseconds in these tests. */
-static uint64_t fake_opt_duration_ms(struct ferry_ctx *ctx, const char *name)
-{
-    const char *v = fake_opt(name, FERRY_OPT_DURATION);
-    return v ? strtoull(v, NULL, 10) : 0;
-}
-
-static double fake_opt_double(struct ferry_ctx *ctx, const char *name)
-{
-    const char *v = fake_opt(name, FERRY_OPT_DOUBLE);
-    return v ? strtod(v, NULL) : 0;
-}
-
-static int emit_copy(struct ferry_ctx *ctx, const struct ferry_msg *m)
-{
-    struct emitted *e;
-
-    assert_non_null(m->entity_type);
-    pthread_mutex_lock(&fake.lock);
-    if (fake.nemitted == fake.cap) {
-        fake.cap = fake.cap ? fake.cap * 2 : 16;
-        fake.emitted = realloc(fake.emitted, fake.cap * sizeof(*e));
-        assert_non_null(fake.emitted);
-    }
-    e = &fake.emitted[fake.nemitted++];
-    e->op = m->op;
-    e->flags = m->flags;
-    e->entity_type = strdup(m->entity_type);
-    e->entity_id = strdup(m->entity_id ? m->entity_id : "");
-    e->payload = strndup(m->payload ? m->payload : "", m->payload_len);
-    e->nkeys = m->nkeys;
-    e->pos = m->pos;
-    pthread_mutex_unlock(&fake.lock);
-    return FERRY_OK;
-}
-
-static int fake_emit_wait(struct ferry_ctx *ctx, const struct ferry_msg *m,
-                          uint64_t timeout_ms)
-{
-    if (fake.full) {
-        struct timespec ts = {0, 5000000};
-        if (timeout_ms == 0)
-            fake.waited_forever = 1;
-        nanosleep(&ts, NULL);
-        return FERRY_TIMEDOUT;
-    }
-    return emit_copy(ctx, m);
-}
-
-static struct ferry_metric *fake_metric(struct ferry_ctx *ctx, int type,
-                                        const char *name, const char *help,
-                                        const char *const *labels)
-{
-    char key[256];
-    size_t n, i;
-    struct ferry_metric *m = NULL;
-
-    assert_int_equal(type, FERRY_METRIC_COUNTER);
-    n = (size_t)snprintf(key, sizeof(key), "%s{", name);
-    for (i = 0; labels && labels[i]; i += 2)
-        n += (size_t)snprintf(key + n, sizeof(key) - n, "%s%s=%s", i ? "," : "",
-                              labels[i], labels[i + 1]);
-    snprintf(key + n, sizeof(key) - n, "}");
-    pthread_mutex_lock(&fake.lock);
-    for (i = 0; i < fake.nmetrics; i++)
-        if (strcmp(fake.metrics[i].key, key) == 0)
-            m = (struct ferry_metric *)&fake.metrics[i];
-    if (m == NULL) {
-        assert_true(fake.nmetrics < 64);
-        snprintf(fake.metrics[fake.nmetrics].key, 256, "%s", key);
-        fake.metrics[fake.nmetrics].value = 0;
-        m = (struct ferry_metric *)&fake.metrics[fake.nmetrics++];
-    }
-    pthread_mutex_unlock(&fake.lock);
-    return m;
-}
-
-static void fake_metric_add(struct ferry_metric *m, double v)
-{
-    pthread_mutex_lock(&fake.lock);
-    ((struct fake_metric *)(void *)m)->value += v;
-    pthread_mutex_unlock(&fake.lock);
-}
-
-/* The value of a series, -1 when it was never registered. */
-static double metric_value(const char *key)
-{
-    size_t i;
-
-    for (i = 0; i < fake.nmetrics; i++)
-        if (strcmp(fake.metrics[i].key, key) == 0)
-            return fake.metrics[i].value;
-    return -1;
-}
-
-static char *fake_strdup(const char *s)
-{
-    char *d = strdup(s);
-    assert_non_null(d);
-    return d;
-}
-
-static const struct ferry_host host = {
-    .struct_size = sizeof(struct ferry_host),
-    .abi_minor = FERRY_ABI_MINOR,
-    .log = fake_log,
-    .log_enabled = fake_log_enabled,
-    .alloc = malloc,
-    .realloc = realloc,
-    .free = free,
-    .strdup = fake_strdup,
-    .now_ns = fake_now_ns,
-    .realtime_ms = fake_realtime_ms,
-    .opt_str = fake_opt_str,
-    .opt_int = fake_opt_int,
-    .opt_bool = fake_opt_bool,
-    .opt_duration_ms = fake_opt_duration_ms,
-    .opt_double = fake_opt_double,
-    .emit_wait = fake_emit_wait,
-    .metric = fake_metric,
-    .metric_add = fake_metric_add,
-};
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -410,29 +158,31 @@ static int run_source(struct plugin *p, void **st)
 {
     int rc;
 
-    assert_int_equal(p->desc.init(&host, NULL, st), FERRY_OK);
+    assert_int_equal(p->desc.init(&fh_host, fake_ctx, st), FERRY_OK);
     rc = p->desc.run(*st);
     return rc;
 }
 
 static void assert_replay(size_t base)
 {
-    struct emitted *e = &fake.emitted[base];
+    const struct fh_msg *e[4];
 
-    assert_int_equal(e[0].op, FERRY_OP_FULL);
-    assert_string_equal(e[0].entity_type, "company");
-    assert_string_equal(e[0].entity_id, "comp_1");
-    assert_int_equal(e[0].nkeys, 1);
-    assert_true(e[0].pos.set);
-    assert_int_equal(e[0].pos.ms, 1767225600000ull);
-    assert_int_equal(e[0].pos.seq, 1);
-    assert_int_equal(e[1].op, FERRY_OP_PARTIAL);
-    assert_string_equal(e[1].entity_type, "user");
-    assert_string_equal(e[1].entity_id, "user_1");
-    assert_int_equal(e[2].op, FERRY_OP_RELOAD);
-    assert_int_equal(e[3].op, FERRY_OP_DELETE);
-    assert_int_equal(e[3].pos.ms, 1767225600001ull);
-    assert_int_equal(e[3].pos.seq, 0);
+    for (size_t i = 0; i < 4; i++)
+        e[i] = fh_emitted(base + i);
+    assert_int_equal(e[0]->op, FERRY_OP_FULL);
+    assert_string_equal(e[0]->entity_type, "company");
+    assert_string_equal(e[0]->entity_id, "comp_1");
+    assert_int_equal(e[0]->nkeys, 1);
+    assert_true(e[0]->pos.set);
+    assert_int_equal(e[0]->pos.ms, 1767225600000ull);
+    assert_int_equal(e[0]->pos.seq, 1);
+    assert_int_equal(e[1]->op, FERRY_OP_PARTIAL);
+    assert_string_equal(e[1]->entity_type, "user");
+    assert_string_equal(e[1]->entity_id, "user_1");
+    assert_int_equal(e[2]->op, FERRY_OP_RELOAD);
+    assert_int_equal(e[3]->op, FERRY_OP_DELETE);
+    assert_int_equal(e[3]->pos.ms, 1767225600001ull);
+    assert_int_equal(e[3]->pos.seq, 0);
 }
 
 static void test_source_replays(void **state)
@@ -442,24 +192,24 @@ static void test_source_replays(void **state)
     void *st;
 
     write_file(tmp_path("frames.jsonl"), replay_text);
-    fake_set("path", tmp_path("frames.jsonl"));
+    fh_opt(fake_ctx, "path", tmp_path("frames.jsonl"));
     assert_int_equal(run_source(p, &st), FERRY_OK);
-    assert_int_equal(fake.nemitted, 4);
+    assert_int_equal(fh_emitted_count(), 4);
     assert_replay(0);
-    assert_true(metric_value("ferry_source_messages_total{entity_type="
-                             "company,message_type=full}") == 1);
-    assert_true(metric_value("ferry_source_messages_total{entity_type="
-                             "company,message_type=delete}") == 1);
-    assert_true(metric_value("ferry_source_messages_total{entity_type="
-                             "user,message_type=partial}") == 1);
-    assert_true(metric_value("ferry_source_invalid_messages_total{reason="
-                             "invalid_json}") == 1);
+    assert_true(fh_metric("ferry_source_messages_total",
+                          "entity_type=company,message_type=full") == 1);
+    assert_true(fh_metric("ferry_source_messages_total",
+                          "entity_type=company,message_type=delete") == 1);
+    assert_true(fh_metric("ferry_source_messages_total",
+                          "entity_type=user,message_type=partial") == 1);
+    assert_true(fh_metric("ferry_source_invalid_messages_total",
+                          "reason=invalid_json") == 1);
     /* The invalid line is logged with its line number (line 4: the
      * blank lines count). */
     snprintf(want, sizeof(want),
              "%s:4: invalid_json: ", tmp_path("frames.jsonl"));
-    assert_non_null(strstr(fake.log, want));
-    assert_non_null(strstr(fake.log, "4 messages emitted, 1 invalid"));
+    assert_true(fh_logged(fake_ctx, want));
+    assert_true(fh_logged(fake_ctx, "4 messages emitted, 1 invalid"));
     p->desc.fini(st);
     loader_close(p);
 }
@@ -470,25 +220,25 @@ static void test_source_repeat_preload(void **state)
     void *st;
 
     write_file(tmp_path("frames.jsonl"), replay_text);
-    fake_set("path", tmp_path("frames.jsonl"));
-    fake_set("repeat", "3");
-    fake_set("preload", "true");
+    fh_opt(fake_ctx, "path", tmp_path("frames.jsonl"));
+    fh_opt(fake_ctx, "repeat", "3");
+    fh_opt(fake_ctx, "preload", "true");
     assert_int_equal(run_source(p, &st), FERRY_OK);
-    assert_int_equal(fake.nemitted, 12);
+    assert_int_equal(fh_emitted_count(), 12);
     assert_replay(0);
     assert_replay(4);
     assert_replay(8);
-    assert_true(metric_value("ferry_source_invalid_messages_total{reason="
-                             "invalid_json}") == 3);
-    assert_non_null(strstr(fake.log, "preloaded 6 frames"));
+    assert_true(fh_metric("ferry_source_invalid_messages_total",
+                          "reason=invalid_json") == 3);
+    assert_true(fh_logged(fake_ctx, "preloaded 6 frames"));
     p->desc.fini(st);
 
     /* The same without preload. */
     fake_reset(&p->desc);
-    fake_set("path", tmp_path("frames.jsonl"));
-    fake_set("repeat", "2");
+    fh_opt(fake_ctx, "path", tmp_path("frames.jsonl"));
+    fh_opt(fake_ctx, "repeat", "2");
     assert_int_equal(run_source(p, &st), FERRY_OK);
-    assert_int_equal(fake.nemitted, 8);
+    assert_int_equal(fh_emitted_count(), 8);
     assert_replay(4);
     p->desc.fini(st);
     loader_close(p);
@@ -505,12 +255,12 @@ static void test_source_rate(void **state)
     for (i = 0; i < 11; i++)
         strcat(text, COMPANY_FULL);
     write_file(tmp_path("rate.jsonl"), text);
-    fake_set("path", tmp_path("rate.jsonl"));
-    fake_set("rate", "100");
-    t0 = fake_now_ns();
+    fh_opt(fake_ctx, "path", tmp_path("rate.jsonl"));
+    fh_opt(fake_ctx, "rate", "100");
+    t0 = fh_now_ns();
     assert_int_equal(run_source(p, &st), FERRY_OK);
-    ms = (fake_now_ns() - t0) / 1000000;
-    assert_int_equal(fake.nemitted, 11);
+    ms = (fh_now_ns() - t0) / 1000000;
+    assert_int_equal(fh_emitted_count(), 11);
     /* 11 messages at 100/s: the first at once, then every 10ms. */
     assert_true(ms >= 95);
     assert_true(ms < 1000);
@@ -533,27 +283,27 @@ static void test_source_stop(void **state)
     write_file(tmp_path("stop.jsonl"), COMPANY_FULL COMPANY_FULL COMPANY_FULL);
     for (round = 0; round < 2; round++) {
         fake_reset(&p->desc);
-        fake_set("path", tmp_path("stop.jsonl"));
+        fh_opt(fake_ctx, "path", tmp_path("stop.jsonl"));
         if (round == 0)
-            fake_set("rate", "0.5");
+            fh_opt(fake_ctx, "rate", "0.5");
         else
-            fake.full = 1;
-        assert_int_equal(p->desc.init(&host, NULL, &st), FERRY_OK);
+            fh_emit_verdict(FERRY_WOULD_BLOCK);
+        assert_int_equal(p->desc.init(&fh_host, fake_ctx, &st), FERRY_OK);
         args[0] = p;
         args[1] = st;
         args[2] = &rc;
         assert_int_equal(pthread_create(&th, NULL, run_thread, args), 0);
         nanosleep(&ts, NULL);
-        t0 = fake_now_ns();
+        t0 = fh_now_ns();
         p->desc.stop(st);
         pthread_join(th, NULL);
-        ms = (fake_now_ns() - t0) / 1000000;
+        ms = (fh_now_ns() - t0) / 1000000;
         assert_int_equal(rc, FERRY_OK);
         assert_true(ms < 500);
-        assert_false(fake.waited_forever);
+        assert_false(fh_emit_waited_forever());
         /* Rate 0.5/s: the first went at once, the second never. */
-        assert_int_equal(fake.nemitted, round == 0 ? 1 : 0);
-        assert_non_null(strstr(fake.log, "stopped replaying"));
+        assert_int_equal(fh_emitted_count(), round == 0 ? 1 : 0);
+        assert_true(fh_logged(fake_ctx, "stopped replaying"));
         p->desc.fini(st);
     }
     loader_close(p);
@@ -564,10 +314,10 @@ static void test_source_missing_file(void **state)
     struct plugin *p = load("source_file", FERRY_KIND_SOURCE);
     void *st;
 
-    fake_set("path", tmp_path("nope.jsonl"));
+    fh_opt(fake_ctx, "path", tmp_path("nope.jsonl"));
     assert_int_equal(run_source(p, &st), FERRY_ERROR);
-    assert_non_null(strstr(fake.log, "cannot open "));
-    assert_non_null(strstr(fake.log, "No such file or directory"));
+    assert_true(fh_logged(fake_ctx, "cannot open "));
+    assert_true(fh_logged(fake_ctx, "No such file or directory"));
     p->desc.fini(st);
     loader_close(p);
 }
@@ -584,13 +334,13 @@ static void test_source_invalid_rate_limited(void **state)
         strcat(text, "[1,2\n");
     strcat(text, COMPANY_FULL);
     write_file(tmp_path("bad.jsonl"), text);
-    fake_set("path", tmp_path("bad.jsonl"));
+    fh_opt(fake_ctx, "path", tmp_path("bad.jsonl"));
     assert_int_equal(run_source(p, &st), FERRY_OK);
-    assert_int_equal(fake.nemitted, 1);
-    assert_true(metric_value("ferry_source_invalid_messages_total{reason="
-                             "invalid_json}") == 200);
+    assert_int_equal(fh_emitted_count(), 1);
+    assert_true(fh_metric("ferry_source_invalid_messages_total",
+                          "reason=invalid_json") == 200);
     /* One warning and the summary line. */
-    assert_true(fake.loglines <= 3);
+    assert_true(fh_nlogs(fake_ctx) <= 3);
     p->desc.fini(st);
     loader_close(p);
 }
@@ -646,8 +396,8 @@ static void test_sink_file_format(void **state)
     void *st, *w;
     char *out;
 
-    fake_set("path", tmp_path("out.jsonl"));
-    assert_int_equal(p->desc.init(&host, NULL, &st), FERRY_OK);
+    fh_opt(fake_ctx, "path", tmp_path("out.jsonl"));
+    assert_int_equal(p->desc.init(&fh_host, fake_ctx, &st), FERRY_OK);
     assert_int_equal(p->desc.start(st), FERRY_OK);
     assert_int_equal(p->desc.open(st, 0, &w), FERRY_OK);
 
@@ -700,7 +450,7 @@ static void test_sink_file_format(void **state)
         "\"entity_id\":\"\",\"stream_id\":null,\"keys\":{},"
         "\"data\":null,\"seq\":7}\n");
     free(out);
-    assert_true(metric_value("ferry_sink_operations_total{op=append}") == 7);
+    assert_true(fh_metric("ferry_sink_operations_total", "op=append") == 7);
     loader_close(p);
 }
 
@@ -753,8 +503,8 @@ static void test_sink_file_concurrent(void **state)
     int i, lines = 0;
     void *st;
 
-    fake_set("path", tmp_path("conc.jsonl"));
-    assert_int_equal(p->desc.init(&host, NULL, &st), FERRY_OK);
+    fh_opt(fake_ctx, "path", tmp_path("conc.jsonl"));
+    assert_int_equal(p->desc.init(&fh_host, fake_ctx, &st), FERRY_OK);
     assert_int_equal(p->desc.start(st), FERRY_OK);
     for (i = 0; i < 4; i++) {
         args[i] = (struct writer_arg){p, st, (unsigned)i, 0};
@@ -800,25 +550,25 @@ static void test_sink_file_errors(void **state)
     void *st, *w;
 
     if (access("/dev/full", W_OK) == 0) {
-        fake_set("path", "/dev/full");
-        assert_int_equal(p->desc.init(&host, NULL, &st), FERRY_OK);
+        fh_opt(fake_ctx, "path", "/dev/full");
+        assert_int_equal(p->desc.init(&fh_host, fake_ctx, &st), FERRY_OK);
         assert_int_equal(p->desc.start(st), FERRY_OK);
         assert_int_equal(p->desc.open(st, 0, &w), FERRY_OK);
         assert_int_equal(write_batch(p, w, "r", &m, 1), FERRY_RETRY);
         assert_int_equal(write_batch(p, w, "r", &m, 1), FERRY_RETRY);
-        assert_non_null(strstr(fake.log, "cannot write to /dev/full: No "
-                                         "space left on device"));
+        assert_true(fh_logged(fake_ctx, "cannot write to /dev/full: No "
+                                        "space left on device"));
         /* Logged once, not per retry. */
-        assert_int_equal(fake.loglines, 1);
+        assert_int_equal(fh_nlogs(fake_ctx), 1);
         p->desc.close(w);
         p->desc.fini(st);
     }
 
     fake_reset(&p->desc);
-    fake_set("path", tmp_path("no/such/dir/out.jsonl"));
-    assert_int_equal(p->desc.init(&host, NULL, &st), FERRY_OK);
+    fh_opt(fake_ctx, "path", tmp_path("no/such/dir/out.jsonl"));
+    assert_int_equal(p->desc.init(&fh_host, fake_ctx, &st), FERRY_OK);
     assert_int_equal(p->desc.start(st), FERRY_ERROR);
-    assert_non_null(strstr(fake.log, "cannot open "));
+    assert_true(fh_logged(fake_ctx, "cannot open "));
     p->desc.fini(st);
     loader_close(p);
 }
@@ -834,22 +584,22 @@ static void test_sink_null(void **state)
 
     m[0] = mk(FERRY_OP_FULL, "company", "a", "{}", 1, 1);
     m[1] = m[2] = m[0];
-    assert_int_equal(p->desc.init(&host, NULL, &st), FERRY_OK);
+    assert_int_equal(p->desc.init(&fh_host, fake_ctx, &st), FERRY_OK);
     assert_int_equal(p->desc.open(st, 0, &w), FERRY_OK);
     assert_int_equal(write_batch(p, w, "r", m, 3), FERRY_OK);
     assert_int_equal(write_batch(p, w, "r", m, 2), FERRY_OK);
-    assert_true(metric_value("ferry_sink_operations_total{op=discard}") == 5);
+    assert_true(fh_metric("ferry_sink_operations_total", "op=discard") == 5);
     p->desc.close(w);
     p->desc.fini(st);
 
     /* delay makes every write take that long. */
     fake_reset(&p->desc);
-    fake_set("delay", "30");
-    assert_int_equal(p->desc.init(&host, NULL, &st), FERRY_OK);
+    fh_opt(fake_ctx, "delay", "30ms");
+    assert_int_equal(p->desc.init(&fh_host, fake_ctx, &st), FERRY_OK);
     assert_int_equal(p->desc.open(st, 0, &w), FERRY_OK);
-    t0 = fake_now_ns();
+    t0 = fh_now_ns();
     assert_int_equal(write_batch(p, w, "r", m, 1), FERRY_OK);
-    ms = (fake_now_ns() - t0) / 1000000;
+    ms = (fh_now_ns() - t0) / 1000000;
     assert_true(ms >= 29);
     p->desc.close(w);
     p->desc.fini(st);

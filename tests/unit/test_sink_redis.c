@@ -46,402 +46,7 @@
 
 /* ---- the fake host ------------------------------------------------------ */
 
-#define MAX_OPTS 24
-#define MAX_LOG 256
-
-struct ferry_ctx {
-    const char *keys[MAX_OPTS];
-    const char *vals[MAX_OPTS];
-    int nopts;
-    pthread_mutex_t lock;
-    char *log[MAX_LOG];
-    int nlog;
-    int ready; /* last set_ready value, -1 never */
-    int ready_calls;
-    char cache_version[80];
-    char writer_lock[200];
-    int redis_state;
-    int stop_code; /* request_stop, -1 never */
-    char stop_reason[120];
-    char list_buf[256];
-    const char *list_items[8];
-};
-
-struct ferry_metric {
-    char name[64];
-    char labels[64];
-    double v;
-};
-
-static struct ferry_metric metrics[64];
-static int nmetrics;
-static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void fh_log(struct ferry_ctx *ctx, int level, const char *fmt, ...)
-{
-    char buf[1024];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    if (getenv("TEST_VERBOSE"))
-        fprintf(stderr, "[%d] %s\n", level, buf);
-    pthread_mutex_lock(&ctx->lock);
-    if (ctx->nlog < MAX_LOG)
-        ctx->log[ctx->nlog++] = strdup(buf);
-    pthread_mutex_unlock(&ctx->lock);
-}
-
-static int fh_log_enabled(struct ferry_ctx *ctx, int level)
-{
-    (void)ctx;
-    (void)level;
-    return 1;
-}
-
-static uint64_t fh_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int64_t fh_realtime_ms(void)
-{
-    return (int64_t)time(NULL) * 1000;
-}
-
-static const struct ferry_option *fh_optdef(const char *name)
-{
-    const struct ferry_option *o;
-
-    for (o = ferry_plugin.options; o->name; o++)
-        if (strcmp(o->name, name) == 0)
-            return o;
-    fail_msg("undeclared option %s", name);
-    return NULL;
-}
-
-static const char *fh_raw(struct ferry_ctx *ctx, const char *name)
-{
-    int i;
-
-    for (i = 0; i < ctx->nopts; i++)
-        if (strcmp(ctx->keys[i], name) == 0)
-            return ctx->vals[i];
-    return fh_optdef(name)->def;
-}
-
-static const char *fh_opt_str(struct ferry_ctx *ctx, const char *name)
-{
-    return fh_raw(ctx, name);
-}
-
-static int64_t fh_opt_int(struct ferry_ctx *ctx, const char *name)
-{
-    const char *v = fh_raw(ctx, name);
-    int64_t x = 0;
-
-    if (v)
-        assert_int_equal(config_parse_int(v, &x), 0);
-    return x;
-}
-
-static int fh_opt_bool(struct ferry_ctx *ctx, const char *name)
-{
-    const char *v = fh_raw(ctx, name);
-    int b = 0;
-
-    if (v)
-        assert_int_equal(config_parse_bool(v, &b), 0);
-    return b;
-}
-
-static uint64_t fh_opt_duration_ms(struct ferry_ctx *ctx, const char *name)
-{
-    const char *v = fh_raw(ctx, name);
-    uint64_t ms = 0;
-
-    if (v)
-        assert_int_equal(config_parse_duration_ms(v, &ms), 0);
-    return ms;
-}
-
-static size_t fh_opt_list(struct ferry_ctx *ctx, const char *name,
-                          const char *const **items)
-{
-    const char *v = fh_raw(ctx, name);
-    size_t n = 0;
-    char *p, *save = NULL;
-
-    ctx->list_items[0] = NULL;
-    *items = ctx->list_items;
-    if (!v)
-        return 0;
-    snprintf(ctx->list_buf, sizeof(ctx->list_buf), "%s", v);
-    for (p = strtok_r(ctx->list_buf, ",", &save); p && n < 7;
-         p = strtok_r(NULL, ",", &save))
-        ctx->list_items[n++] = p;
-    ctx->list_items[n] = NULL;
-    return n;
-}
-
-static int fh_opt_is_set(struct ferry_ctx *ctx, const char *name)
-{
-    int i;
-
-    for (i = 0; i < ctx->nopts; i++)
-        if (strcmp(ctx->keys[i], name) == 0)
-            return 1;
-    return 0;
-}
-
-static const char *fh_instance_name(struct ferry_ctx *ctx)
-{
-    (void)ctx;
-    return "cache";
-}
-
-struct fh_timer {
-    pthread_t thread;
-    atomic_int stop;
-    uint64_t period_ms;
-    void (*cb)(void *);
-    void *arg;
-};
-
-static void *fh_timer_main(void *arg)
-{
-    struct fh_timer *ft = arg;
-    uint64_t slept;
-
-    for (;;) {
-        for (slept = 0; slept < ft->period_ms; slept += 10) {
-            struct timespec ts = {0, 10000000L};
-
-            if (atomic_load(&ft->stop))
-                return NULL;
-            nanosleep(&ts, NULL);
-        }
-        ft->cb(ft->arg);
-    }
-}
-
-static struct ferry_timer *fh_timer_start(struct ferry_ctx *ctx,
-                                          uint64_t period_ms,
-                                          void (*cb)(void *arg), void *arg)
-{
-    struct fh_timer *t = calloc(1, sizeof(*t));
-
-    (void)ctx;
-    t->period_ms = period_ms;
-    t->cb = cb;
-    t->arg = arg;
-    pthread_create(&t->thread, NULL, fh_timer_main, t);
-    return (struct ferry_timer *)t;
-}
-
-static void fh_timer_stop(struct ferry_timer *timer)
-{
-    struct fh_timer *t = (struct fh_timer *)timer;
-
-    if (!t)
-        return;
-    atomic_store(&t->stop, 1);
-    pthread_join(t->thread, NULL);
-    free(t);
-}
-
-static struct ferry_metric *fh_metric(struct ferry_ctx *ctx, int type,
-                                      const char *name, const char *help,
-                                      const char *const *labels)
-{
-    char lab[64] = "";
-    int i;
-    struct ferry_metric *m;
-
-    (void)ctx;
-    (void)type;
-    (void)help;
-    if (labels && labels[0])
-        snprintf(lab, sizeof(lab), "%s=%s", labels[0], labels[1]);
-    pthread_mutex_lock(&metrics_lock);
-    for (i = 0; i < nmetrics; i++) {
-        if (strcmp(metrics[i].name, name) == 0 &&
-            strcmp(metrics[i].labels, lab) == 0) {
-            pthread_mutex_unlock(&metrics_lock);
-            return &metrics[i];
-        }
-    }
-    assert_true(nmetrics < 64);
-    m = &metrics[nmetrics++];
-    snprintf(m->name, sizeof(m->name), "%s", name);
-    snprintf(m->labels, sizeof(m->labels), "%s", lab);
-    m->v = 0;
-    pthread_mutex_unlock(&metrics_lock);
-    return m;
-}
-
-static void fh_metric_add(struct ferry_metric *m, double v)
-{
-    pthread_mutex_lock(&metrics_lock);
-    m->v += v;
-    pthread_mutex_unlock(&metrics_lock);
-}
-
-static void fh_metric_set(struct ferry_metric *m, double v)
-{
-    pthread_mutex_lock(&metrics_lock);
-    m->v = v;
-    pthread_mutex_unlock(&metrics_lock);
-}
-
-static void fh_metric_observe(struct ferry_metric *m, double v)
-{
-    (void)v;
-    fh_metric_add(m, 1);
-}
-
-static double metric_value(const char *name, const char *labels)
-{
-    double v = 0;
-    int i;
-
-    pthread_mutex_lock(&metrics_lock);
-    for (i = 0; i < nmetrics; i++)
-        if (strcmp(metrics[i].name, name) == 0 &&
-            strcmp(metrics[i].labels, labels ? labels : "") == 0)
-            v = metrics[i].v;
-    pthread_mutex_unlock(&metrics_lock);
-    return v;
-}
-
-static void fh_set_component(struct ferry_ctx *ctx, const char *component,
-                             int state)
-{
-    if (strcmp(component, "redis") == 0)
-        ctx->redis_state = state;
-}
-
-static void fh_set_ready(struct ferry_ctx *ctx, int ready)
-{
-    pthread_mutex_lock(&ctx->lock);
-    ctx->ready = ready;
-    ctx->ready_calls++;
-    pthread_mutex_unlock(&ctx->lock);
-}
-
-static void fh_set_info(struct ferry_ctx *ctx, const char *key,
-                        const char *value)
-{
-    pthread_mutex_lock(&ctx->lock);
-    if (strcmp(key, "cache_version") == 0)
-        snprintf(ctx->cache_version, sizeof(ctx->cache_version), "%s", value);
-    else if (strcmp(key, "writer_lock") == 0)
-        snprintf(ctx->writer_lock, sizeof(ctx->writer_lock), "%s", value);
-    pthread_mutex_unlock(&ctx->lock);
-}
-
-static void fh_request_stop(struct ferry_ctx *ctx, int exit_code,
-                            const char *reason)
-{
-    pthread_mutex_lock(&ctx->lock);
-    ctx->stop_code = exit_code;
-    snprintf(ctx->stop_reason, sizeof(ctx->stop_reason), "%s", reason);
-    pthread_mutex_unlock(&ctx->lock);
-}
-
-static char *fh_strdup(const char *s)
-{
-    return strdup(s);
-}
-
-static const struct ferry_host fake_host = {
-    .struct_size = sizeof(struct ferry_host),
-    .abi_minor = FERRY_ABI_MINOR,
-    .log = fh_log,
-    .log_enabled = fh_log_enabled,
-    .alloc = malloc,
-    .realloc = realloc,
-    .free = free,
-    .strdup = fh_strdup,
-    .now_ns = fh_now_ns,
-    .realtime_ms = fh_realtime_ms,
-    .opt_str = fh_opt_str,
-    .opt_int = fh_opt_int,
-    .opt_bool = fh_opt_bool,
-    .opt_duration_ms = fh_opt_duration_ms,
-    .opt_list = fh_opt_list,
-    .opt_is_set = fh_opt_is_set,
-    .instance_name = fh_instance_name,
-    .timer_start = fh_timer_start,
-    .timer_stop = fh_timer_stop,
-    .metric = fh_metric,
-    .metric_add = fh_metric_add,
-    .metric_set = fh_metric_set,
-    .metric_observe = fh_metric_observe,
-    .set_component = fh_set_component,
-    .set_ready = fh_set_ready,
-    .set_info = fh_set_info,
-    .request_stop = fh_request_stop,
-};
-
-static struct ferry_ctx *ctx_new(void)
-{
-    struct ferry_ctx *c = calloc(1, sizeof(*c));
-
-    pthread_mutex_init(&c->lock, NULL);
-    c->ready = -1;
-    c->stop_code = -1;
-    return c;
-}
-
-static void ctx_set(struct ferry_ctx *c, const char *k, const char *v)
-{
-    int i;
-
-    for (i = 0; i < c->nopts; i++) {
-        if (strcmp(c->keys[i], k) == 0) {
-            c->vals[i] = v;
-            return;
-        }
-    }
-    c->keys[c->nopts] = k;
-    c->vals[c->nopts++] = v;
-}
-
-static void ctx_free(struct ferry_ctx *c)
-{
-    int i;
-
-    for (i = 0; i < c->nlog; i++)
-        free(c->log[i]);
-    pthread_mutex_destroy(&c->lock);
-    free(c);
-}
-
-static int ctx_logged(struct ferry_ctx *c, const char *needle)
-{
-    int i, hit = 0;
-
-    pthread_mutex_lock(&c->lock);
-    for (i = 0; i < c->nlog && !hit; i++)
-        hit = strstr(c->log[i], needle) != NULL;
-    pthread_mutex_unlock(&c->lock);
-    return hit;
-}
-
-static int ctx_ready(struct ferry_ctx *c)
-{
-    int r;
-
-    pthread_mutex_lock(&c->lock);
-    r = c->ready;
-    pthread_mutex_unlock(&c->lock);
-    return r;
-}
+#include "fakehost.h"
 
 /* ---- the redis-server --------------------------------------------------- */
 
@@ -546,6 +151,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
+    fh_reset();
     server_stop();
     unlink(redis_sock);
     rmdir(redis_dir);
@@ -786,19 +392,19 @@ struct inst {
 
 static struct ferry_ctx *base_ctx(void)
 {
-    struct ferry_ctx *c = ctx_new();
+    struct ferry_ctx *c = fh_ctx_new("cache", ferry_plugin.options);
 
-    ctx_set(c, "address", addr_str);
-    ctx_set(c, "cache_version", V);
-    ctx_set(c, "cleanup_interval", "0");
-    ctx_set(c, "writer_lock", "false");
+    fh_opt(c, "address", addr_str);
+    fh_opt(c, "cache_version", V);
+    fh_opt(c, "cleanup_interval", "0");
+    fh_opt(c, "writer_lock", "false");
     return c;
 }
 
 static void inst_init(struct inst *in, struct ferry_ctx *c)
 {
     in->ctx = c;
-    assert_int_equal(ferry_plugin.init(&fake_host, c, &in->state), FERRY_OK);
+    assert_int_equal(ferry_plugin.init(&fh_host, c, &in->state), FERRY_OK);
 }
 
 static void inst_start(struct inst *in, struct ferry_ctx *c)
@@ -811,7 +417,7 @@ static void inst_end(struct inst *in)
 {
     ferry_plugin.stop(in->state);
     ferry_plugin.fini(in->state);
-    ctx_free(in->ctx);
+    fh_ctx_free(in->ctx);
 }
 
 static void *wopen(struct inst *in, unsigned n)
@@ -870,6 +476,7 @@ static void w1_file(void *w, const char *file)
 static int test_setup(void **state)
 {
     (void)state;
+    fh_reset();
     Rdo("FLUSHALL");
     return 0;
 }
@@ -951,11 +558,11 @@ static void expect_init_error(const char *key, const char *val,
     struct ferry_ctx *c = base_ctx();
     void *st = NULL;
 
-    ctx_set(c, key, val);
-    assert_int_not_equal(ferry_plugin.init(&fake_host, c, &st), FERRY_OK);
-    if (!ctx_logged(c, needle))
+    fh_opt(c, key, val);
+    assert_int_not_equal(ferry_plugin.init(&fh_host, c, &st), FERRY_OK);
+    if (!fh_logged(c, needle))
         fail_msg("no log line with '%s' for %s = %s", needle, key, val);
-    ctx_free(c);
+    fh_ctx_free(c);
 }
 
 static void test_init_errors(void **state)
@@ -976,11 +583,11 @@ static void test_init_errors(void **state)
         struct ferry_ctx *c = base_ctx();
         void *st = NULL;
 
-        ctx_set(c, "address", "redis://127.0.0.1/2");
-        ctx_set(c, "db", "3");
-        assert_int_not_equal(ferry_plugin.init(&fake_host, c, &st), FERRY_OK);
-        assert_true(ctx_logged(c, "db: 3, but address names database 2"));
-        ctx_free(c);
+        fh_opt(c, "address", "redis://127.0.0.1/2");
+        fh_opt(c, "db", "3");
+        assert_int_not_equal(ferry_plugin.init(&fh_host, c, &st), FERRY_OK);
+        assert_true(fh_logged(c, "db: 3, but address names database 2"));
+        fh_ctx_free(c);
     }
 }
 
@@ -991,17 +598,17 @@ static void test_init_publishes_version(void **state)
 
     (void)state;
     /* The db conflict check above needs an address with a db. */
-    ctx_set(c, "address", "redis://127.0.0.1:1/2");
-    ctx_set(c, "db", "2");
+    fh_opt(c, "address", "redis://127.0.0.1:1/2");
+    fh_opt(c, "db", "2");
     inst_init(&in, c);
-    assert_string_equal(c->cache_version, V);
-    assert_int_equal(c->ready, 0);
+    assert_string_equal(fh_info(c, "cache_version"), V);
+    assert_int_equal(fh_ready(c), 0);
     assert_string_equal(((struct redis_sink *)in.state)->where, "127.0.0.1:1");
     inst_end(&in);
 
-    c = ctx_new();
+    c = fh_ctx_new("cache", ferry_plugin.options);
     inst_init(&in, c);
-    assert_string_equal(c->cache_version, REDIS_DEFAULT_VERSION);
+    assert_string_equal(fh_info(c, "cache_version"), REDIS_DEFAULT_VERSION);
     inst_end(&in);
 }
 
@@ -1049,8 +656,8 @@ static void test_samples_exact(void **state)
         assert_int_equal(r->integer, -1);
         freeReplyObject(r);
     }
-    assert_true(metric_value("ferry_sink_operations_total", "op=set") >= 12);
-    assert_true(metric_value("ferry_sink_operations_total", "op=mget") >= 2);
+    assert_true(fh_metric_sum("ferry_sink_operations_total", "op=set") >= 12);
+    assert_true(fh_metric_sum("ferry_sink_operations_total", "op=mget") >= 2);
     ferry_plugin.close(w);
     inst_end(&in);
 }
@@ -1380,8 +987,8 @@ static void test_snapshot_eviction(void **state)
     assert_key_file("schematic:flags:" V ":usage-flag",
                     "cache-flag-usage-flag.json");
     assert_int_equal(
-        metric_value("ferry_sink_evicted_total", "reason=snapshot"), 1);
-    assert_true(metric_value("ferry_sink_operations_total", "op=scan") >= 1);
+        fh_metric_sum("ferry_sink_evicted_total", "reason=snapshot"), 1);
+    assert_true(fh_metric_sum("ferry_sink_operations_total", "op=scan") >= 1);
 
     /* An empty snapshot deletes nothing (7.4). */
     {
@@ -1504,7 +1111,7 @@ static void test_load_position(void **state)
     /* No cursor. */
     inst_start(&in, base_ctx());
     assert_int_equal(ferry_plugin.load_position(in.state, &p), FERRY_NOT_FOUND);
-    assert_int_equal(ctx_ready(in.ctx), 0);
+    assert_int_equal(fh_ready(in.ctx), 0);
     inst_end(&in);
 
     /* A cursor the marker does not vouch for: full load. */
@@ -1512,8 +1119,8 @@ static void test_load_position(void **state)
     Rdo("SET schematic:datastream:load_complete deadbeef");
     inst_start(&in, base_ctx());
     assert_int_equal(ferry_plugin.load_position(in.state, &p), FERRY_NOT_FOUND);
-    assert_int_equal(ctx_ready(in.ctx), 0);
-    assert_true(ctx_logged(in.ctx, "discarded"));
+    assert_int_equal(fh_ready(in.ctx), 0);
+    assert_true(fh_logged(in.ctx, "discarded"));
     inst_end(&in);
 
     /* Vouched for: the position, and ready at once. */
@@ -1522,7 +1129,7 @@ static void test_load_position(void **state)
     assert_int_equal(ferry_plugin.load_position(in.state, &p), FERRY_OK);
     assert_int_equal(p.set, 1);
     assert_true(p.ms == 1767225600004ull && p.seq == 2);
-    assert_int_equal(ctx_ready(in.ctx), 1);
+    assert_int_equal(fh_ready(in.ctx), 1);
     inst_end(&in);
 
     /* Garbage cursor. */
@@ -1558,7 +1165,7 @@ static void test_load_eviction_and_ready(void **state)
     inst_start(&in, base_ctx());
     w = wopen(&in, 0);
     w2 = wopen(&in, 1);
-    assert_int_equal(ctx_ready(in.ctx), 0);
+    assert_int_equal(fh_ready(in.ctx), 0);
     w1(w, begin);
     /* Load entities arrive on every worker. */
     w1(w, acme);
@@ -1575,14 +1182,14 @@ static void test_load_eviction_and_ready(void **state)
                     "cache-company-comp_acme.json");
     assert_true(exists("schematic:company:" V ":Comp_X"));
     assert_true(exists("schematic:company:" V ":domain:x.test"));
-    assert_int_equal(metric_value("ferry_sink_evicted_total", "reason=load"),
+    assert_int_equal(fh_metric_sum("ferry_sink_evicted_total", "reason=load"),
                      2);
     /* Load done but no snapshot yet: not complete. */
     assert_false(exists("schematic:datastream:load_complete"));
-    assert_int_equal(ctx_ready(in.ctx), 0);
+    assert_int_equal(fh_ready(in.ctx), 0);
     w1_file(w, "msg-01-flags-full.json");
     assert_key_value("schematic:datastream:load_complete", V);
-    assert_int_equal(ctx_ready(in.ctx), 1);
+    assert_int_equal(fh_ready(in.ctx), 1);
 
     /* Reload: cursor and marker go; readiness stays. */
     Rdo("SET schematic:datastream:replay_cursor 5-0");
@@ -1596,7 +1203,7 @@ static void test_load_eviction_and_ready(void **state)
     }
     assert_false(exists("schematic:datastream:replay_cursor"));
     assert_false(exists("schematic:datastream:load_complete"));
-    assert_int_equal(ctx_ready(in.ctx), 1);
+    assert_int_equal(fh_ready(in.ctx), 1);
     ferry_plugin.close(w);
     ferry_plugin.close(w2);
     inst_end(&in);
@@ -1609,10 +1216,10 @@ static void test_load_eviction_and_ready(void **state)
     w1_file(w, "msg-01-flags-full.json");
     assert_false(exists("schematic:datastream:load_complete"));
     w1(w, acme);
-    assert_int_equal(ctx_ready(in.ctx), 0);
+    assert_int_equal(fh_ready(in.ctx), 0);
     w1(w, end);
     assert_key_value("schematic:datastream:load_complete", V);
-    assert_int_equal(ctx_ready(in.ctx), 1);
+    assert_int_equal(fh_ready(in.ctx), 1);
     ferry_plugin.close(w);
     inst_end(&in);
 
@@ -1637,7 +1244,7 @@ static void test_poison_normalisation(void **state)
     int res[3];
     struct inst in;
     void *w;
-    double before = metric_value("ferry_sink_poison_total", NULL);
+    double before = fh_metric_sum("ferry_sink_poison_total", NULL);
 
     (void)state;
     tmsg_pos(t[1], 1767225600000, 5);
@@ -1653,8 +1260,8 @@ static void test_poison_normalisation(void **state)
     assert_key_file("schematic:user:" V ":user_ada",
                     "cache-user-user_ada.json");
     assert_key_value("schematic:datastream:replay_cursor", "1767225600001-0");
-    assert_true(metric_value("ferry_sink_poison_total", NULL) == before + 1);
-    assert_true(ctx_logged(in.ctx, "1767225600000-5"));
+    assert_true(fh_metric_sum("ferry_sink_poison_total", NULL) == before + 1);
+    assert_true(fh_logged(in.ctx, "1767225600000-5"));
     ferry_plugin.close(w);
     inst_end(&in);
     tmsg_free(t[0]);
@@ -1679,7 +1286,7 @@ static void test_poison_redis(void **state)
         tmsg_file("msg-03-user-full.json")};
     struct ferry_pos commit = {1767225600009, 0, 1};
     struct ferry_ctx *c = base_ctx();
-    double before = metric_value("ferry_sink_poison_total", NULL);
+    double before = fh_metric_sum("ferry_sink_poison_total", NULL);
     int res[4];
     struct inst in;
     void *w;
@@ -1688,8 +1295,8 @@ static void test_poison_redis(void **state)
     Rdo("ACL SETUSER ferry on >s3cret ~schematic:company:" V ":[^p]* "
         "~schematic:user:* ~schematic:flags:* ~schematic:datastream:* "
         "+@all");
-    ctx_set(c, "username", "ferry");
-    ctx_set(c, "password", "s3cret");
+    fh_opt(c, "username", "ferry");
+    fh_opt(c, "password", "s3cret");
     inst_start(&in, c);
     w = wopen(&in, 0);
     assert_int_equal(wbatch(w, t, 4, &commit, res), FERRY_OK);
@@ -1704,21 +1311,21 @@ static void test_poison_redis(void **state)
                     "cache-user-user_ada.json");
     assert_false(exists("schematic:company:" V ":id:pz"));
     assert_key_value("schematic:datastream:replay_cursor", "1767225600009-0");
-    assert_true(metric_value("ferry_sink_poison_total", NULL) == before + 1);
-    assert_true(ctx_logged(in.ctx, "NOPERM"));
+    assert_true(fh_metric_sum("ferry_sink_poison_total", NULL) == before + 1);
+    assert_true(fh_logged(in.ctx, "NOPERM"));
     /* No secret in any log line. */
-    assert_false(ctx_logged(in.ctx, "s3cret"));
+    assert_false(fh_logged(in.ctx, "s3cret"));
     ferry_plugin.close(w);
     inst_end(&in);
 
     /* A wrong password fails start() with a clear error. */
     c = base_ctx();
-    ctx_set(c, "username", "ferry");
-    ctx_set(c, "password", "hunter2x");
+    fh_opt(c, "username", "ferry");
+    fh_opt(c, "password", "hunter2x");
     inst_init(&in, c);
     assert_int_equal(ferry_plugin.start(in.state), FERRY_ERROR);
-    assert_true(ctx_logged(c, "AUTH refused"));
-    assert_false(ctx_logged(c, "hunter2x"));
+    assert_true(fh_logged(c, "AUTH refused"));
+    assert_false(fh_logged(c, "hunter2x"));
     inst_end(&in);
     Rdo("ACL DELUSER ferry");
     tmsg_free(t[0]);
@@ -1748,8 +1355,8 @@ static struct ferry_ctx *lock_ctx(void)
 {
     struct ferry_ctx *c = base_ctx();
 
-    ctx_set(c, "writer_lock", "true");
-    ctx_set(c, "lock_ttl", "900ms");
+    fh_opt(c, "writer_lock", "true");
+    fh_opt(c, "lock_ttl", "900ms");
     return c;
 }
 
@@ -1765,7 +1372,7 @@ static void test_writer_lock_takeover(void **state)
     inst_start(&a, lock_ctx());
     holder = get("schematic:datastream:writer_lock");
     assert_non_null(holder);
-    assert_string_equal(holder, a.ctx->writer_lock);
+    assert_string_equal(holder, fh_info(a.ctx, "writer_lock"));
     /* "<hostname>-<pid>-<32 hex>" */
     assert_int_equal(strlen(strrchr(holder, '-') + 1), 32);
     /* Renewal keeps the lease alive past several lock_ttls. */
@@ -1777,16 +1384,17 @@ static void test_writer_lock_takeover(void **state)
     pthread_create(&th, NULL, start_thread, &st);
     sleep_ms(700);
     assert_false(atomic_load(&st.done));
-    assert_true(ctx_logged(b.ctx, "standby: writer lock held by"));
-    assert_true(ctx_logged(b.ctx, holder));
+    assert_true(fh_logged(b.ctx, "standby: writer lock held by"));
+    assert_true(fh_logged(b.ctx, holder));
     /* A releases at stop(); B takes over. */
     inst_end(&a);
     for (i = 0; i < 300 && !atomic_load(&st.done); i++)
         sleep_ms(10);
     pthread_join(th, NULL);
     assert_int_equal(st.rc, FERRY_OK);
-    assert_key_value("schematic:datastream:writer_lock", b.ctx->writer_lock);
-    assert_string_not_equal(b.ctx->writer_lock, holder);
+    assert_key_value("schematic:datastream:writer_lock",
+                     fh_info(b.ctx, "writer_lock"));
+    assert_string_not_equal(fh_info(b.ctx, "writer_lock"), holder);
     free(holder);
     inst_end(&b);
     assert_false(exists("schematic:datastream:writer_lock"));
@@ -1812,7 +1420,7 @@ static void test_writer_lock_lapse_and_stop(void **state)
     pthread_join(th, NULL);
     assert_int_equal(st.rc, FERRY_OK);
     assert_true(fh_now_ns() - t0 > 500000000ull);
-    assert_true(ctx_logged(b.ctx, "crashed-1-abc"));
+    assert_true(fh_logged(b.ctx, "crashed-1-abc"));
 
     /* stop() during standby makes start() return FERRY_CLOSED. */
     inst_init(&c, lock_ctx());
@@ -1824,9 +1432,10 @@ static void test_writer_lock_lapse_and_stop(void **state)
     pthread_join(th, NULL);
     assert_int_equal(st2.rc, FERRY_CLOSED);
     ferry_plugin.fini(c.state);
-    ctx_free(c.ctx);
+    fh_ctx_free(c.ctx);
     /* B still holds the lock. */
-    assert_key_value("schematic:datastream:writer_lock", b.ctx->writer_lock);
+    assert_key_value("schematic:datastream:writer_lock",
+                     fh_info(b.ctx, "writer_lock"));
 
     /* Someone else takes the lock: B asks the process to stop and writes
      * nothing more. */
@@ -1835,10 +1444,10 @@ static void test_writer_lock_lapse_and_stop(void **state)
         struct tmsg *t = tmsg_file("msg-03-user-full.json");
 
         Rdo("SET schematic:datastream:writer_lock intruder PX 60000");
-        for (i = 0; i < 300 && b.ctx->stop_code < 0; i++)
+        for (i = 0; i < 300 && fh_stop_code(b.ctx) < 0; i++)
             sleep_ms(10);
-        assert_int_equal(b.ctx->stop_code, 1);
-        assert_string_equal(b.ctx->stop_reason, "writer lock lost");
+        assert_int_equal(fh_stop_code(b.ctx), 1);
+        assert_string_equal(fh_stop_reason(b.ctx), "writer lock lost");
         assert_int_equal(wbatch(w, &t, 1, NULL, NULL), FERRY_RETRY);
         assert_false(exists("schematic:user:" V ":user_ada"));
         tmsg_free(t);
@@ -1855,29 +1464,29 @@ static void test_reconnect(void **state)
 {
     struct tmsg *t = tmsg_file("msg-02-company-full.json");
     struct ferry_pos p = {1767225600000, 0, 1};
-    double before = metric_value("ferry_sink_reconnects_total", NULL);
+    double before = fh_metric_sum("ferry_sink_reconnects_total", NULL);
     struct ferry_ctx *c = base_ctx();
     struct inst in;
     void *w;
 
     (void)state;
-    ctx_set(c, "connect_timeout", "300ms");
-    ctx_set(c, "command_timeout", "1s");
+    fh_opt(c, "connect_timeout", "300ms");
+    fh_opt(c, "command_timeout", "1s");
     inst_start(&in, c);
     w = wopen(&in, 0);
     w1_file(w, "msg-03-user-full.json");
     server_stop();
     assert_int_equal(wbatch(w, &t, 1, &p, NULL), FERRY_RETRY);
-    assert_int_equal(c->redis_state, FERRY_COMPONENT_DISCONNECTED);
+    assert_int_equal(fh_component(c, "redis"), FERRY_COMPONENT_DISCONNECTED);
     assert_int_equal(wbatch(w, &t, 1, &p, NULL), FERRY_RETRY);
     assert_int_equal(ferry_plugin.checkpoint(w, &p), FERRY_RETRY);
     server_start();
     assert_int_equal(wbatch(w, &t, 1, &p, NULL), FERRY_OK);
-    assert_int_equal(c->redis_state, FERRY_COMPONENT_CONNECTED);
+    assert_int_equal(fh_component(c, "redis"), FERRY_COMPONENT_CONNECTED);
     assert_key_file("schematic:company:" V ":comp_acme",
                     "cache-company-comp_acme.json");
     assert_key_value("schematic:datastream:replay_cursor", "1767225600000-0");
-    assert_true(metric_value("ferry_sink_reconnects_total", NULL) >=
+    assert_true(fh_metric_sum("ferry_sink_reconnects_total", NULL) >=
                 before + 1);
     ferry_plugin.close(w);
     inst_end(&in);
@@ -1894,10 +1503,10 @@ static void test_unix_db_ttl(void **state)
 
     (void)state;
     snprintf(addr, sizeof(addr), "unix:%s", redis_sock);
-    ctx_set(c, "address", addr);
-    ctx_set(c, "db", "3");
-    ctx_set(c, "ttl", "90s");
-    ctx_set(c, "key_prefix", "app");
+    fh_opt(c, "address", addr);
+    fh_opt(c, "db", "3");
+    fh_opt(c, "ttl", "90s");
+    fh_opt(c, "key_prefix", "app");
     inst_start(&in, c);
     w = wopen(&in, 0);
     w1_file(w, "msg-02-company-full.json");
@@ -1937,11 +1546,11 @@ static void test_cleanup_other_versions(void **state)
         snprintf(key, sizeof(key), "schematic:company:old3:c%d", i);
         Rdo("SET %s x", key);
     }
-    ctx_set(c, "cleanup_interval", "150ms");
+    fh_opt(c, "cleanup_interval", "150ms");
     inst_start(&in, c);
-    for (i = 0; i < 300 && !ctx_logged(c, "cleanup: scanned"); i++)
+    for (i = 0; i < 300 && !fh_logged(c, "cleanup: scanned"); i++)
         sleep_ms(10);
-    assert_true(ctx_logged(c, "cleanup: scanned"));
+    assert_true(fh_logged(c, "cleanup: scanned"));
     inst_end(&in);
     assert_true(exists("schematic:flags:" V ":keep"));
     assert_true(exists("schematic:company:" V ":keep"));

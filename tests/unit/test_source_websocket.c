@@ -36,440 +36,28 @@
 
 #include "clock.h"
 #include "config.h"
-#include "metrics.h"
 
-/* ---- fake host -------------------------------------------------------------- */
+/* ---- fake host ------------------------------------------------------------ */
 
-struct rec {
-    uint32_t op;
-    uint32_t flags;
-    char *etype;
-    char *eid;
-    char *payload;
-    struct ferry_pos pos;
-};
+#include "fakehost.h"
 
-struct fake {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    const char *keys[32];
-    const char *vals[32];
-    int nopts;
-    struct rec *recs;
-    size_t nrecs;
-    size_t cap;
-    int block;
-    unsigned long refused;
-    struct ferry_pos committed;
-    char *log;
-    size_t loglen;
-    size_t logcap;
-    int component;
-    char list_buf[512];
-    const char *list_items[16];
-};
-
-static struct fake F;
-
-static void fake_opt(const char *key, const char *val)
-{
-    int i;
-
-    for (i = 0; i < F.nopts; i++)
-        if (!strcmp(F.keys[i], key)) {
-            F.vals[i] = val;
-            return;
-        }
-    F.keys[F.nopts] = key;
-    F.vals[F.nopts++] = val;
-}
-
-static void fake_log(struct ferry_ctx *ctx, int level, const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    size_t n;
-
-    (void)ctx;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    if (getenv("VERBOSE"))
-        fprintf(stderr, "  [%d] %s\n", level, line);
-    n = strlen(line);
-    pthread_mutex_lock(&F.lock);
-    if (F.loglen + n + 2 > F.logcap) {
-        F.logcap = (F.logcap + n + 2) * 2;
-        F.log = realloc(F.log, F.logcap);
-    }
-    memcpy(F.log + F.loglen, line, n);
-    F.log[F.loglen + n] = '\n';
-    F.loglen += n + 1;
-    F.log[F.loglen] = '\0';
-    pthread_mutex_unlock(&F.lock);
-}
-
-static int fake_log_enabled(struct ferry_ctx *ctx, int level)
-{
-    (void)ctx;
-    return level >= FERRY_LOG_INFO || getenv("VERBOSE");
-}
-
-static int log_has(const char *needle)
-{
-    int r;
-
-    pthread_mutex_lock(&F.lock);
-    r = F.log && strstr(F.log, needle) != NULL;
-    pthread_mutex_unlock(&F.lock);
-    return r;
-}
-
-static void *fake_alloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-
-    if (!p)
-        abort();
-    return p;
-}
-
-static void *fake_realloc(void *p, size_t n)
-{
-    p = realloc(p, n ? n : 1);
-    if (!p)
-        abort();
-    return p;
-}
-
-static char *fake_strdup(const char *s)
-{
-    char *p = strdup(s);
-
-    if (!p)
-        abort();
-    return p;
-}
-
-static uint64_t fake_now(void)
-{
-    return clock_now_ns();
-}
-
-static int64_t fake_realtime(void)
-{
-    return clock_realtime_ms();
-}
-
-static const struct ferry_option *fake_decl(const char *name)
-{
-    const struct ferry_option *o;
-
-    for (o = ws_options; o->name; o++)
-        if (!strcmp(o->name, name))
-            return o;
-    fail_msg("undeclared option %s", name);
-    return NULL;
-}
-
-static const char *fake_val(const char *name)
-{
-    int i;
-
-    for (i = 0; i < F.nopts; i++)
-        if (!strcmp(F.keys[i], name))
-            return F.vals[i];
-    return fake_decl(name)->def;
-}
-
-static const char *fake_opt_str(struct ferry_ctx *ctx, const char *name)
-{
-    (void)ctx;
-    return fake_val(name);
-}
-
-static int64_t fake_opt_int(struct ferry_ctx *ctx, const char *name)
-{
-    int64_t v = 0;
-
-    (void)ctx;
-    assert_int_equal(config_parse_int(fake_val(name), &v), 0);
-    return v;
-}
-
-static int fake_opt_bool(struct ferry_ctx *ctx, const char *name)
-{
-    int v = 0;
-
-    (void)ctx;
-    assert_int_equal(config_parse_bool(fake_val(name), &v), 0);
-    return v;
-}
-
-static uint64_t fake_opt_duration(struct ferry_ctx *ctx, const char *name)
-{
-    uint64_t v = 0;
-
-    (void)ctx;
-    assert_int_equal(config_parse_duration_ms(fake_val(name), &v), 0);
-    return v;
-}
-
-static uint64_t fake_opt_size(struct ferry_ctx *ctx, const char *name)
-{
-    uint64_t v = 0;
-
-    (void)ctx;
-    assert_int_equal(config_parse_size(fake_val(name), &v), 0);
-    return v;
-}
-
-static double fake_opt_double(struct ferry_ctx *ctx, const char *name)
-{
-    double v = 0;
-
-    (void)ctx;
-    assert_int_equal(config_parse_double(fake_val(name), &v), 0);
-    return v;
-}
-
-static size_t fake_opt_list(struct ferry_ctx *ctx, const char *name,
-                            const char *const **items)
-{
-    char *p, *tok, *save = NULL;
-    size_t n = 0;
-
-    (void)ctx;
-    snprintf(F.list_buf, sizeof(F.list_buf), "%s", fake_val(name));
-    for (p = F.list_buf; (tok = strtok_r(p, ",", &save)); p = NULL) {
-        while (*tok == ' ')
-            tok++;
-        if (*tok)
-            F.list_items[n++] = tok;
-        for (char *e = tok + strlen(tok); e > tok && e[-1] == ' '; e--)
-            e[-1] = '\0';
-    }
-    F.list_items[n] = NULL;
-    *items = F.list_items;
-    return n;
-}
-
-static int fake_opt_is_set(struct ferry_ctx *ctx, const char *name)
-{
-    int i;
-
-    (void)ctx;
-    for (i = 0; i < F.nopts; i++)
-        if (!strcmp(F.keys[i], name))
-            return 1;
-    return 0;
-}
-
-static const char *fake_instance(struct ferry_ctx *ctx)
-{
-    (void)ctx;
-    return "test";
-}
-
-static void fake_record(const struct ferry_msg *m)
-{
-    struct rec *r;
-
-    if (F.nrecs == F.cap) {
-        F.cap = F.cap ? F.cap * 2 : 256;
-        F.recs = realloc(F.recs, F.cap * sizeof(*F.recs));
-    }
-    r = &F.recs[F.nrecs++];
-    r->op = m->op;
-    r->flags = m->flags;
-    r->etype = strdup(m->entity_type ? m->entity_type : "");
-    r->eid = strdup(m->entity_id ? m->entity_id : "");
-    r->payload = strndup(m->payload ? m->payload : "", m->payload_len);
-    r->pos = m->pos;
-}
-
-static int fake_emit(struct ferry_ctx *ctx, const struct ferry_msg *m)
-{
-    (void)ctx;
-    pthread_mutex_lock(&F.lock);
-    if (F.block) {
-        F.refused++;
-        pthread_mutex_unlock(&F.lock);
-        return FERRY_WOULD_BLOCK;
-    }
-    fake_record(m);
-    pthread_cond_broadcast(&F.cond);
-    pthread_mutex_unlock(&F.lock);
-    return FERRY_OK;
-}
-
-static int fake_emit_wait(struct ferry_ctx *ctx, const struct ferry_msg *m,
-                          uint64_t timeout_ms)
-{
-    uint64_t deadline = clock_now_ns() + timeout_ms * 1000000ull;
-
-    (void)ctx;
-    pthread_mutex_lock(&F.lock);
-    while (F.block) {
-        struct timespec ts = clock_ts(deadline);
-
-        if (pthread_cond_timedwait(&F.cond, &F.lock, &ts)) {
-            pthread_mutex_unlock(&F.lock);
-            return FERRY_TIMEDOUT;
-        }
-    }
-    fake_record(m);
-    pthread_cond_broadcast(&F.cond);
-    pthread_mutex_unlock(&F.lock);
-    return FERRY_OK;
-}
-
-static void fake_committed(struct ferry_ctx *ctx, struct ferry_pos *out)
-{
-    (void)ctx;
-    pthread_mutex_lock(&F.lock);
-    *out = F.committed;
-    pthread_mutex_unlock(&F.lock);
-}
-
-static struct ferry_metric *fake_metric(struct ferry_ctx *ctx, int type,
-                                        const char *name, const char *help,
-                                        const char *const *labels)
-{
-    const char *all[16] = { "source", "test" };
-    size_t n = 2;
-
-    (void)ctx;
-    while (labels && labels[n - 2] && n < 14) {
-        all[n] = labels[n - 2];
-        n++;
-    }
-    all[n] = NULL;
-    return metrics_get(type, name, help, all);
-}
-
-static void fake_set_component(struct ferry_ctx *ctx, const char *c,
-                               int state)
-{
-    (void)ctx;
-    if (!strcmp(c, "datastream")) {
-        pthread_mutex_lock(&F.lock);
-        F.component = state;
-        pthread_mutex_unlock(&F.lock);
-    }
-}
-
-static void fake_set_ready(struct ferry_ctx *ctx, int ready)
-{
-    (void)ctx;
-    (void)ready;
-}
-
-static void fake_set_info(struct ferry_ctx *ctx, const char *k,
-                          const char *v)
-{
-    (void)ctx;
-    (void)k;
-    (void)v;
-}
-
-static void fake_request_stop(struct ferry_ctx *ctx, int code,
-                              const char *why)
-{
-    (void)ctx;
-    (void)code;
-    (void)why;
-}
-
-static const struct ferry_host fake_host = {
-    .struct_size = sizeof(struct ferry_host),
-    .abi_minor = FERRY_ABI_MINOR,
-    .log = fake_log,
-    .log_enabled = fake_log_enabled,
-    .alloc = fake_alloc,
-    .realloc = fake_realloc,
-    .free = free,
-    .strdup = fake_strdup,
-    .now_ns = fake_now,
-    .realtime_ms = fake_realtime,
-    .opt_str = fake_opt_str,
-    .opt_int = fake_opt_int,
-    .opt_bool = fake_opt_bool,
-    .opt_duration_ms = fake_opt_duration,
-    .opt_size = fake_opt_size,
-    .opt_double = fake_opt_double,
-    .opt_list = fake_opt_list,
-    .opt_is_set = fake_opt_is_set,
-    .instance_name = fake_instance,
-    .emit = fake_emit,
-    .emit_wait = fake_emit_wait,
-    .committed = fake_committed,
-    .metric = fake_metric,
-    .metric_add = metrics_add,
-    .metric_set = metrics_set,
-    .metric_observe = metrics_observe,
-    .set_component = fake_set_component,
-    .set_ready = fake_set_ready,
-    .set_info = fake_set_info,
-    .request_stop = fake_request_stop,
-};
-
-static void fake_reset(void)
-{
-    size_t i;
-
-    for (i = 0; i < F.nrecs; i++) {
-        free(F.recs[i].etype);
-        free(F.recs[i].eid);
-        free(F.recs[i].payload);
-    }
-    free(F.recs);
-    free(F.log);
-    memset(&F, 0, sizeof(F));
-    pthread_mutex_init(&F.lock, NULL);
-    {
-        pthread_condattr_t ca;
-
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&F.cond, &ca);
-        pthread_condattr_destroy(&ca);
-    }
-    metrics_reset();
-}
+static struct ferry_ctx *fake_ctx;
 
 static int fake_setup(void **unused)
 {
     (void)unused;
-    fake_reset();
-    fake_opt("api_key", "test-key");
+    fh_reset();
+    fh_set_log_level(FERRY_LOG_INFO);
+    fake_ctx = fh_ctx_new("test", ws_options);
+    fh_opt(fake_ctx, "api_key", "test-key");
     return 0;
 }
 
 static int fake_teardown(void **unused)
 {
     (void)unused;
-    fake_reset();
+    fh_reset();
     return 0;
-}
-
-static size_t nrecs(void)
-{
-    size_t n;
-
-    pthread_mutex_lock(&F.lock);
-    n = F.nrecs;
-    pthread_mutex_unlock(&F.lock);
-    return n;
-}
-
-static double metric_val(const char *name, const char *lk, const char *lv)
-{
-    const char *labels[] = { "source", "test", lk, lv, NULL };
-
-    if (!lk)
-        labels[2] = NULL;
-    return metrics_sum(name, labels);
 }
 
 static void sleep_ms(unsigned ms)
@@ -494,23 +82,18 @@ static int wait_until(int (*cond)(void *), void *arg, unsigned ms)
 
 static int have_recs(void *arg)
 {
-    return nrecs() >= (size_t)(uintptr_t)arg;
+    return fh_emitted_count() >= (size_t)(uintptr_t)arg;
 }
 
 static int was_refused(void *arg)
 {
-    unsigned long n;
-
     (void)arg;
-    pthread_mutex_lock(&F.lock);
-    n = F.refused;
-    pthread_mutex_unlock(&F.lock);
-    return n > 0;
+    return fh_emit_refused() > 0;
 }
 
 static int have_log(void *arg)
 {
-    return log_has(arg);
+    return fh_logged(fake_ctx, arg);
 }
 
 /* ---- pure helpers ------------------------------------------------------------- */
@@ -719,7 +302,7 @@ static void test_ratelog(void **unused)
 
 static int init_with(void **state)
 {
-    return ferry_plugin.init(&fake_host, (struct ferry_ctx *)&F, state);
+    return ferry_plugin.init(&fh_host, fake_ctx, state);
 }
 
 static void test_init_defaults(void **unused)
@@ -753,7 +336,7 @@ static void test_init_url_from_api_url(void **unused)
     void *st = NULL;
 
     (void)unused;
-    fake_opt("api_url", "http://127.0.0.1:8080/");
+    fh_opt(fake_ctx, "api_url", "http://127.0.0.1:8080/");
     assert_int_equal(init_with(&st), FERRY_OK);
     s = st;
     assert_string_equal(s->url, "ws://127.0.0.1:8080/datastream");
@@ -767,50 +350,54 @@ static void test_init_errors(void **unused)
     void *st = NULL;
 
     (void)unused;
-    fake_opt("url", "ftp://files.example.com/x");
+    fh_opt(fake_ctx, "url", "ftp://files.example.com/x");
     assert_int_equal(init_with(&st), FERRY_EINVAL);
-    assert_true(log_has("url: cannot derive a datastream URL from "
-                        "'ftp://files.example.com/x'"));
-    fake_opt("url", "");
+    assert_true(fh_logged(fake_ctx, "url: cannot derive a datastream URL from "
+                                    "'ftp://files.example.com/x'"));
+    fh_opt(fake_ctx, "url", "");
 
-    fake_opt("api_url", "ftp://api.example.com");
+    fh_opt(fake_ctx, "api_url", "ftp://api.example.com");
     assert_int_equal(init_with(&st), FERRY_EINVAL);
-    assert_true(log_has("api_url 'ftp://api.example.com' must start with "
-                        "http:// or https://"));
-    fake_opt("api_url", "https://api.example.com");
+    assert_true(fh_logged(fake_ctx,
+                          "api_url 'ftp://api.example.com' must start with "
+                          "http:// or https://"));
+    fh_opt(fake_ctx, "api_url", "https://api.example.com");
 
-    fake_opt("subscribe", "companies, gadgets");
+    fh_opt(fake_ctx, "subscribe", "companies, gadgets");
     assert_int_equal(init_with(&st), FERRY_EINVAL);
-    assert_true(log_has("subscribe: unknown item 'gadgets'"));
-    fake_opt("subscribe", "companies");
+    assert_true(fh_logged(fake_ctx, "subscribe: unknown item 'gadgets'"));
+    fh_opt(fake_ctx, "subscribe", "companies");
 
-    fake_opt("ping_interval", "30s");
-    fake_opt("pong_wait", "30s");
+    fh_opt(fake_ctx, "ping_interval", "30s");
+    fh_opt(fake_ctx, "pong_wait", "30s");
     assert_int_equal(init_with(&st), FERRY_EINVAL);
-    assert_true(log_has("pong_wait (30s) must be longer than ping_interval "
-                        "(30s)"));
-    fake_opt("pong_wait", "31s");
+    assert_true(fh_logged(fake_ctx,
+                          "pong_wait (30s) must be longer than ping_interval "
+                          "(30s)"));
+    fh_opt(fake_ctx, "pong_wait", "31s");
 
-    fake_opt("reconnect_min", "10s");
-    fake_opt("reconnect_max", "5s");
+    fh_opt(fake_ctx, "reconnect_min", "10s");
+    fh_opt(fake_ctx, "reconnect_max", "5s");
     assert_int_equal(init_with(&st), FERRY_EINVAL);
-    assert_true(log_has("reconnect_min must not exceed reconnect_max"));
-    fake_opt("reconnect_max", "10s");
+    assert_true(
+        fh_logged(fake_ctx, "reconnect_min must not exceed reconnect_max"));
+    fh_opt(fake_ctx, "reconnect_max", "10s");
 
-    fake_opt("api_key", "");
+    fh_opt(fake_ctx, "api_key", "");
     assert_int_equal(init_with(&st), FERRY_EINVAL);
-    assert_true(log_has("api_key is empty"));
-    fake_opt("api_key", "k");
+    assert_true(fh_logged(fake_ctx, "api_key is empty"));
+    fh_opt(fake_ctx, "api_key", "k");
 
-    fake_opt("tls_ca_file", "/nonexistent/ca.pem");
+    fh_opt(fake_ctx, "tls_ca_file", "/nonexistent/ca.pem");
     assert_int_equal(init_with(&st), FERRY_EINVAL);
-    assert_true(log_has("tls_ca_file '/nonexistent/ca.pem': No such file"));
-    fake_opt("tls_ca_file", "");
+    assert_true(
+        fh_logged(fake_ctx, "tls_ca_file '/nonexistent/ca.pem': No such file"));
+    fh_opt(fake_ctx, "tls_ca_file", "");
 
     assert_int_equal(init_with(&st), FERRY_OK);
     ferry_plugin.fini(st);
     /* The key never reaches the log. */
-    assert_false(log_has("test-key"));
+    assert_false(fh_logged(fake_ctx, "test-key"));
 }
 
 /* ---- in-process datastream server ------------------------------------------------ */
@@ -1291,8 +878,8 @@ static void plugin_start(void)
     snprintf(url_buf, sizeof(url_buf), "ws://127.0.0.1:%d/datastream",
              S.port);
     snprintf(api_buf, sizeof(api_buf), "http://127.0.0.1:%d", S.port);
-    fake_opt("url", url_buf);
-    fake_opt("api_url", api_buf);
+    fh_opt(fake_ctx, "url", url_buf);
+    fh_opt(fake_ctx, "api_url", api_buf);
     memset(&R, 0, sizeof(R));
     assert_int_equal(init_with(&R.state), FERRY_OK);
     assert_int_equal(pthread_create(&R.thread, NULL, run_main, NULL), 0);
@@ -1346,7 +933,7 @@ static void test_run_headers_and_subscriptions(void **unused)
 
     (void)unused;
     srv_start(steps, 1);
-    F.committed = pos;
+    fh_set_committed(pos);
     plugin_start();
     assert_true(wait_until(have_log, "subscribed to companies users flags",
                            2000));
@@ -1367,14 +954,16 @@ static void test_run_headers_and_subscriptions(void **unused)
     assert_non_null(strstr(S.reqs[2], "\"rulesengine.Flags\",\"replay_from\":"
                                       "\"1767225600042-3\""));
     pthread_mutex_unlock(&S.lock);
-    assert_int_equal(F.component, FERRY_COMPONENT_CONNECTED);
-    assert_true(metric_val("ferry_source_connected", NULL, NULL) == 1);
+    assert_int_equal(fh_component(fake_ctx, "datastream"),
+                     FERRY_COMPONENT_CONNECTED);
+    assert_true(fh_metric_sum("ferry_source_connected", NULL) == 1);
     /* A committed position: no initial load. */
     assert_int_equal(S.rest_requests, 0);
     plugin_stop();
     srv_stop();
-    assert_int_equal(F.component, FERRY_COMPONENT_DISCONNECTED);
-    assert_false(log_has("test-key"));
+    assert_int_equal(fh_component(fake_ctx, "datastream"),
+                     FERRY_COMPONENT_DISCONNECTED);
+    assert_false(fh_logged(fake_ctx, "test-key"));
 }
 
 static void test_run_messages_and_invalid(void **unused)
@@ -1407,38 +996,38 @@ static void test_run_messages_and_invalid(void **unused)
 
     (void)unused;
     srv_start(steps, sizeof(steps) / sizeof(steps[0]));
-    F.committed.set = 1;
-    F.committed.ms = 1;
-    fake_opt("max_message_size", "2KB");
+    fh_set_committed((struct ferry_pos){.set = 1, .ms = 1});
+    fh_opt(fake_ctx, "max_message_size", "2KB");
     plugin_start();
     assert_true(wait_until(have_recs, (void *)3, 2000));
     sleep_ms(50);
-    assert_int_equal(nrecs(), 3);
-    assert_string_equal(F.recs[0].etype, "company");
-    assert_string_equal(F.recs[0].eid, "comp_1");
-    assert_int_equal(F.recs[0].op, FERRY_OP_FULL);
-    assert_int_equal(F.recs[0].pos.ms, 1767225600001ull);
-    assert_string_equal(F.recs[1].etype, "user");
-    assert_string_equal(F.recs[1].eid, "user_1");
-    assert_int_equal(F.recs[1].pos.ms, 1767225600002ull);
-    assert_string_equal(F.recs[2].etype, "flags");
-    assert_int_equal(F.recs[2].op, FERRY_OP_SNAPSHOT);
-    assert_true(metric_val("ferry_source_invalid_messages_total", "reason",
-                           "binary") == 1);
-    assert_true(metric_val("ferry_source_invalid_messages_total", "reason",
-                           "too_large") == 1);
-    assert_true(metric_val("ferry_source_invalid_messages_total", "reason",
-                           "invalid_json") == 1);
-    assert_true(metric_val("ferry_source_errors_total", NULL, NULL) == 1);
-    assert_true(metric_val("ferry_source_messages_total", "entity_type",
-                           "company") == 1);
-    assert_true(log_has("subscription confirmed: rulesengine.Companies"));
-    assert_true(log_has("server error: company not found"));
+    assert_int_equal(fh_emitted_count(), 3);
+    assert_string_equal(fh_emitted(0)->entity_type, "company");
+    assert_string_equal(fh_emitted(0)->entity_id, "comp_1");
+    assert_int_equal(fh_emitted(0)->op, FERRY_OP_FULL);
+    assert_int_equal(fh_emitted(0)->pos.ms, 1767225600001ull);
+    assert_string_equal(fh_emitted(1)->entity_type, "user");
+    assert_string_equal(fh_emitted(1)->entity_id, "user_1");
+    assert_int_equal(fh_emitted(1)->pos.ms, 1767225600002ull);
+    assert_string_equal(fh_emitted(2)->entity_type, "flags");
+    assert_int_equal(fh_emitted(2)->op, FERRY_OP_SNAPSHOT);
+    assert_true(fh_metric_sum("ferry_source_invalid_messages_total",
+                              "reason=binary") == 1);
+    assert_true(fh_metric_sum("ferry_source_invalid_messages_total",
+                              "reason=too_large") == 1);
+    assert_true(fh_metric_sum("ferry_source_invalid_messages_total",
+                              "reason=invalid_json") == 1);
+    assert_true(fh_metric_sum("ferry_source_errors_total", NULL) == 1);
+    assert_true(fh_metric_sum("ferry_source_messages_total",
+                              "entity_type=company") == 1);
+    assert_true(
+        fh_logged(fake_ctx, "subscription confirmed: rulesengine.Companies"));
+    assert_true(fh_logged(fake_ctx, "server error: company not found"));
     /* One invalid line per second at most: the first is logged. */
-    assert_true(log_has("invalid message skipped (binary)"));
+    assert_true(fh_logged(fake_ctx, "invalid message skipped (binary)"));
     plugin_stop();
-    assert_true(log_has("stopped: 3 messages, 3 invalid (binary=1 "
-                        "too_large=1 invalid_json=1), 1 errors"));
+    assert_true(fh_logged(fake_ctx, "stopped: 3 messages, 3 invalid (binary=1 "
+                                    "too_large=1 invalid_json=1), 1 errors"));
     srv_stop();
 }
 
@@ -1467,24 +1056,24 @@ static void test_run_large_split_messages(void **unused)
                  "\"rulesengine.Company\",\"message_type\":\"full\","
                  "\"stream_id\":\"1767225600006-0\"}";
     srv_start(s2, 7);
-    F.committed.set = 1;
-    fake_opt("max_message_size", "1MB");
+    fh_set_committed((struct ferry_pos){.set = 1});
+    fh_opt(fake_ctx, "max_message_size", "1MB");
     plugin_start();
     assert_true(wait_until(have_recs, (void *)5, 5000));
     sleep_ms(50);
-    assert_int_equal(nrecs(), 5);
-    assert_int_equal(F.recs[0].pos.ms, 1767225600001ull);
-    assert_int_equal(F.recs[1].pos.ms, 1767225600002ull);
-    assert_true(strlen(F.recs[1].payload) > 300000);
-    assert_int_equal(F.recs[2].pos.ms, 1767225600003ull);
-    assert_string_equal(F.recs[2].payload, F.recs[1].payload);
-    assert_int_equal(F.recs[3].pos.ms, 1767225600004ull);
-    assert_int_equal(F.recs[4].pos.ms, 1767225600006ull);
-    assert_true(metric_val("ferry_source_invalid_messages_total", "reason",
-                           "too_large") == 1);
+    assert_int_equal(fh_emitted_count(), 5);
+    assert_int_equal(fh_emitted(0)->pos.ms, 1767225600001ull);
+    assert_int_equal(fh_emitted(1)->pos.ms, 1767225600002ull);
+    assert_true(strlen(fh_emitted(1)->payload) > 300000);
+    assert_int_equal(fh_emitted(2)->pos.ms, 1767225600003ull);
+    assert_string_equal(fh_emitted(2)->payload, fh_emitted(1)->payload);
+    assert_int_equal(fh_emitted(3)->pos.ms, 1767225600004ull);
+    assert_int_equal(fh_emitted(4)->pos.ms, 1767225600006ull);
+    assert_true(fh_metric_sum("ferry_source_invalid_messages_total",
+                              "reason=too_large") == 1);
     assert_true(S.pongs >= 1); /* the server's ping was answered */
     assert_int_equal(S.conns, 1);
-    assert_false(log_has("protocol_error"));
+    assert_false(fh_logged(fake_ctx, "protocol_error"));
     plugin_stop();
     srv_stop();
 }
@@ -1508,25 +1097,23 @@ static void test_run_backpressure(void **unused)
         steps[i].text = texts[i];
     }
     srv_start(steps, N);
-    F.committed.set = 1;
-    F.block = 1;
+    fh_set_committed((struct ferry_pos){.set = 1});
+    fh_emit_verdict(FERRY_WOULD_BLOCK);
     /* Short keepalive: a paused connection must not be declared dead. */
-    fake_opt("ping_interval", "50ms");
-    fake_opt("pong_wait", "150ms");
+    fh_opt(fake_ctx, "ping_interval", "50ms");
+    fh_opt(fake_ctx, "pong_wait", "150ms");
     plugin_start();
     /* The first refusal pauses reading; nothing is accepted meanwhile. */
     assert_true(wait_until(was_refused, NULL, 2000));
     sleep_ms(400); /* well past pong_wait */
-    assert_int_equal(nrecs(), 0);
+    assert_int_equal(fh_emitted_count(), 0);
     assert_int_equal(S.conns, 1);
-    assert_false(log_has("no pong"));
-    pthread_mutex_lock(&F.lock);
-    F.block = 0;
-    pthread_mutex_unlock(&F.lock);
+    assert_false(fh_logged(fake_ctx, "no pong"));
+    fh_emit_verdict(FERRY_OK);
     ferry_plugin.wakeup(R.state);
     assert_true(wait_until(have_recs, (void *)N, 3000));
     for (i = 0; i < N; i++)
-        assert_int_equal(F.recs[i].pos.ms, 1767225600000ull + i + 1);
+        assert_int_equal(fh_emitted(i)->pos.ms, 1767225600000ull + i + 1);
     assert_int_equal(S.conns, 1);
     plugin_stop();
     srv_stop();
@@ -1538,13 +1125,14 @@ static void test_run_close_4001(void **unused)
 
     (void)unused;
     srv_start(steps, 1);
-    F.committed.set = 1;
-    fake_opt("reconnect_max", "10s");
+    fh_set_committed((struct ferry_pos){.set = 1});
+    fh_opt(fake_ctx, "reconnect_max", "10s");
     plugin_start();
     assert_true(wait_until(have_log, "API key refused (close 4001)", 2000));
-    assert_true(log_has("retrying in 10s"));
-    assert_int_equal(F.component, FERRY_COMPONENT_DISCONNECTED);
-    assert_true(metric_val("ferry_source_unhealthy", NULL, NULL) == 1);
+    assert_true(fh_logged(fake_ctx, "retrying in 10s"));
+    assert_int_equal(fh_component(fake_ctx, "datastream"),
+                     FERRY_COMPONENT_DISCONNECTED);
+    assert_true(fh_metric_sum("ferry_source_unhealthy", NULL) == 1);
     sleep_ms(200);
     assert_int_equal(S.conns, 1); /* waits reconnect_max */
     plugin_stop();
@@ -1570,26 +1158,25 @@ static void test_run_reconnect_resumes(void **unused)
     srv_start(s2, 6);
     /* A committed position older than what arrived: the cursor is the
      * newest position received in this process. */
-    F.committed.set = 1;
-    F.committed.ms = 1767225600001ull;
-    fake_opt("bulk_load", "false");
-    fake_opt("reconnect_min", "20ms");
+    fh_set_committed((struct ferry_pos){.set = 1, .ms = 1767225600001ull});
+    fh_opt(fake_ctx, "bulk_load", "false");
+    fh_opt(fake_ctx, "reconnect_min", "20ms");
     plugin_start();
     assert_true(wait_until(have_recs, (void *)4, 3000));
     assert_int_equal(S.conns, 3);
     for (i = 0; i < 4; i++)
-        assert_int_equal(F.recs[i].pos.ms, 1767225600001ull + i);
+        assert_int_equal(fh_emitted(i)->pos.ms, 1767225600001ull + i);
     pthread_mutex_lock(&S.lock);
     assert_int_equal(S.nreqs, 9);
     assert_non_null(strstr(S.reqs[0], "\"replay_from\":\"1767225600001-0\""));
     assert_non_null(strstr(S.reqs[3], "\"replay_from\":\"1767225600002-0\""));
     assert_non_null(strstr(S.reqs[8], "\"replay_from\":\"1767225600003-0\""));
     pthread_mutex_unlock(&S.lock);
-    assert_true(log_has("(close 1000)"));
-    assert_true(metric_val("ferry_source_reconnects_total", NULL, NULL) == 2);
+    assert_true(fh_logged(fake_ctx, "(close 1000)"));
+    assert_true(fh_metric_sum("ferry_source_reconnects_total", NULL) == 2);
     /* Exactly once each: resuming after the newest received position
      * replays nothing twice. */
-    assert_int_equal(nrecs(), 4);
+    assert_int_equal(fh_emitted_count(), 4);
     plugin_stop();
     srv_stop();
 }
@@ -1600,10 +1187,10 @@ static void test_run_pong_timeout(void **unused)
 
     (void)unused;
     srv_start(steps, 1);
-    F.committed.set = 1;
-    fake_opt("ping_interval", "100ms");
-    fake_opt("pong_wait", "300ms");
-    fake_opt("reconnect_min", "20ms");
+    fh_set_committed((struct ferry_pos){.set = 1});
+    fh_opt(fake_ctx, "ping_interval", "100ms");
+    fh_opt(fake_ctx, "pong_wait", "300ms");
+    fh_opt(fake_ctx, "reconnect_min", "20ms");
     plugin_start();
     assert_true(wait_until(have_log, "no pong within 300ms: connection dead",
                            1500));
@@ -1625,24 +1212,24 @@ static void test_run_initial_load(void **unused)
     srv_start(s2, 4);
     S.companies = 250;
     S.users = 120;
-    fake_opt("bulk_rate", "0");
+    fh_opt(fake_ctx, "bulk_rate", "0");
     plugin_start();
     n = 250 + 120 + 2 + 4;
     assert_true(wait_until(have_recs, (void *)n, 5000));
     sleep_ms(50);
-    assert_int_equal(nrecs(), n);
-    assert_int_equal(F.recs[0].op, FERRY_OP_LOAD_BEGIN);
-    assert_string_equal(F.recs[0].etype, "control");
+    assert_int_equal(fh_emitted_count(), n);
+    assert_int_equal(fh_emitted(0)->op, FERRY_OP_LOAD_BEGIN);
+    assert_string_equal(fh_emitted(0)->entity_type, "control");
     for (i = 0; i < n; i++) {
-        if (F.recs[i].op == FERRY_OP_LOAD_END)
+        if (fh_emitted(i)->op == FERRY_OP_LOAD_END)
             end = i;
-        if (F.recs[i].op == FERRY_OP_LOAD_BEGIN)
+        if (fh_emitted(i)->op == FERRY_OP_LOAD_BEGIN)
             begin++;
-        if (F.recs[i].flags & FERRY_MSG_F_LOAD &&
-            F.recs[i].op == FERRY_OP_FULL) {
+        if (fh_emitted(i)->flags & FERRY_MSG_F_LOAD &&
+            fh_emitted(i)->op == FERRY_OP_FULL) {
             loaded++;
             assert_true(i < end || !end);
-            assert_false(F.recs[i].pos.set);
+            assert_false(fh_emitted(i)->pos.set);
         }
     }
     assert_int_equal(begin, 1);
@@ -1651,10 +1238,11 @@ static void test_run_initial_load(void **unused)
     /* The stream messages, held during the load, come after LOAD_END in
      * arrival order. */
     for (i = 0; i < 4; i++)
-        assert_int_equal(F.recs[end + 1 + i].pos.ms, 1767225600001ull + i);
+        assert_int_equal(fh_emitted(end + 1 + i)->pos.ms, 1767225600001ull + i);
     /* 2 counts + 3 company pages + 2 user pages. */
     assert_int_equal(S.rest_requests, 7);
-    assert_true(log_has("initial load complete: 250 companies, 120 users"));
+    assert_true(
+        fh_logged(fake_ctx, "initial load complete: 250 companies, 120 users"));
     plugin_stop();
     srv_stop();
 }
@@ -1676,19 +1264,20 @@ static void test_run_reload(void **unused)
     srv_start(s2, 4);
     S.companies = 3;
     S.users = 0;
-    F.committed.set = 1; /* no initial load at connect */
-    fake_opt("bulk_rate", "0");
+    /* A committed position: no initial load at connect. */
+    fh_set_committed((struct ferry_pos){.set = 1});
+    fh_opt(fake_ctx, "bulk_rate", "0");
     plugin_start();
     assert_true(wait_until(have_recs, (void *)9, 3000));
     sleep_ms(50);
-    assert_int_equal(nrecs(), 9);
-    assert_int_equal(F.recs[0].pos.ms, 1767225600001ull);
-    assert_int_equal(F.recs[1].op, FERRY_OP_RELOAD);
-    assert_int_equal(F.recs[2].op, FERRY_OP_LOAD_BEGIN);
-    assert_int_equal(F.recs[3].flags, FERRY_MSG_F_LOAD);
-    assert_int_equal(F.recs[6].op, FERRY_OP_LOAD_END);
-    assert_int_equal(F.recs[7].pos.ms, 1767225600003ull);
-    assert_int_equal(F.recs[8].pos.ms, 1767225600004ull);
+    assert_int_equal(fh_emitted_count(), 9);
+    assert_int_equal(fh_emitted(0)->pos.ms, 1767225600001ull);
+    assert_int_equal(fh_emitted(1)->op, FERRY_OP_RELOAD);
+    assert_int_equal(fh_emitted(2)->op, FERRY_OP_LOAD_BEGIN);
+    assert_int_equal(fh_emitted(3)->flags, FERRY_MSG_F_LOAD);
+    assert_int_equal(fh_emitted(6)->op, FERRY_OP_LOAD_END);
+    assert_int_equal(fh_emitted(7)->pos.ms, 1767225600003ull);
+    assert_int_equal(fh_emitted(8)->pos.ms, 1767225600004ull);
     plugin_stop();
     srv_stop();
 }
@@ -1702,16 +1291,16 @@ static void test_run_load_401_never_ends(void **unused)
     s2[0].text = company_frames[0];
     srv_start(s2, 1);
     S.companies = 3;
-    fake_opt("api_key", "wrong-key");
-    fake_opt("reconnect_min", "20ms");
-    fake_opt("reconnect_max", "100ms");
-    fake_opt("bulk_rate", "0");
+    fh_opt(fake_ctx, "api_key", "wrong-key");
+    fh_opt(fake_ctx, "reconnect_min", "20ms");
+    fh_opt(fake_ctx, "reconnect_max", "100ms");
+    fh_opt(fake_ctx, "bulk_rate", "0");
     plugin_start();
     assert_true(wait_until(have_log, "HTTP 401 (API key refused)", 2000));
     sleep_ms(300);
     /* LOAD_BEGIN only: no entity, no LOAD_END, the stream message held. */
-    assert_int_equal(nrecs(), 1);
-    assert_int_equal(F.recs[0].op, FERRY_OP_LOAD_BEGIN);
+    assert_int_equal(fh_emitted_count(), 1);
+    assert_int_equal(fh_emitted(0)->op, FERRY_OP_LOAD_BEGIN);
     assert_true(S.rest_401 >= 3); /* retried */
     plugin_stop();
     srv_stop();
@@ -1727,8 +1316,8 @@ static void test_run_load_concurrency(void **unused)
     srv_start_hold(s2, 1, 1);
     S.companies = 1000;
     S.users = 0;
-    fake_opt("bulk_concurrency", "3");
-    fake_opt("bulk_rate", "0");
+    fh_opt(fake_ctx, "bulk_concurrency", "3");
+    fh_opt(fake_ctx, "bulk_rate", "0");
     plugin_start();
     /* LOAD_BEGIN, 1000 companies, LOAD_END, the stream message. */
     assert_true(wait_until(have_recs, (void *)1003, 5000));
@@ -1752,7 +1341,7 @@ static void test_run_load_rate(void **unused)
     srv_start(s2, 1);
     S.companies = 500;
     S.users = 0;
-    fake_opt("bulk_rate", "40"); /* one request per 25 ms */
+    fh_opt(fake_ctx, "bulk_rate", "40"); /* one request per 25 ms */
     plugin_start();
     assert_true(wait_until(have_recs, (void *)503, 5000));
     assert_int_equal(S.rest_requests, 7);
@@ -1778,7 +1367,7 @@ static void test_probe(void **unused)
     S.expect_reqs = 0;
     snprintf(url_buf, sizeof(url_buf), "ws://127.0.0.1:%d/datastream",
              S.port);
-    fake_opt("url", url_buf);
+    fh_opt(fake_ctx, "url", url_buf);
     assert_int_equal(init_with(&st), FERRY_OK);
     assert_int_equal(ferry_plugin.probe(st, msg, sizeof(msg)), FERRY_OK);
     assert_non_null(strstr(msg, "handshake and ping answered"));
@@ -1792,7 +1381,7 @@ static void test_probe(void **unused)
     S.expect_reqs = 0;
     snprintf(url_buf, sizeof(url_buf), "ws://127.0.0.1:%d/datastream",
              S.port);
-    fake_opt("url", url_buf);
+    fh_opt(fake_ctx, "url", url_buf);
     assert_int_equal(init_with(&st), FERRY_OK);
     assert_int_equal(ferry_plugin.probe(st, msg, sizeof(msg)), FERRY_ERROR);
     assert_non_null(strstr(msg, "API key refused (close 4001)"));
@@ -1800,7 +1389,7 @@ static void test_probe(void **unused)
     srv_stop();
 
     /* Nothing listens. */
-    fake_opt("url", "ws://127.0.0.1:1/datastream");
+    fh_opt(fake_ctx, "url", "ws://127.0.0.1:1/datastream");
     assert_int_equal(init_with(&st), FERRY_OK);
     assert_int_equal(ferry_plugin.probe(st, msg, sizeof(msg)), FERRY_ERROR);
     assert_non_null(strstr(msg, "cannot connect to ws://127.0.0.1:1/"));
@@ -1903,7 +1492,7 @@ static void rawsrv_start(int mode)
     assert_int_equal(pthread_create(&RS.thread, NULL, rawsrv_main, NULL), 0);
     snprintf(url_buf, sizeof(url_buf), "ws://127.0.0.1:%d/datastream",
              RS.port);
-    fake_opt("url", url_buf);
+    fh_opt(fake_ctx, "url", url_buf);
 }
 
 static void rawsrv_stop(void)
@@ -1916,7 +1505,7 @@ static void rawsrv_stop(void)
 static void raw_run(void)
 {
     memset(&R, 0, sizeof(R));
-    F.committed.set = 1;
+    fh_set_committed((struct ferry_pos){.set = 1});
     assert_int_equal(init_with(&R.state), FERRY_OK);
     assert_int_equal(pthread_create(&R.thread, NULL, run_main, NULL), 0);
 }
@@ -1925,12 +1514,12 @@ static void test_handshake_timeout(void **unused)
 {
     (void)unused;
     rawsrv_start(RAW_SILENT);
-    fake_opt("connect_timeout", "300ms");
-    fake_opt("reconnect_min", "50ms");
+    fh_opt(fake_ctx, "connect_timeout", "300ms");
+    fh_opt(fake_ctx, "reconnect_min", "50ms");
     raw_run();
     assert_true(wait_until(have_log, "no WebSocket handshake within 300ms",
                            2000));
-    assert_true(log_has("retrying in"));
+    assert_true(fh_logged(fake_ctx, "retrying in"));
     plugin_stop();
     rawsrv_stop();
 }
@@ -1939,13 +1528,13 @@ static void test_handshake_401(void **unused)
 {
     (void)unused;
     rawsrv_start(RAW_401);
-    fake_opt("reconnect_max", "10s");
+    fh_opt(fake_ctx, "reconnect_max", "10s");
     raw_run();
     assert_true(wait_until(have_log, "the server answered HTTP/1.1 401 "
                                      "Unauthorized (API key refused); "
                                      "retrying in 10s",
                            2000));
-    assert_true(metric_val("ferry_source_unhealthy", NULL, NULL) == 1);
+    assert_true(fh_metric_sum("ferry_source_unhealthy", NULL) == 1);
     plugin_stop();
     rawsrv_stop();
 }
@@ -1956,7 +1545,7 @@ static void test_handshake_bad_accept(void **unused)
     rawsrv_start(RAW_BAD_ACCEPT);
     raw_run();
     assert_true(wait_until(have_log, "wrong Sec-WebSocket-Accept", 2000));
-    assert_int_equal(nrecs(), 0);
+    assert_int_equal(fh_emitted_count(), 0);
     plugin_stop();
     rawsrv_stop();
 }
@@ -1965,13 +1554,13 @@ static void test_masked_server_frame(void **unused)
 {
     (void)unused;
     rawsrv_start(RAW_MASKED);
-    fake_opt("reconnect_min", "1s");
+    fh_opt(fake_ctx, "reconnect_min", "1s");
     raw_run();
     assert_true(wait_until(have_log, "masked frame from the server", 2000));
-    assert_true(metric_val("ferry_source_invalid_messages_total", "reason",
-                           "protocol_error") >= 1);
+    assert_true(fh_metric_sum("ferry_source_invalid_messages_total",
+                              "reason=protocol_error") >= 1);
     assert_true(wait_until(have_log, "disconnected from", 2000));
-    assert_int_equal(nrecs(), 0);
+    assert_int_equal(fh_emitted_count(), 0);
     plugin_stop();
     rawsrv_stop();
 }
@@ -1990,14 +1579,15 @@ static void test_run_stop_while_dialling(void **unused)
 {
     (void)unused;
     /* Nothing listens on port 1: dials fail, stop() still ends run(). */
-    fake_opt("url", "ws://127.0.0.1:1/datastream");
-    fake_opt("reconnect_min", "20ms");
-    fake_opt("reconnect_max", "40ms");
+    fh_opt(fake_ctx, "url", "ws://127.0.0.1:1/datastream");
+    fh_opt(fake_ctx, "reconnect_min", "20ms");
+    fh_opt(fake_ctx, "reconnect_max", "40ms");
     memset(&R, 0, sizeof(R));
     assert_int_equal(init_with(&R.state), FERRY_OK);
     assert_int_equal(pthread_create(&R.thread, NULL, run_main, NULL), 0);
     assert_true(wait_until(have_log, "(attempt 3)", 2000));
-    assert_true(log_has("cannot connect to ws://127.0.0.1:1/datastream"));
+    assert_true(
+        fh_logged(fake_ctx, "cannot connect to ws://127.0.0.1:1/datastream"));
     plugin_stop();
 }
 
