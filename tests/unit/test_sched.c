@@ -18,102 +18,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
-#include "config.h"
-#include "health.h"
-#include "log.h"
-#include "metrics.h"
-#include "sched.h"
-#include "timer.h"
+#include "pipeline_util.h"
 #include "tracker.h"
-
-static char tmpdir[256];
-
-static const char *build_dir(void)
-{
-    const char *b = getenv("BUILD");
-    return b && b[0] ? b : "build";
-}
-
-/* Writes an INI file and builds a pipeline from it. */
-static struct pipeline *make_pipeline(const char *fmt, ...)
-{
-    char path[512];
-    char plugdir[512];
-    char err[1024];
-    struct config cfg;
-    va_list ap;
-
-    snprintf(path, sizeof(path), "%s/test.ini", tmpdir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    va_start(ap, fmt);
-    vfprintf(f, fmt, ap);
-    va_end(ap);
-    fclose(f);
-
-    snprintf(plugdir, sizeof(plugdir), "%s/tests/plugins", build_dir());
-    memset(&cfg, 0, sizeof(cfg));
-    if (config_load(&cfg, path, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s\n", err);
-        fail();
-    }
-    struct pipeline *pl = pipeline_new(&cfg, plugdir, err, sizeof(err));
-    if (!pl) {
-        fprintf(stderr, "%s\n", err);
-        fail();
-    }
-    return pl;
-}
-
-static double metric(const char *name)
-{
-    return metrics_sum(name, NULL);
-}
-
-static double metric_l(const char *name, const char *k, const char *v)
-{
-    const char *l[] = {k, v, NULL};
-    return metrics_sum(name, l);
-}
-
-/* Polls until metric name reaches want or timeout_ms passes. */
-static int wait_metric(const char *name, double want, int timeout_ms)
-{
-    uint64_t until = clock_now_ns() + (uint64_t)timeout_ms * 1000000ull;
-    while (clock_now_ns() < until) {
-        if (metric(name) >= want)
-            return 1;
-        usleep(2000);
-    }
-    return metric(name) >= want;
-}
-
-static void run_to_end(struct pipeline *pl)
-{
-    assert_int_equal(pipeline_start(pl), 0);
-    pipeline_wait(pl);
-    assert_int_equal(pipeline_shutdown(pl), 0);
-}
 
 static int setup(void **state)
 {
     (void)state;
-    metrics_reset();
-    health_reset();
-    log_set_level(FERRY_LOG_WARN);
-    return 0;
+    return pipeline_test_reset(FERRY_LOG_WARN);
 }
-
-static int teardown(void **state)
-{
-    (void)state;
-    timer_shutdown();
-    metrics_reset();
-    return 0;
-}
-
-static const char *head = "[ferry]\nhttp_listen =\nmetrics_interval = 0\n";
 
 /* 100k messages for 1k entities through 8 workers: every entity's
  * messages arrive in order, none is lost or repeated, and the final
@@ -122,11 +34,10 @@ static void test_order_with_8_workers(void **state)
 {
     (void)state;
     struct pipeline *pl = make_pipeline(
-        "%s[source.gen]\nplugin = gen\ncount = 100000\nentities = 1000\n"
-        "[sink.check]\nplugin = check\n"
-        "[route.r]\nfrom = gen\nto = check\nworkers = 8\nbatch_size = 50\n"
-        "channel_size = 1000\nbatch_timeout = 5ms\n",
-        head);
+        HEAD "[source.gen]\nplugin = gen\ncount = 100000\nentities = 1000\n"
+             "[sink.check]\nplugin = check\n"
+             "[route.r]\nfrom = gen\nto = check\nworkers = 8\nbatch_size = 50\n"
+             "channel_size = 1000\nbatch_timeout = 5ms\n");
     run_to_end(pl);
     assert_int_equal((int64_t)metric("test_sink_messages_total"), 100000);
     assert_int_equal((int64_t)metric("test_sink_order_violations_total"), 0);
@@ -144,12 +55,11 @@ static void test_flush_at_batch_size(void **state)
 {
     (void)state;
     struct pipeline *pl = make_pipeline(
-        "%s[source.gen]\nplugin = gen\ncount = 100\nentities = 10\n"
-        "linger = true\n"
-        "[sink.check]\nplugin = check\n"
-        "[route.r]\nfrom = gen\nto = check\nworkers = 1\nbatch_size = 10\n"
-        "batch_timeout = 1h\n",
-        head);
+        HEAD "[source.gen]\nplugin = gen\ncount = 100\nentities = 10\n"
+             "linger = true\n"
+             "[sink.check]\nplugin = check\n"
+             "[route.r]\nfrom = gen\nto = check\nworkers = 1\nbatch_size = 10\n"
+             "batch_timeout = 1h\n");
     assert_int_equal(pipeline_start(pl), 0);
     assert_true(wait_metric("test_sink_messages_total", 100, 3000));
     assert_int_equal((int64_t)metric("test_sink_batches_total"), 10);
@@ -165,12 +75,11 @@ static void test_flush_at_batch_timeout(void **state)
 {
     (void)state;
     struct pipeline *pl = make_pipeline(
-        "%s[source.gen]\nplugin = gen\ncount = 5\nentities = 5\n"
-        "linger = true\n"
-        "[sink.check]\nplugin = check\n"
-        "[route.r]\nfrom = gen\nto = check\nworkers = 1\n"
-        "batch_size = 1000\nbatch_timeout = 150ms\n",
-        head);
+        HEAD "[source.gen]\nplugin = gen\ncount = 5\nentities = 5\n"
+             "linger = true\n"
+             "[sink.check]\nplugin = check\n"
+             "[route.r]\nfrom = gen\nto = check\nworkers = 1\n"
+             "batch_size = 1000\nbatch_timeout = 150ms\n");
     assert_int_equal(pipeline_start(pl), 0);
     usleep(60000);
     assert_int_equal((int64_t)metric("test_sink_messages_total"), 0);
@@ -189,17 +98,17 @@ static void test_retry_loses_nothing(void **state)
 {
     (void)state;
     struct pipeline *pl = make_pipeline(
-        "%s[source.gen]\nplugin = gen\ncount = 2000\nentities = 50\n"
-        "[sink.check]\nplugin = check\nretry_first = 5\n"
-        "[route.r]\nfrom = gen\nto = check\nworkers = 4\nbatch_size = 20\n"
-        "channel_size = 100\nbatch_timeout = 5ms\n",
-        head);
+        HEAD "[source.gen]\nplugin = gen\ncount = 2000\nentities = 50\n"
+             "[sink.check]\nplugin = check\nretry_first = 5\n"
+             "[route.r]\nfrom = gen\nto = check\nworkers = 4\nbatch_size = 20\n"
+             "channel_size = 100\nbatch_timeout = 5ms\n");
     run_to_end(pl);
     assert_int_equal((int64_t)metric("test_sink_messages_total"), 2000);
     assert_true(metric("test_sink_sum_total") == 2000.0 * 2001.0 / 2);
     assert_int_equal((int64_t)metric("test_sink_order_violations_total"), 0);
     assert_int_equal(
-        (int64_t)metric_l("ferry_sink_batches_total", "result", "retry"), 5);
+        (int64_t)metric_l("ferry_sink_batches_total", "result", "retry", NULL),
+        5);
     assert_int_equal((int64_t)metric("test_sink_checkpoint"), 2000);
     pipeline_free(pl);
 }
@@ -210,12 +119,11 @@ static void test_control_barrier(void **state)
 {
     (void)state;
     struct pipeline *pl = make_pipeline(
-        "%s[source.gen]\nplugin = gen\ncount = 5000\nentities = 100\n"
-        "control_every = 500\n"
-        "[sink.check]\nplugin = check\n"
-        "[route.r]\nfrom = gen\nto = check\nworkers = 4\nbatch_size = 16\n"
-        "channel_size = 200\nbatch_timeout = 2ms\n",
-        head);
+        HEAD "[source.gen]\nplugin = gen\ncount = 5000\nentities = 100\n"
+             "control_every = 500\n"
+             "[sink.check]\nplugin = check\n"
+             "[route.r]\nfrom = gen\nto = check\nworkers = 4\nbatch_size = 16\n"
+             "channel_size = 200\nbatch_timeout = 2ms\n");
     run_to_end(pl);
     assert_int_equal((int64_t)metric("test_sink_messages_total"), 5000);
     assert_int_equal((int64_t)metric("test_sink_controls_total"), 10);
@@ -230,13 +138,12 @@ static void test_stop_drains_queue(void **state)
 {
     (void)state;
     struct pipeline *pl = make_pipeline(
-        "[ferry]\nhttp_listen =\nmetrics_interval = 0\n"
-        "shutdown_timeout = 30s\n"
-        "[source.gen]\nplugin = gen\ncount = 10000\nentities = 100\n"
-        "linger = true\n"
-        "[sink.check]\nplugin = check\ndelay = 20ms\n"
-        "[route.r]\nfrom = gen\nto = check\nworkers = 2\nbatch_size = 50\n"
-        "channel_size = 20000\nbatch_timeout = 1ms\n");
+        HEAD "shutdown_timeout = 30s\n"
+             "[source.gen]\nplugin = gen\ncount = 10000\nentities = 100\n"
+             "linger = true\n"
+             "[sink.check]\nplugin = check\ndelay = 20ms\n"
+             "[route.r]\nfrom = gen\nto = check\nworkers = 2\nbatch_size = 50\n"
+             "channel_size = 20000\nbatch_timeout = 1ms\n");
     assert_int_equal(pipeline_start(pl), 0);
     assert_true(wait_metric("test_source_emitted_total", 10000, 5000));
     /* Most of the 10k are still queued behind the slow sink. */
@@ -254,13 +161,12 @@ static void test_shutdown_timeout_keeps_cursor_behind(void **state)
 {
     (void)state;
     struct pipeline *pl = make_pipeline(
-        "[ferry]\nhttp_listen =\nmetrics_interval = 0\n"
-        "shutdown_timeout = 200ms\n"
-        "[source.gen]\nplugin = gen\ncount = 2000\nentities = 10\n"
-        "linger = true\n"
-        "[sink.check]\nplugin = check\ndelay = 50ms\n"
-        "[route.r]\nfrom = gen\nto = check\nworkers = 1\nbatch_size = 10\n"
-        "channel_size = 5000\nbatch_timeout = 1ms\n");
+        HEAD "shutdown_timeout = 200ms\n"
+             "[source.gen]\nplugin = gen\ncount = 2000\nentities = 10\n"
+             "linger = true\n"
+             "[sink.check]\nplugin = check\ndelay = 50ms\n"
+             "[route.r]\nfrom = gen\nto = check\nworkers = 1\nbatch_size = 10\n"
+             "channel_size = 5000\nbatch_timeout = 1ms\n");
     assert_int_equal(pipeline_start(pl), 0);
     assert_true(wait_metric("test_source_emitted_total", 2000, 5000));
     uint64_t t0 = clock_now_ns();
@@ -343,8 +249,7 @@ static void test_route_reference_errors(void **state)
 
 int main(void)
 {
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/ferry-sched.XXXXXX");
-    if (!mkdtemp(tmpdir))
+    if (tmpdir_create("ferry-sched") != 0)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_order_with_8_workers, setup,
@@ -367,9 +272,7 @@ int main(void)
                                         teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-    if (system(cmd) != 0)
+    if (tmpdir_remove() != 0)
         return 1;
     return rc;
 }

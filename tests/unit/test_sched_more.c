@@ -23,57 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
-#include "config.h"
-#include "health.h"
-#include "log.h"
-#include "metrics.h"
-#include "sched.h"
-#include "timer.h"
+#include "pipeline_util.h"
 #include "tracker.h"
-
-static char tmpdir[256];
-
-static const char *build_dir(void)
-{
-    const char *b = getenv("BUILD");
-    return b && b[0] ? b : "build";
-}
-
-/* Writes an INI file and builds a pipeline from it; NULL (with the reason
- * in err) when the pipeline refuses it. */
-static struct pipeline *try_pipeline(const char *text, char *err, size_t errlen)
-{
-    char path[512];
-    char plugdir[512];
-    struct config cfg;
-
-    snprintf(path, sizeof(path), "%s/more.ini", tmpdir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-
-    snprintf(plugdir, sizeof(plugdir), "%s/tests/plugins", build_dir());
-    memset(&cfg, 0, sizeof(cfg));
-    if (config_load(&cfg, path, err, errlen) != 0) {
-        config_release(&cfg);
-        return NULL;
-    }
-    return pipeline_new(&cfg, plugdir, err, errlen);
-}
-
-static struct pipeline *make_pipeline(const char *text)
-{
-    char err[1024];
-    struct pipeline *pl = try_pipeline(text, err, sizeof(err));
-
-    if (!pl) {
-        fprintf(stderr, "%s\n", err);
-        fail();
-    }
-    return pl;
-}
 
 /* The instance called name. */
 static struct ferry_ctx *instance(struct pipeline *pl, const char *name)
@@ -94,26 +45,6 @@ static struct ferry_pos committed(struct pipeline *pl, const char *name)
     return p;
 }
 
-static double metric(const char *name)
-{
-    return metrics_sum(name, NULL);
-}
-
-/* A series of a metric: label pairs, NULL-terminated. */
-static double metric_l(const char *name, ...)
-{
-    const char *l[9];
-    size_t n = 0;
-    va_list ap;
-
-    va_start(ap, name);
-    while (n < 8 && (l[n] = va_arg(ap, const char *)) != NULL)
-        n++;
-    va_end(ap);
-    l[n] = NULL;
-    return metrics_sum(name, l);
-}
-
 static double sink_metric(const char *name, const char *sink)
 {
     return metric_l(name, "sink", sink, NULL);
@@ -125,43 +56,11 @@ static int64_t sink_type(const char *sink, const char *type)
                              type, NULL);
 }
 
-/* Polls until metric name reaches want or timeout_ms passes. */
-static int wait_metric(const char *name, double want, int timeout_ms)
-{
-    uint64_t until = clock_now_ns() + (uint64_t)timeout_ms * 1000000ull;
-    while (clock_now_ns() < until) {
-        if (metric(name) >= want)
-            return 1;
-        usleep(2000);
-    }
-    return metric(name) >= want;
-}
-
-static void run_to_end(struct pipeline *pl)
-{
-    assert_int_equal(pipeline_start(pl), 0);
-    pipeline_wait(pl);
-    assert_int_equal(pipeline_shutdown(pl), 0);
-}
-
 static int setup(void **state)
 {
     (void)state;
-    metrics_reset();
-    health_reset();
-    log_set_level(FERRY_LOG_ERROR + 1);
-    return 0;
+    return pipeline_test_reset(FERRY_LOG_ERROR + 1);
 }
-
-static int teardown(void **state)
-{
-    (void)state;
-    timer_shutdown();
-    metrics_reset();
-    return 0;
-}
-
-#define HEAD "[ferry]\nhttp_listen =\nmetrics_interval = 0\n"
 
 /* ---- the tracker against a model -------------------------------------- */
 
@@ -699,8 +598,7 @@ static void test_failed_build_keeps_running_gauges(void **state)
 
 int main(void)
 {
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/ferry-sched-more.XXXXXX");
-    if (!mkdtemp(tmpdir))
+    if (tmpdir_create("ferry-sched-more") != 0)
         return 1;
     const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -727,9 +625,7 @@ int main(void)
     if (getenv("FERRY_TEST_ONLY"))
         cmocka_set_test_filter(getenv("FERRY_TEST_ONLY"));
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-    if (system(cmd) != 0)
+    if (tmpdir_remove() != 0)
         return 1;
     return rc;
 }
