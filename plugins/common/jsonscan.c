@@ -3,14 +3,17 @@
  *
  * The grammar is a state machine instead of recursion: the state says what
  * may come next, and a bit per open level says whether it is an object. So
- * the depth limit bounds memory, not the C stack, and js_skip() runs the
- * same loop without handing tokens out.
+ * the depth limit bounds a bitmap, not the C stack, js_skip() runs the same
+ * loop without handing tokens out, and position, depth and state stay in
+ * registers while it runs. A member's name travels with its value: one
+ * call per member, not two.
  *
- * Strings are the bulk of every document, so they are scanned eight bytes
- * at a time (SWAR, as a word-at-a-time memchr does): one test per word
- * finds the first '"', '\\', control byte or non-ASCII byte, and only a
- * non-ASCII byte costs a UTF-8 sequence check. That check is the whole
- * UTF-8 validation of a document that parses (see jsonscan.h).
+ * Strings are the bulk of every document, so they are scanned 16 bytes at
+ * a time with SSE2 where there is SSE2, else 8 at a time (SWAR, as a
+ * word-at-a-time memchr does): one test finds the first '"', '\\', control
+ * byte or non-ASCII byte, and only a non-ASCII byte costs a UTF-8 sequence
+ * check. That check is the whole UTF-8 validation of a document that
+ * parses (see jsonscan.h).
  */
 #include "jsonscan.h"
 
@@ -28,12 +31,10 @@
 #endif
 
 enum {
-    S_VALUE,     /* a value */
-    S_ARR_FIRST, /* after '[': a value or ']' */
-    S_OBJ_FIRST, /* after '{': a member name or '}' */
-    S_KEY,       /* after ',' in an object: a member name */
-    S_AFTER,     /* after a value inside a container: ',' or its end */
-    S_DONE,      /* the root value is complete */
+    S_ROOT,  /* the root value */
+    S_OPEN,  /* after '{' or '[': a member or item, or the end */
+    S_AFTER, /* after a member or item: ',' or the end */
+    S_DONE,  /* the root value is complete */
     S_FAILED
 };
 
@@ -44,7 +45,7 @@ void js_init(struct js_scan *sc, const char *buf, size_t len, int max_depth)
     sc->end = buf + len;
     sc->depth = 0;
     sc->max_depth = max_depth;
-    sc->state = S_VALUE;
+    sc->state = S_ROOT;
     sc->nws = 0;
     sc->err = NULL;
     sc->err_at = 0;
@@ -154,7 +155,7 @@ static int js_hex4(const char *p, unsigned *out)
 /* Scans the string whose opening quote is at p. Returns the byte after
  * its closing quote, or NULL (error recorded). */
 static inline const char *js_string(struct js_scan *sc, const char *p,
-                                    struct js_tok *t)
+                                    struct js_str *t)
 {
     const char *open = p, *end = sc->end;
 
@@ -294,8 +295,9 @@ static const char *js_number(struct js_scan *sc, const char *p,
         while (p < end && *p >= '0' && *p <= '9')
             p++;
     }
-    t->s = start;
-    t->len = (size_t)(p - start);
+    t->text.s = start;
+    t->text.len = (size_t)(p - start);
+    t->text.esc = 0;
     if (!real) {
         /* jansson stores integers as 64-bit signed: refuse what it
          * refuses ("too big integer"). */
@@ -317,7 +319,7 @@ static const char *js_number(struct js_scan *sc, const char *p,
     }
     /* Only an exponent or more than 308 integer digits can overflow a
      * double (jansson: "real number overflow"). */
-    if ((expo || ndig > 308) && isinf(js_real(start, t->len))) {
+    if ((expo || ndig > 308) && isinf(js_real(start, t->text.len))) {
         js_fail(sc, start, "real number overflow");
         return NULL;
     }
@@ -347,55 +349,52 @@ static const char *js_ws(struct js_scan *sc, const char *p)
  */
 static int js_run(struct js_scan *sc, struct js_tok *t, int floor)
 {
-    const char *p = sc->p, *end = sc->end, *at, *lit;
-    const char *what;
+    const char *p = sc->p, *end = sc->end, *at, *what, *lit;
+    struct js_str *str;
     size_t k;
-    int depth = sc->depth, state = sc->state, type, c, obj, key;
+    int depth = sc->depth, state = sc->state, type, c, obj;
 
     for (;;) {
         /* Compact JSON has no whitespace: one test. */
         if (p < end && (unsigned char)*p <= ' ')
             p = js_ws(sc, p);
         c = p < end ? (unsigned char)*p : -1;
-        switch (state) {
-        case S_AFTER:
-            obj = (sc->obj[depth >> 3] >> (depth & 7)) & 1;
-            if (c == ',') {
-                p++;
-                state = obj ? S_KEY : S_VALUE;
-                continue;
+        t->key.s = NULL;
+        if (state == S_ROOT)
+            goto value;
+        if (state == S_DONE) {
+            type = JS_END;
+            goto out;
+        }
+        if (state != S_OPEN && state != S_AFTER)
+            return JS_ERROR;
+        obj = (sc->obj[depth >> 3] >> (depth & 7)) & 1;
+        if (c == (obj ? '}' : ']'))
+            goto close;
+        if (state == S_AFTER) {
+            if (c != ',') {
+                at = p;
+                what = obj ? "',' or '}' expected" : "',' or ']' expected";
+                goto fail;
             }
-            if (c == (obj ? '}' : ']'))
-                goto close;
-            at = p;
-            what = obj ? "',' or '}' expected" : "',' or ']' expected";
-            goto fail;
-        case S_OBJ_FIRST:
-        case S_ARR_FIRST:
-            obj = state == S_OBJ_FIRST;
-            if (c == (obj ? '}' : ']'))
-                goto close;
-            if (!obj)
-                break; /* a value */
-            /* fall through */
-        case S_KEY:
+            p++;
+            if (p < end && (unsigned char)*p <= ' ')
+                p = js_ws(sc, p);
+            c = p < end ? (unsigned char)*p : -1;
+        }
+        if (obj) {
+            /* A member: its name and ':' first. */
             if (c != '"') {
                 at = p;
                 what = "string or '}' expected";
                 goto fail;
             }
-            key = 1;
+            str = &t->key;
             goto string;
-        case S_VALUE:
-            break;
-        case S_DONE:
-            type = JS_END;
-            goto out;
-        default:
-            return JS_ERROR;
         }
-        /* A value. */
-        t->s = p;
+    value:
+        t->text.s = p;
+        t->text.esc = 0;
         switch (c) {
         case '{':
         case '[':
@@ -411,24 +410,25 @@ static int js_run(struct js_scan *sc, struct js_tok *t, int floor)
             else
                 sc->obj[depth >> 3] &= (unsigned char)~(1u << (depth & 7));
             p++;
-            t->len = 1;
-            state = c == '{' ? S_OBJ_FIRST : S_ARR_FIRST;
+            t->text.len = 1;
+            state = S_OPEN;
             type = c == '{' ? JS_OBJ_BEGIN : JS_ARR_BEGIN;
             goto emit;
         case '"':
-            key = 0;
+            str = &t->text;
             goto string;
         case 't':
         case 'f':
         case 'n':
             lit = c == 't' ? "true" : c == 'f' ? "false" : "null";
-            t->len = c == 'f' ? 5 : 4;
-            if ((size_t)(end - p) < t->len)
+            t->text.len = c == 'f' ? 5 : 4;
+            if ((size_t)(end - p) < t->text.len)
                 goto bad_token;
-            for (k = 1; k < t->len; k++) {
+            for (k = 1; k < t->text.len; k++) {
                 if (p[k] != lit[k])
                     goto bad_token;
             }
+            p += t->text.len;
             type = c == 't' ? JS_TRUE : c == 'f' ? JS_FALSE : JS_NULL;
             break;
         case -1:
@@ -441,36 +441,36 @@ static int js_run(struct js_scan *sc, struct js_tok *t, int floor)
             p = js_number(sc, p, t, &type);
             if (!p)
                 goto failed;
-            state = depth ? S_AFTER : S_DONE;
-            goto emit;
         }
-        p += t->len;
         state = depth ? S_AFTER : S_DONE;
         goto emit;
     string:
-        /* A member name (key) or a string value. */
-        p = js_string(sc, p, t);
+        /* The one place strings are scanned (inlined): a member's name,
+         * then on to its value, or a string value. */
+        p = js_string(sc, p, str);
         if (!p)
             goto failed;
-        if (!key) {
-            type = JS_STR;
-            state = depth ? S_AFTER : S_DONE;
-            goto emit;
+        if (str == &t->key) {
+            if (p < end && (unsigned char)*p <= ' ')
+                p = js_ws(sc, p);
+            if (p == end || *p != ':') {
+                at = p;
+                what = "':' expected";
+                goto fail;
+            }
+            p++;
+            if (p < end && (unsigned char)*p <= ' ')
+                p = js_ws(sc, p);
+            c = p < end ? (unsigned char)*p : -1;
+            goto value;
         }
-        if (p < end && (unsigned char)*p <= ' ')
-            p = js_ws(sc, p);
-        if (p == end || *p != ':') {
-            at = p;
-            what = "':' expected";
-            goto fail;
-        }
-        p++;
-        type = JS_KEY;
-        state = S_VALUE;
+        type = JS_STR;
+        state = depth ? S_AFTER : S_DONE;
         goto emit;
     close:
-        t->s = p++;
-        t->len = 1;
+        t->text.s = p++;
+        t->text.len = 1;
+        t->text.esc = 0;
         type = obj ? JS_OBJ_END : JS_ARR_END;
         state = --depth ? S_AFTER : S_DONE;
     emit:

@@ -1,14 +1,14 @@
 /*
  * plugins/common/jsonscan.h: the JSON grammar of plugins/common, once. A
  * pull scanner: js_next() hands out a document's tokens in order (object
- * and array brackets, member names, scalars), each checked as it is read,
- * and the caller keeps what it needs: datastream.c a few envelope fields
- * and the raw span of `data`, jv.c an arena tree.
+ * and array brackets, scalars; a member's name comes with its value), each
+ * checked as it is read, and the caller keeps what it needs: datastream.c
+ * a few envelope fields and the raw span of `data`, jv.c an arena tree.
  *
- * It accepts exactly what jansson's json_loadb(buf, len, 0) accepts, up to
- * the nesting limit the caller chooses: strict UTF-8 (RFC 3629), no
- * "\u0000", paired surrogate escapes only, integers within 64 bits, reals
- * that do not overflow a double, any value at the root.
+ * It accepts exactly what jansson's json_loadb(buf, len, JSON_DECODE_ANY)
+ * accepts, up to the nesting limit the caller chooses: strict UTF-8 (RFC
+ * 3629), no "\u0000", paired surrogate escapes only, integers within 64
+ * bits, reals that do not overflow a double, any value at the root.
  *
  * Errors: the first one wins and stops the scan (js_next returns JS_ERROR
  * from then on). When the document is not well-formed UTF-8, the error is
@@ -18,7 +18,9 @@
  * checks the whole buffer. So a document that scans to its end is
  * well-formed UTF-8 without a separate pass.
  *
- * A scanner belongs to one thread at a time; it allocates nothing.
+ * A scanner belongs to one thread at a time. It allocates nothing (but a
+ * copy of a real number longer than 63 bytes, to check it for overflow);
+ * it aborts if even that fails.
  */
 #ifndef FERRY_COMMON_JSONSCAN_H
 #define FERRY_COMMON_JSONSCAN_H
@@ -35,7 +37,6 @@ enum js_type {
     JS_OBJ_END,
     JS_ARR_BEGIN,
     JS_ARR_END,
-    JS_KEY, /* a member name; its value comes next */
     JS_STR,
     JS_INT,
     JS_REAL,
@@ -44,12 +45,21 @@ enum js_type {
     JS_NULL
 };
 
-struct js_tok {
-    /* JS_KEY / JS_STR: the raw bytes between the quotes (escapes not
-     * decoded: js_decode); other tokens: their text (a bracket: 1 byte). */
+/* A scanned string: the raw bytes between the quotes (escapes not
+ * decoded: js_decode). */
+struct js_str {
     const char *s;
     size_t len;
-    int esc;     /* JS_KEY / JS_STR: s holds a backslash escape */
+    int esc; /* s holds a backslash escape */
+};
+
+struct js_tok {
+    /* A value (a scalar or a BEGIN) inside an object: its member's name;
+     * key.s is NULL for anything else. */
+    struct js_str key;
+    /* JS_STR: the string; any other token: its text (a bracket: 1 byte),
+     * esc 0. */
+    struct js_str text;
     long long i; /* JS_INT: the value */
 };
 
@@ -73,24 +83,25 @@ struct js_scan {
  * at most max_depth (1..JS_DEPTH_LIMIT) objects and arrays. */
 void js_init(struct js_scan *sc, const char *buf, size_t len, int max_depth);
 
-/* Returns the next token (its text in *t) or JS_ERROR. Whitespace is
- * skipped before a token, never after one, so sc->p is just past the
- * token returned (a JS_KEY: past its ':'). */
+/* Returns the next token (in *t) or JS_ERROR. Whitespace is skipped
+ * before a token, never after one, so sc->p is just past the token
+ * returned. */
 int js_next(struct js_scan *sc, struct js_tok *t);
 
 /* After JS_OBJ_BEGIN or JS_ARR_BEGIN: scans up to and including the
  * matching end bracket (sc->p is then just past it). Returns 0 or -1. */
 int js_skip(struct js_scan *sc);
 
-/* After the root value (JS_END): skips trailing whitespace and fails with
- * `what` (static text) when anything else follows. Returns 0 or -1. */
+/* Once the root value is read: skips trailing whitespace and fails with
+ * `what` (static text) when anything else follows. Returns 0 or -1 (also
+ * when the scan had failed before). */
 int js_finish(struct js_scan *sc, const char *what);
 
 /* Records an error at `at` (a pointer into buf) unless one is recorded
  * already, and stops the scan. `what` is static text. Returns -1. */
 int js_fail(struct js_scan *sc, const char *at, const char *what);
 
-/* Decodes the raw bytes of a scanned string (JS_KEY / JS_STR) into out,
+/* Decodes the raw bytes of a scanned string (struct js_str) into out,
  * which has room for len + 1 bytes (the decoded form is never longer), and
  * a NUL. Returns the decoded length. */
 size_t js_decode(const char *s, size_t len, char *out);
