@@ -3,35 +3,37 @@
  * message (schematic-datastream.md section 3).
  *
  * The frame is checked in this order, and the first failure decides the
- * reason: UTF-8 (the whole frame, strictly), then one pass of a validating
- * JSON scanner that also enforces the nesting limit (so a megabyte of '['
- * is refused at depth DS_MAX_DEPTH + 1 and recursion never goes deeper),
- * then envelope field types, the stream_id syntax, and the message-type
- * specific checks.
+ * reason: UTF-8 (the whole frame, strictly), then the JSON grammar with
+ * the nesting limit (so a megabyte of '[' is refused at depth
+ * DS_MAX_DEPTH + 1), then envelope field types, the stream_id syntax, and
+ * the message-type specific checks. The first two are one pass of the
+ * shared scanner (jsonscan.h), which validates UTF-8 inside strings as it
+ * goes and, on any failure, reports the first bad UTF-8 byte of the frame
+ * when there is one.
  *
  * Why not jansson: building a jansson tree of a 2 KB company frame and
  * dumping `data` again costs ~100 us here (10k frames/s), far from the
- * source's 200k frames/s budget. The scanner below validates the whole
- * frame exactly as strictly as jansson does (same grammar, "\u0000" and
- * unpaired surrogate escapes refused, integers must fit in 64 bits, reals
- * must not overflow a double), records only the members ferry needs
- * (envelope fields, data.id/key/keys/error/entity_type, pagination.*), and
- * copies `data` once with insignificant whitespace removed. Duplicate
- * member names resolve as in jansson: the last one wins (in data.keys the
- * first position is kept, with the last value).
+ * source's 200k frames/s budget. Why not a jv tree either: it decodes
+ * every string and number and keeps no raw spans. The scanner validates
+ * the whole frame exactly as strictly as jansson does; this file pulls its
+ * tokens, records only the members ferry needs (envelope fields,
+ * data.id/key/keys/error/entity_type, pagination.*) as raw spans, lets
+ * js_skip() run through every other object and array without handing out
+ * tokens, and copies `data` once with insignificant whitespace removed.
+ * Duplicate member names resolve as in jansson: the last one wins (in
+ * data.keys the first position is kept, with the last value).
  *
  * Everything here is reentrant: no static mutable state.
  */
 #include "datastream.h"
 
-#include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonscan.h"
 #include "utf8.h"
 
 /* A scanned JSON value. For strings, s/len is the raw content between the
@@ -81,17 +83,18 @@ static const struct ds_name ds_data_names[D_N] = {
 static const struct ds_name ds_pag_names[P_N] = {
     DS_NAME("has_more"), DS_NAME("page"), DS_NAME("total")};
 
+/* The members recorded in each context. */
+static const struct {
+    const struct ds_name *names;
+    int n;
+} ds_names[] = {[CTX_ROOT] = {ds_root_names, R_N},
+                [CTX_DATA] = {ds_data_names, D_N},
+                [CTX_PAG] = {ds_pag_names, P_N}};
+
 #define DS_KV_INLINE 8
 
 struct ds_scan {
-    const char *p;
-    const char *end;
-    const char *buf;
-    int depth;
-    int too_deep;
-    unsigned long nws; /* whitespace runs skipped so far */
-    const char *err;   /* static text */
-    size_t err_at;
+    struct js_scan js;
     struct ds_tok root[R_N];
     struct ds_tok data[D_N];
     struct ds_tok pag[P_N];
@@ -148,243 +151,39 @@ static void ds_invalid(struct ds_frame *f, const char *reason)
     f->reason = reason;
 }
 
-/* ---- the scanner ----------------------------------------------------------
+/* ---- reading the frame ----------------------------------------------------
  */
 
-static int ds_fail(struct ds_scan *sc, const char *at, const char *what)
+/* Decodes a scanned string into out (room for tok->len + 1 bytes) and
+ * returns the decoded length. */
+static size_t ds_decode(const struct ds_tok *tok, char *out)
 {
-    if (!sc->err) {
-        sc->err = what;
-        sc->err_at = (size_t)(at - sc->buf);
+    if (!tok->esc) {
+        memcpy(out, tok->s, tok->len);
+        out[tok->len] = '\0';
+        return tok->len;
     }
-    return -1;
+    return js_decode(tok->s, tok->len, out);
 }
 
-static void ds_ws(struct ds_scan *sc)
-{
-    const char *p = sc->p;
-
-    while (p < sc->end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
-        p++;
-    if (p != sc->p)
-        sc->nws++;
-    sc->p = p;
-}
-
-#define DS_ONES 0x0101010101010101ull
-#define DS_HIGHS 0x8080808080808080ull
-
-/* Nonzero when one of the eight bytes of w is '"', '\\' or below 0x20
- * (bytes >= 0x80 never match). */
-static uint64_t ds_special8(uint64_t w)
-{
-    uint64_t q = w ^ (DS_ONES * '"'), b = w ^ (DS_ONES * '\\');
-
-    return (((q - DS_ONES) & ~q) | ((b - DS_ONES) & ~b) |
-            ((w - DS_ONES * 0x20) & ~w)) &
-           DS_HIGHS;
-}
-
-/* Returns the first byte in [p, end) that is '"', '\\' or a control
- * character, or end. */
-static const unsigned char *ds_str_span(const unsigned char *p,
-                                        const unsigned char *end)
-{
-    while (end - p >= 8) {
-        uint64_t w;
-
-        memcpy(&w, p, 8);
-        if (ds_special8(w))
-            break;
-        p += 8;
-    }
-    while (p < end && *p != '"' && *p != '\\' && *p >= 0x20)
-        p++;
-    return p;
-}
-
-static int ds_hex4(const char *p, unsigned *out)
-{
-    unsigned v = 0;
-    int i;
-
-    for (i = 0; i < 4; i++) {
-        char c = p[i];
-
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (unsigned)(c - 'A' + 10);
-        else
-            return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-/* sc->p is at the opening quote. */
-static int ds_string(struct ds_scan *sc, struct ds_tok *tok)
-{
-    const unsigned char *p = (const unsigned char *)sc->p + 1;
-    const unsigned char *end = (const unsigned char *)sc->end;
-
-    tok->type = '"';
-    tok->esc = 0;
-    tok->s = (const char *)p;
-    for (;;) {
-        unsigned cp, lo;
-
-        p = ds_str_span(p, end);
-        if (p == end)
-            return ds_fail(sc, sc->p, "unterminated string");
-        if (*p == '"')
-            break;
-        if (*p < 0x20)
-            return ds_fail(sc, (const char *)p,
-                           "control character in a string");
-        tok->esc = 1;
-        if (end - p < 2)
-            return ds_fail(sc, (const char *)p, "unterminated string");
-        switch (p[1]) {
-        case '"':
-        case '\\':
-        case '/':
-        case 'b':
-        case 'f':
-        case 'n':
-        case 'r':
-        case 't':
-            p += 2;
-            continue;
-        case 'u':
-            break;
-        default:
-            return ds_fail(sc, (const char *)p, "invalid escape");
-        }
-        if (end - p < 6 || ds_hex4((const char *)p + 2, &cp) < 0)
-            return ds_fail(sc, (const char *)p, "invalid \\u escape");
-        if (cp == 0)
-            return ds_fail(sc, (const char *)p, "\\u0000 is not allowed");
-        if (cp >= 0xDC00 && cp <= 0xDFFF)
-            return ds_fail(sc, (const char *)p, "unpaired surrogate");
-        if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (end - p < 12 || p[6] != '\\' || p[7] != 'u' ||
-                ds_hex4((const char *)p + 8, &lo) < 0 || lo < 0xDC00 ||
-                lo > 0xDFFF)
-                return ds_fail(sc, (const char *)p, "unpaired surrogate");
-            p += 6;
-        }
-        p += 6;
-    }
-    tok->len = (size_t)((const char *)p - tok->s);
-    sc->p = (const char *)p + 1;
-    return 0;
-}
-
-static int ds_number(struct ds_scan *sc, struct ds_tok *tok)
-{
-    const char *p = sc->p, *end = sc->end, *start = sc->p, *digits;
-    int neg = 0, real = 0, expo = 0;
-    size_t ndig;
-
-    if (*p == '-') {
-        neg = 1;
-        p++;
-    }
-    digits = p;
-    if (p < end && *p == '0') {
-        p++;
-    } else if (p < end && *p >= '1' && *p <= '9') {
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
-    } else {
-        return ds_fail(sc, start, "invalid number");
-    }
-    ndig = (size_t)(p - digits);
-    if (p < end && *p == '.') {
-        p++;
-        real = 1;
-        if (p == end || *p < '0' || *p > '9')
-            return ds_fail(sc, start, "invalid number");
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
-    }
-    if (p < end && (*p == 'e' || *p == 'E')) {
-        p++;
-        real = expo = 1;
-        if (p < end && (*p == '+' || *p == '-'))
-            p++;
-        if (p == end || *p < '0' || *p > '9')
-            return ds_fail(sc, start, "invalid number");
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
-    }
-    if (!real && ndig >= 19) {
-        /* jansson stores integers as 64-bit signed: refuse what it
-         * refuses ("too big integer"). */
-        const char *lim = neg ? "9223372036854775808" : "9223372036854775807";
-
-        if (ndig > 19 || memcmp(digits, lim, 19) > 0)
-            return ds_fail(sc, start, "integer out of 64-bit range");
-    }
-    if (real && (expo || ndig > 308)) {
-        /* Only an exponent or more than 308 integer digits can overflow
-         * a double (jansson: "real number overflow"). */
-        size_t n = (size_t)(p - start);
-        char small[64], *copy = n < sizeof(small) ? small : malloc(n + 1);
-        double v;
-
-        if (!copy)
-            abort();
-        memcpy(copy, start, n);
-        copy[n] = '\0';
-        errno = 0;
-        v = strtod(copy, NULL);
-        if (copy != small)
-            free(copy);
-        if (isinf(v))
-            return ds_fail(sc, start, "real number overflow");
-    }
-    tok->type = '0';
-    tok->s = start;
-    tok->len = (size_t)(p - start);
-    sc->p = p;
-    return 0;
-}
-
-static int ds_literal(struct ds_scan *sc, struct ds_tok *tok, const char *lit,
-                      size_t n)
-{
-    if ((size_t)(sc->end - sc->p) < n || memcmp(sc->p, lit, n))
-        return ds_fail(sc, sc->p, "invalid token");
-    tok->type = lit[0];
-    tok->s = sc->p;
-    tok->len = n;
-    sc->p += n;
-    return 0;
-}
-
-static int ds_value(struct ds_scan *sc, int ctx, struct ds_tok *tok);
-
-/* Decodes a member name into buf (cap bytes) when it may match one of
- * ours; returns its length or (size_t)-1 when it cannot match. */
-static size_t ds_name(const struct ds_tok *k, char *buf, size_t cap);
-
+/* Returns the index of the member name k in names, or -1. */
 static int ds_match(const struct ds_tok *k, const struct ds_name *names, int n)
 {
-    char buf[16];
-    size_t len = ds_name(k, buf, sizeof(buf));
-
-    /* ds_name's tmp is sized for this buf. */
+    /* An escape takes at most 6 raw bytes per decoded byte; no name of
+     * ours is longer than 15 bytes. */
+    char tmp[16 * 6 + 1];
+    const char *name = k->s;
+    size_t len = k->len;
     int i;
 
-    if (len == (size_t)-1)
-        return -1;
+    if (k->esc) {
+        if (len >= sizeof(tmp))
+            return -1;
+        len = js_decode(k->s, k->len, tmp);
+        name = tmp;
+    }
     for (i = 0; i < n; i++) {
-        if (names[i].len == len && !memcmp(names[i].name, buf, len))
+        if (names[i].len == len && !memcmp(names[i].name, name, len))
             return i;
     }
     return -1;
@@ -414,247 +213,93 @@ static void ds_kv_push(struct ds_scan *sc, const struct ds_tok *k,
     sc->nkv++;
 }
 
-static int ds_object(struct ds_scan *sc, int ctx)
+static int ds_value(struct ds_scan *sc, int ctx, int type,
+                    const struct js_tok *t, struct ds_tok *tok);
+
+/* The members of an object whose '{' was just read, recorded as ctx
+ * asks. */
+static int ds_members(struct ds_scan *sc, int ctx)
 {
-    const char *open = sc->p;
-
-    if (++sc->depth > DS_MAX_DEPTH) {
-        sc->too_deep = 1;
-        return ds_fail(sc, open, "nesting too deep");
-    }
-    sc->p++;
-    ds_ws(sc);
-    if (sc->p < sc->end && *sc->p == '}') {
-        sc->p++;
-        sc->depth--;
-        return 0;
-    }
     for (;;) {
+        struct js_tok t;
         struct ds_tok k, v, *slot = NULL;
-        int idx, child = CTX_NONE;
+        int idx = -1, child = CTX_NONE;
+        int type = js_next(&sc->js, &t);
 
-        if (sc->p == sc->end || *sc->p != '"')
-            return ds_fail(sc, sc->p, "string or '}' expected");
-        if (ds_string(sc, &k) < 0)
+        if (type == JS_OBJ_END)
+            return 0;
+        if (type == JS_ERROR)
             return -1;
-        ds_ws(sc);
-        if (sc->p == sc->end || *sc->p != ':')
-            return ds_fail(sc, sc->p, "':' expected");
-        sc->p++;
-        switch (ctx) {
-        case CTX_ROOT:
-            idx = ds_match(&k, ds_root_names, R_N);
+        k.type = '"';
+        k.s = t.key.s;
+        k.len = t.key.len;
+        k.esc = (char)t.key.esc;
+        k.ws = 0;
+        if (ctx == CTX_ROOT || ctx == CTX_DATA || ctx == CTX_PAG) {
+            idx = ds_match(&k, ds_names[ctx].names, ds_names[ctx].n);
             if (idx >= 0)
-                slot = &sc->root[idx];
-            if (idx == R_DATA) {
-                /* A later "data" replaces an earlier one entirely. */
-                memset(sc->data, 0, sizeof(sc->data));
-                sc->nkv = 0;
-                child = CTX_DATA;
-            } else if (idx == R_PAGINATION) {
-                memset(sc->pag, 0, sizeof(sc->pag));
-                child = CTX_PAG;
-            }
-            break;
-        case CTX_DATA:
-            idx = ds_match(&k, ds_data_names, D_N);
-            if (idx >= 0)
-                slot = &sc->data[idx];
-            if (idx == D_KEYS) {
-                sc->nkv = 0;
-                child = CTX_KEYS;
-            }
-            break;
-        case CTX_PAG:
-            idx = ds_match(&k, ds_pag_names, P_N);
-            if (idx >= 0)
-                slot = &sc->pag[idx];
-            break;
-        default:
-            break;
+                slot = (ctx == CTX_ROOT   ? sc->root
+                        : ctx == CTX_DATA ? sc->data
+                                          : sc->pag) +
+                       idx;
         }
-        if (ds_value(sc, child, &v) < 0)
+        if (ctx == CTX_ROOT && idx == R_DATA) {
+            /* A later "data" replaces an earlier one entirely. */
+            memset(sc->data, 0, sizeof(sc->data));
+            sc->nkv = 0;
+            child = CTX_DATA;
+        } else if (ctx == CTX_ROOT && idx == R_PAGINATION) {
+            memset(sc->pag, 0, sizeof(sc->pag));
+            child = CTX_PAG;
+        } else if (ctx == CTX_DATA && idx == D_KEYS) {
+            sc->nkv = 0;
+            child = CTX_KEYS;
+        }
+        if (ds_value(sc, child, type, &t, &v) < 0)
             return -1;
         if (slot)
             *slot = v;
         if (ctx == CTX_KEYS)
             ds_kv_push(sc, &k, &v);
-        ds_ws(sc);
-        if (sc->p < sc->end && *sc->p == ',') {
-            sc->p++;
-            ds_ws(sc);
-            continue;
-        }
-        if (sc->p < sc->end && *sc->p == '}') {
-            sc->p++;
-            sc->depth--;
-            return 0;
-        }
-        return ds_fail(sc, sc->p, "',' or '}' expected");
     }
 }
 
-static int ds_array(struct ds_scan *sc)
+/* Reads the value that starts with token t. An object is recorded member
+ * by member as ctx asks (CTX_NONE: not at all); a container's token is
+ * its raw span. */
+static int ds_value(struct ds_scan *sc, int ctx, int type,
+                    const struct js_tok *t, struct ds_tok *tok)
 {
-    const char *open = sc->p;
+    static const char types[] = {
+        [JS_OBJ_BEGIN] = '{', [JS_ARR_BEGIN] = '[', [JS_STR] = '"',
+        [JS_INT] = '0',       [JS_REAL] = '0',      [JS_TRUE] = 't',
+        [JS_FALSE] = 'f',     [JS_NULL] = 'n'};
+    unsigned long nws = sc->js.nws;
+    int r;
 
-    if (++sc->depth > DS_MAX_DEPTH) {
-        sc->too_deep = 1;
-        return ds_fail(sc, open, "nesting too deep");
-    }
-    sc->p++;
-    ds_ws(sc);
-    if (sc->p < sc->end && *sc->p == ']') {
-        sc->p++;
-        sc->depth--;
+    /* JS_ERROR; JS_END and end brackets do not start a value. */
+    if (type < 0 || !types[type])
+        return -1;
+    tok->type = types[type];
+    tok->s = t->text.s;
+    tok->len = t->text.len;
+    tok->esc = (char)t->text.esc;
+    tok->ws = 0;
+    if (type != JS_OBJ_BEGIN && type != JS_ARR_BEGIN)
         return 0;
-    }
-    for (;;) {
-        struct ds_tok v;
-
-        if (ds_value(sc, CTX_NONE, &v) < 0)
-            return -1;
-        ds_ws(sc);
-        if (sc->p < sc->end && *sc->p == ',') {
-            sc->p++;
-            continue;
-        }
-        if (sc->p < sc->end && *sc->p == ']') {
-            sc->p++;
-            sc->depth--;
-            return 0;
-        }
-        return ds_fail(sc, sc->p, "',' or ']' expected");
-    }
-}
-
-static int ds_value(struct ds_scan *sc, int ctx, struct ds_tok *tok)
-{
-    const char *start;
-    unsigned long nws;
-
-    ds_ws(sc);
-    if (sc->p == sc->end)
-        return ds_fail(sc, sc->p, "value expected");
-    start = sc->p;
-    nws = sc->nws;
-    switch (*sc->p) {
-    case '{':
-        if (ds_object(sc, ctx) < 0)
-            return -1;
-        tok->type = '{';
-        break;
-    case '[':
-        if (ds_array(sc) < 0)
-            return -1;
-        tok->type = '[';
-        break;
-    case '"':
-        return ds_string(sc, tok);
-    case 't':
-        return ds_literal(sc, tok, "true", 4);
-    case 'f':
-        return ds_literal(sc, tok, "false", 5);
-    case 'n':
-        return ds_literal(sc, tok, "null", 4);
-    default:
-        if (*sc->p == '-' || (*sc->p >= '0' && *sc->p <= '9'))
-            return ds_number(sc, tok);
-        return ds_fail(sc, sc->p, "invalid token");
-    }
-    tok->s = start;
-    tok->len = (size_t)(sc->p - start);
-    tok->esc = 0;
-    tok->ws = sc->nws != nws;
+    if (type == JS_OBJ_BEGIN && ctx != CTX_NONE)
+        r = ds_members(sc, ctx);
+    else
+        r = js_skip(&sc->js);
+    if (r < 0)
+        return -1;
+    tok->len = (size_t)(sc->js.p - t->text.s);
+    tok->ws = sc->js.nws != nws;
     return 0;
 }
 
-/* ---- decoding -------------------------------------------------------------
- */
-
-/* Decodes a scanned string into out (room for tok->len + 1 bytes: the
- * decoded form is never longer) and returns the decoded length. The escapes
- * are known to be valid. */
-static size_t ds_decode(const struct ds_tok *tok, char *out)
-{
-    const char *p = tok->s, *end = tok->s + tok->len;
-    size_t o = 0;
-
-    if (!tok->esc) {
-        memcpy(out, p, tok->len);
-        out[tok->len] = '\0';
-        return tok->len;
-    }
-    while (p < end) {
-        const char *bs = memchr(p, '\\', (size_t)(end - p));
-        unsigned cp, lo;
-
-        if (!bs) {
-            memcpy(out + o, p, (size_t)(end - p));
-            o += (size_t)(end - p);
-            break;
-        }
-        memcpy(out + o, p, (size_t)(bs - p));
-        o += (size_t)(bs - p);
-        p = bs + 2;
-        switch (bs[1]) {
-        case 'b':
-            out[o++] = '\b';
-            continue;
-        case 'f':
-            out[o++] = '\f';
-            continue;
-        case 'n':
-            out[o++] = '\n';
-            continue;
-        case 'r':
-            out[o++] = '\r';
-            continue;
-        case 't':
-            out[o++] = '\t';
-            continue;
-        case 'u':
-            break;
-        default:
-            out[o++] = bs[1];
-            continue;
-        }
-        ds_hex4(p, &cp);
-        p += 4;
-        if (cp >= 0xD800 && cp <= 0xDBFF) {
-            ds_hex4(p + 2, &lo);
-            p += 6;
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-        }
-        o += utf8_encode(cp, out + o);
-    }
-    out[o] = '\0';
-    return o;
-}
-
-static size_t ds_name(const struct ds_tok *k, char *buf, size_t cap)
-{
-    /* An escape takes at most 6 raw bytes per decoded byte. */
-    char tmp[16 * 6 + 1];
-    size_t n;
-
-    if (!k->esc) {
-        if (k->len >= cap)
-            return (size_t)-1;
-        memcpy(buf, k->s, k->len);
-        return k->len;
-    }
-    if (k->len >= sizeof(tmp))
-        return (size_t)-1;
-    n = ds_decode(k, tmp);
-    if (n >= cap)
-        return (size_t)-1;
-    memcpy(buf, tmp, n);
-    return n;
-}
-
 /* Copies a scanned value with the whitespace between tokens removed; out
- * has room for tok->len + 1 bytes. Returns the length written. */
+ * has room for len + 1 bytes. Returns the length written. */
 static size_t ds_minify(const char *s, size_t len, char *out)
 {
     const char *end = s + len;
@@ -668,11 +313,11 @@ static size_t ds_minify(const char *s, size_t len, char *out)
         out[o++] = c;
         if (c != '"')
             continue;
+        /* A string: copied up to its closing quote, an escape as two
+         * bytes (it may be \"). */
         for (;;) {
-            const char *q = s;
+            const char *q = js_span(s, end);
 
-            while (q < end && *q != '"' && *q != '\\')
-                q++;
             memcpy(out + o, s, (size_t)(q - s));
             o += (size_t)(q - s);
             s = q;
@@ -682,7 +327,8 @@ static size_t ds_minify(const char *s, size_t len, char *out)
                 out[o++] = *s++;
                 break;
             }
-            out[o++] = *s++;
+            if (*s == '\\')
+                out[o++] = *s++;
             out[o++] = *s++;
         }
     }
@@ -1226,46 +872,47 @@ static void ds_map(struct ds_frame *f, struct ds_scan *sc)
     }
 }
 
-void ds_frame_parse(struct ds_frame *f, const char *buf, size_t len)
+/* An empty message (every pointer to ""). */
+static void ds_msg_init(struct ferry_msg *msg)
 {
-    struct ferry_msg *msg = &f->msg;
-    struct ds_scan sc;
-    struct ds_tok root;
-    size_t at;
-
-    memset(f, 0, sizeof(*f));
+    memset(msg, 0, sizeof(*msg));
     msg->struct_size = sizeof(*msg);
     msg->entity_type = ds_empty;
     msg->entity_id = ds_empty;
     msg->order_key = ds_empty;
     msg->payload = ds_empty;
+}
+
+void ds_frame_parse(struct ds_frame *f, const char *buf, size_t len)
+{
+    struct ferry_msg *msg = &f->msg;
+    struct ds_scan sc;
+    struct ds_tok root;
+    struct js_tok t;
+    int type;
+
+    memset(f, 0, sizeof(*f));
+    ds_msg_init(msg);
     f->reason = ds_empty;
 
-    at = utf8_check(buf, len);
-    if (at != len) {
-        ds_invalid(f, DS_REASON_UTF8);
-        ds_detail(f, "invalid UTF-8 at byte %zu", at);
-        return;
-    }
-
     memset(&sc, 0, offsetof(struct ds_scan, kv_inline));
-    sc.p = sc.buf = buf;
-    sc.end = buf + len;
+    js_init(&sc.js, buf, len, DS_MAX_DEPTH);
     sc.kv = sc.kv_inline;
     sc.kvcap = DS_KV_INLINE;
-    if (ds_value(&sc, CTX_ROOT, &root) == 0) {
-        ds_ws(&sc);
-        if (sc.p != sc.end)
-            ds_fail(&sc, sc.p, "end of frame expected");
-    }
-    if (sc.err) {
-        if (sc.too_deep) {
+    type = js_next(&sc.js, &t);
+    if (ds_value(&sc, CTX_ROOT, type, &t, &root) == 0)
+        js_finish(&sc.js, "end of frame expected");
+    if (sc.js.err) {
+        if (sc.js.utf8) {
+            ds_invalid(f, DS_REASON_UTF8);
+            ds_detail(f, "invalid UTF-8 at byte %zu", sc.js.err_at);
+        } else if (sc.js.too_deep) {
             ds_invalid(f, DS_REASON_DEPTH);
             ds_detail(f, "nesting deeper than %d at byte %zu", DS_MAX_DEPTH,
-                      sc.err_at);
+                      sc.js.err_at);
         } else {
             ds_invalid(f, DS_REASON_JSON);
-            ds_detail(f, "byte %zu: %s", sc.err_at, sc.err);
+            ds_detail(f, "byte %zu: %s", sc.js.err_at, sc.js.err);
         }
         goto done;
     }
@@ -1279,12 +926,7 @@ void ds_frame_parse(struct ds_frame *f, const char *buf, size_t len)
         /* Never leave a half-filled message behind another verdict. */
         struct ferry_pos pos = msg->pos;
 
-        memset(msg, 0, sizeof(*msg));
-        msg->struct_size = sizeof(*msg);
-        msg->entity_type = ds_empty;
-        msg->entity_id = ds_empty;
-        msg->order_key = ds_empty;
-        msg->payload = ds_empty;
+        ds_msg_init(msg);
         msg->pos = pos;
         free(f->priv_);
         f->priv_ = NULL;

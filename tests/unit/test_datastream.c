@@ -871,6 +871,125 @@ static void test_matches_jansson(void **state)
     }
 }
 
+/* Strings of every length around the scanner's 8- and 16-byte steps with
+ * one special sequence at every position, the string ending near the end
+ * of the frame: the verdict and the decoded id are jansson's, and a bad
+ * UTF-8 byte is reported at its own offset. */
+static void test_string_boundaries(void **state)
+{
+    static const struct {
+        const char *s;
+        const char *reason; /* NULL: valid */
+        int bad;            /* invalid UTF-8: the bad byte's offset */
+    } specials[] = {
+        {"\xc3\xa9", NULL, 0},         /* U+00E9 */
+        {"\xf0\x9f\x98\x80", NULL, 0}, /* U+1F600 */
+        {"\xe6\x9d\xb1\xe4\xba\xac", NULL, 0},
+        {"\\n", NULL, 0},
+        {"\\\"", NULL, 0},
+        {"\\\\", NULL, 0},
+        {"\\u00e9", NULL, 0},
+        {"\\ud83d\\ude00", NULL, 0},
+        {"\x7f", NULL, 0},
+        {"\x01", DS_REASON_JSON, 0},
+        {"\\u0000", DS_REASON_JSON, 0},
+        {"\\q", DS_REASON_JSON, 0},
+        {"\\ud83d", DS_REASON_JSON, 0},
+        {"\xff", DS_REASON_UTF8, 0},
+        {"\xc3", DS_REASON_UTF8, 0},         /* cut short by the next byte */
+        {"\xed\xa0\x80", DS_REASON_UTF8, 0}, /* a surrogate */
+        {"\xc3\xa9\x80", DS_REASON_UTF8, 2}, /* a stray continuation */
+    };
+    static const char head[] = "{\"entity_type\":\"rulesengine.User\","
+                               "\"message_type\":\"full\",\"data\":{\"id\":\"";
+    static const char fill[] = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEF";
+    char frame[256];
+    size_t i, n, k;
+
+    (void)state;
+    for (i = 0; i < sizeof(specials) / sizeof(specials[0]); i++) {
+        for (n = 0; n <= 40; n++) {
+            for (k = 0; k <= n; k++) {
+                struct ds_frame f;
+                int len = snprintf(frame, sizeof(frame), "%s%.*s%s%.*s\"}}",
+                                   head, (int)k, fill, specials[i].s,
+                                   (int)(n - k), fill + k);
+
+                ds_frame_parse(&f, frame, (size_t)len);
+                if (!specials[i].reason) {
+                    assert_int_equal(f.kind, DS_MESSAGE);
+                } else {
+                    assert_int_equal(f.kind, DS_INVALID);
+                    assert_string_equal(f.reason, specials[i].reason);
+                }
+                if (specials[i].reason &&
+                    !strcmp(specials[i].reason, DS_REASON_UTF8)) {
+                    char want[64];
+
+                    snprintf(want, sizeof(want), "invalid UTF-8 at byte %zu",
+                             sizeof(head) - 1 + k + (size_t)specials[i].bad);
+                    assert_string_equal(f.detail, want);
+                }
+                ds_frame_release(&f);
+                check_against_jansson(frame, (size_t)len);
+                /* Cut inside the string: unterminated. */
+                check_against_jansson(frame, (size_t)len - 3);
+            }
+        }
+    }
+}
+
+/* Invalid UTF-8 anywhere outranks every other error, wherever the
+ * scanner stopped. */
+static void test_utf8_outranks_json(void **state)
+{
+    static const char *frames[] = {
+        "{\"data\":tru,\"x\":\"\xff\"}",
+        "{\"data\":{\"id\":\"x\" \"y\"},\"z\":\"\xc3\"}",
+        "{\"data\":\"unterminated \xe2\x82",
+        "{\"data\":\"\x01 control, then \xed\xa0\x80\"}",
+        "{\"data\":1} trailing \xf4\x90\x80\x80",
+        "{\"data\":[1e400,\"\xc0\xaf\"]}",
+        "\xfe{\"data\":1}",
+    };
+    char deep[200];
+    size_t i;
+    int n;
+
+    (void)state;
+    for (i = 0; i < sizeof(frames) / sizeof(frames[0]); i++) {
+        struct ds_frame f;
+        const char *bad = frames[i];
+        char want[64];
+
+        /* Each frame's first non-ASCII byte starts its bad sequence. */
+        while (!(*bad & 0x80))
+            bad++;
+        snprintf(want, sizeof(want), "invalid UTF-8 at byte %zu",
+                 (size_t)(bad - frames[i]));
+        parse_str(&f, frames[i]);
+        assert_int_equal(f.kind, DS_INVALID);
+        assert_string_equal(f.reason, DS_REASON_UTF8);
+        assert_string_equal(f.detail, want);
+        ds_frame_release(&f);
+    }
+    /* Too deep first, then a bad byte. */
+    n = snprintf(deep, sizeof(deep), "{\"data\":");
+    memset(deep + n, '[', DS_MAX_DEPTH + 10);
+    n += DS_MAX_DEPTH + 10;
+    n += snprintf(deep + n, sizeof(deep) - (size_t)n, "\"\xff\"");
+    {
+        struct ds_frame f;
+        char want[64];
+
+        snprintf(want, sizeof(want), "invalid UTF-8 at byte %d", n - 2);
+        ds_frame_parse(&f, deep, (size_t)n);
+        assert_string_equal(f.reason, DS_REASON_UTF8);
+        assert_string_equal(f.detail, want);
+        ds_frame_release(&f);
+    }
+}
+
 /* ---- positions ----------------------------------------------------------- */
 
 static void test_pos(void **state)
@@ -975,6 +1094,8 @@ int main(void)
         cmocka_unit_test(test_detail_is_log_safe),
         cmocka_unit_test(test_fuzz_mutations),
         cmocka_unit_test(test_matches_jansson),
+        cmocka_unit_test(test_string_boundaries),
+        cmocka_unit_test(test_utf8_outranks_json),
         cmocka_unit_test(test_pos),
         cmocka_unit_test(test_throughput),
     };
