@@ -1,25 +1,26 @@
 /*
  * plugins/common/jv.c: parse JSON into a read-only arena document (jv.h).
  *
- * Children of an open array or object are collected on a scratch stack and
+ * The grammar is the shared scanner's (jsonscan.h), the one datastream.c
+ * uses too, so a jv document exists exactly when a jansson tree would (the
+ * unit tests compare the two). This file only builds the tree from its
+ * tokens, without recursion: children of an open array or object are
+ * collected on a scratch stack (items as members without a name) and
  * copied into the arena when it closes, so every container is one
- * contiguous block. The grammar and limits follow jansson's json_loadb
- * with no flags, so that a jv document exists exactly when a jansson tree
- * would (the unit tests compare the two).
+ * contiguous block.
  */
 #include "jv.h"
 
-#include <math.h>
-#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "utf8.h"
+#include "jsonscan.h"
 
 /* Deeper documents are refused (ferry's payloads nest at most 64 levels;
- * the limit bounds the recursion). */
-#define JV_MAX_DEPTH 256
+ * jansson would take 2048). */
+#define JV_MAX_DEPTH JS_DEPTH_LIMIT
 
 struct jv_block {
     struct jv_block *next;
@@ -33,22 +34,22 @@ struct jv_doc {
     struct jv root;
 };
 
+/* An open object or array: where its children start on the scratch
+ * stack, and the member or item that holds it (-1: the root). */
+struct jv_level {
+    size_t base;
+    long slot;
+    int obj;
+};
+
 struct jv_parser {
-    const char *p;
-    const char *end;
-    const char *buf;
+    struct js_scan sc;
     struct jv_doc *doc;
-    int depth;
-    char *err;
-    size_t errlen;
-    int failed;
-    /* scratch stacks */
-    struct jv *items;
-    size_t nitems;
-    size_t capitems;
-    struct jv_member *members;
-    size_t nmembers;
-    size_t capmembers;
+    /* the scratch stack */
+    struct jv_member *kids;
+    size_t nkids;
+    size_t capkids;
+    struct jv_level levels[JV_MAX_DEPTH];
 };
 
 static void *jv_xrealloc(void *p, size_t n)
@@ -77,388 +78,134 @@ static void *jv_alloc(struct jv_doc *doc, size_t n)
     return (char *)b->data + b->used - a;
 }
 
-static int jv_fail(struct jv_parser *ps, const char *at, const char *what)
+/* Decodes a scanned string into the arena. */
+static int jv_string(struct jv_parser *ps, const struct js_str *t,
+                     const char **out, uint32_t *len)
 {
-    if (!ps->failed) {
-        ps->failed = 1;
-        if (ps->err && ps->errlen)
-            snprintf(ps->err, ps->errlen, "byte %zu: %s",
-                     (size_t)(at - ps->buf), what);
-    }
-    return -1;
-}
-
-static void jv_ws(struct jv_parser *ps)
-{
-    const char *p = ps->p;
-
-    while (p < ps->end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
-        p++;
-    ps->p = p;
-}
-
-static int jv_hex4(const char *p, unsigned *out)
-{
-    unsigned v = 0;
-    int i;
-
-    for (i = 0; i < 4; i++) {
-        char c = p[i];
-
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (unsigned)(c - 'A' + 10);
-        else
-            return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-#define JV_ONES 0x0101010101010101ull
-#define JV_HIGHS 0x8080808080808080ull
-
-/* The first byte in [p, end) that is '"', '\\' or a control character,
- * or end. Eight bytes at a time while none is. */
-static const char *jv_span(const char *p, const char *end)
-{
-    while (end - p >= 8) {
-        uint64_t w, q, b;
-
-        memcpy(&w, p, 8);
-        q = w ^ (JV_ONES * '"');
-        b = w ^ (JV_ONES * '\\');
-        if ((((q - JV_ONES) & ~q) | ((b - JV_ONES) & ~b) |
-             ((w - JV_ONES * 0x20) & ~w)) &
-            JV_HIGHS)
-            break;
-        p += 8;
-    }
-    while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
-        p++;
-    return p;
-}
-
-/* ps->p at the opening quote. Decodes into the arena. */
-static int jv_string(struct jv_parser *ps, const char **out, uint32_t *len)
-{
-    const char *p = ps->p + 1, *end = ps->end, *q;
     char *dst;
-    size_t o = 0;
 
-    /* Common case: no escape, no control character. */
-    q = jv_span(p, end);
-    if (q < end && *q == '"' && (size_t)(q - p) < UINT32_MAX) {
-        dst = jv_alloc(ps->doc, (size_t)(q - p) + 1);
-        memcpy(dst, p, (size_t)(q - p));
-        dst[q - p] = '\0';
-        *out = dst;
-        *len = (uint32_t)(q - p);
-        ps->p = q + 1;
-        return 0;
+    if (t->len >= UINT32_MAX)
+        return js_fail(&ps->sc, t->s - 1, "string too long");
+    dst = jv_alloc(ps->doc, t->len + 1);
+    if (t->esc) {
+        *len = (uint32_t)js_decode(t->s, t->len, dst);
+    } else {
+        memcpy(dst, t->s, t->len);
+        dst[t->len] = '\0';
+        *len = (uint32_t)t->len;
     }
-    /* The decoded form is never longer than the raw one. */
-    for (q = p; q < end && *q != '"'; q++) {
-        if (*q == '\\')
-            q++;
-    }
-    if (q >= end)
-        return jv_fail(ps, ps->p, "unterminated string");
-    if ((size_t)(q - p) >= UINT32_MAX)
-        return jv_fail(ps, ps->p, "string too long");
-    dst = jv_alloc(ps->doc, (size_t)(q - p) + 1);
-    while (p < q) {
-        unsigned char c = (unsigned char)*p;
-        unsigned cp, lo;
-
-        if (c >= 0x20 && c != '\\') {
-            dst[o++] = (char)c;
-            p++;
-            continue;
-        }
-        if (c < 0x20)
-            return jv_fail(ps, p, "control character in a string");
-        switch (p[1]) {
-        case '"':
-        case '\\':
-        case '/':
-            dst[o++] = p[1];
-            p += 2;
-            continue;
-        case 'b':
-            dst[o++] = '\b';
-            p += 2;
-            continue;
-        case 'f':
-            dst[o++] = '\f';
-            p += 2;
-            continue;
-        case 'n':
-            dst[o++] = '\n';
-            p += 2;
-            continue;
-        case 'r':
-            dst[o++] = '\r';
-            p += 2;
-            continue;
-        case 't':
-            dst[o++] = '\t';
-            p += 2;
-            continue;
-        case 'u':
-            break;
-        default:
-            return jv_fail(ps, p, "invalid escape");
-        }
-        if (q - p < 6 || jv_hex4(p + 2, &cp) < 0)
-            return jv_fail(ps, p, "invalid \\u escape");
-        if (cp == 0)
-            return jv_fail(ps, p, "\\u0000 is not allowed");
-        if (cp >= 0xDC00 && cp <= 0xDFFF)
-            return jv_fail(ps, p, "unpaired surrogate");
-        if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (q - p < 12 || p[6] != '\\' || p[7] != 'u' ||
-                jv_hex4(p + 8, &lo) < 0 || lo < 0xDC00 || lo > 0xDFFF)
-                return jv_fail(ps, p, "unpaired surrogate");
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            p += 6;
-        }
-        p += 6;
-        o += utf8_encode(cp, dst + o);
-    }
-    dst[o] = '\0';
     *out = dst;
-    *len = (uint32_t)o;
-    ps->p = q + 1;
     return 0;
 }
 
-static int jv_number(struct jv_parser *ps, struct jv *v)
+static struct jv_member *jv_push(struct jv_parser *ps)
 {
-    const char *p = ps->p, *end = ps->end, *start = ps->p, *digits;
-    int neg = 0, real = 0;
-    size_t ndig;
-
-    if (*p == '-') {
-        neg = 1;
-        p++;
-    }
-    digits = p;
-    if (p < end && *p == '0') {
-        p++;
-    } else if (p < end && *p >= '1' && *p <= '9') {
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
-    } else {
-        return jv_fail(ps, start, "invalid number");
-    }
-    ndig = (size_t)(p - digits);
-    if (p < end && *p == '.') {
-        p++;
-        real = 1;
-        if (p == end || *p < '0' || *p > '9')
-            return jv_fail(ps, start, "invalid number");
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
-    }
-    if (p < end && (*p == 'e' || *p == 'E')) {
-        p++;
-        real = 1;
-        if (p < end && (*p == '+' || *p == '-'))
-            p++;
-        if (p == end || *p < '0' || *p > '9')
-            return jv_fail(ps, start, "invalid number");
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
-    }
-    if (!real) {
-        unsigned long long u = 0;
-        size_t k;
-
-        if (ndig > 19)
-            return jv_fail(ps, start, "integer out of 64-bit range");
-        for (k = 0; k < ndig; k++)
-            u = u * 10 + (unsigned long long)(digits[k] - '0');
-        if (ndig == 19 &&
-            memcmp(digits, neg ? "9223372036854775808" : "9223372036854775807",
-                   19) > 0)
-            return jv_fail(ps, start, "integer out of 64-bit range");
-        v->type = JV_INT;
-        v->u.i = neg ? (long long)(0 - u) : (long long)u;
-    } else {
-        size_t n = (size_t)(p - start);
-        char small[64], *copy = n < sizeof(small) ? small : malloc(n + 1);
-
-        if (!copy)
-            abort();
-        memcpy(copy, start, n);
-        copy[n] = '\0';
-        v->type = JV_REAL;
-        v->u.d = strtod(copy, NULL);
-        if (copy != small)
-            free(copy);
-        if (isinf(v->u.d))
-            return jv_fail(ps, start, "real number overflow");
-    }
-    ps->p = p;
-    return 0;
-}
-
-static int jv_value(struct jv_parser *ps, struct jv *v);
-
-static int jv_object(struct jv_parser *ps, struct jv *v)
-{
-    size_t base = ps->nmembers, n;
     struct jv_member *m;
 
-    if (++ps->depth > JV_MAX_DEPTH)
-        return jv_fail(ps, ps->p, "nesting too deep");
-    ps->p++;
-    jv_ws(ps);
-    if (ps->p < ps->end && *ps->p == '}') {
-        ps->p++;
-    } else {
-        for (;;) {
-            if (ps->p == ps->end || *ps->p != '"')
-                return jv_fail(ps, ps->p, "string or '}' expected");
-            if (ps->nmembers == ps->capmembers) {
-                ps->capmembers = ps->capmembers ? ps->capmembers * 2 : 64;
-                ps->members = jv_xrealloc(
-                    ps->members, ps->capmembers * sizeof(*ps->members));
-            }
-            m = &ps->members[ps->nmembers];
-            if (jv_string(ps, &m->key, &m->klen) < 0)
-                return -1;
-            jv_ws(ps);
-            if (ps->p == ps->end || *ps->p != ':')
-                return jv_fail(ps, ps->p, "':' expected");
-            ps->p++;
-            ps->nmembers++;
-            {
-                struct jv val;
-
-                if (jv_value(ps, &val) < 0)
-                    return -1;
-                /* members may have moved while parsing val */
-                ps->members[ps->nmembers - 1].val = val;
-            }
-            jv_ws(ps);
-            if (ps->p < ps->end && *ps->p == ',') {
-                ps->p++;
-                jv_ws(ps);
-                continue;
-            }
-            if (ps->p < ps->end && *ps->p == '}') {
-                ps->p++;
-                break;
-            }
-            return jv_fail(ps, ps->p, "',' or '}' expected");
-        }
+    if (ps->nkids == ps->capkids) {
+        ps->capkids = ps->capkids ? ps->capkids * 2 : 64;
+        ps->kids = jv_xrealloc(ps->kids, ps->capkids * sizeof(*ps->kids));
     }
-    n = ps->nmembers - base;
-    v->type = JV_OBJ;
+    m = &ps->kids[ps->nkids++];
+    memset(m, 0, sizeof(*m));
+    return m;
+}
+
+/* Closes the innermost container: its children move from the scratch
+ * stack into one arena block. */
+static void jv_close(struct jv_parser *ps, const struct jv_level *l,
+                     struct jv *v)
+{
+    size_t n = ps->nkids - l->base, i;
+    const struct jv_member *kids = ps->kids + l->base;
+
+    v->type = l->obj ? JV_OBJ : JV_ARR;
     v->n = (uint32_t)n;
-    if (n) {
+    if (n && l->obj) {
         struct jv_member *dst = jv_alloc(ps->doc, n * sizeof(*dst));
 
-        memcpy(dst, ps->members + base, n * sizeof(*dst));
+        memcpy(dst, kids, n * sizeof(*dst));
         v->u.members = dst;
-    } else {
-        v->u.members = NULL;
-    }
-    ps->nmembers = base;
-    ps->depth--;
-    return 0;
-}
-
-static int jv_array(struct jv_parser *ps, struct jv *v)
-{
-    size_t base = ps->nitems, n;
-
-    if (++ps->depth > JV_MAX_DEPTH)
-        return jv_fail(ps, ps->p, "nesting too deep");
-    ps->p++;
-    jv_ws(ps);
-    if (ps->p < ps->end && *ps->p == ']') {
-        ps->p++;
-    } else {
-        for (;;) {
-            struct jv item;
-
-            if (jv_value(ps, &item) < 0)
-                return -1;
-            if (ps->nitems == ps->capitems) {
-                ps->capitems = ps->capitems ? ps->capitems * 2 : 64;
-                ps->items =
-                    jv_xrealloc(ps->items, ps->capitems * sizeof(*ps->items));
-            }
-            ps->items[ps->nitems++] = item;
-            jv_ws(ps);
-            if (ps->p < ps->end && *ps->p == ',') {
-                ps->p++;
-                continue;
-            }
-            if (ps->p < ps->end && *ps->p == ']') {
-                ps->p++;
-                break;
-            }
-            return jv_fail(ps, ps->p, "',' or ']' expected");
-        }
-    }
-    n = ps->nitems - base;
-    v->type = JV_ARR;
-    v->n = (uint32_t)n;
-    if (n) {
+    } else if (n) {
         struct jv *dst = jv_alloc(ps->doc, n * sizeof(*dst));
 
-        memcpy(dst, ps->items + base, n * sizeof(*dst));
+        for (i = 0; i < n; i++)
+            dst[i] = kids[i].val;
         v->u.items = dst;
-    } else {
-        v->u.items = NULL;
     }
-    ps->nitems = base;
-    ps->depth--;
-    return 0;
+    ps->nkids = l->base;
 }
 
-static int jv_literal(struct jv_parser *ps, struct jv *v, const char *lit,
-                      size_t n, int type)
+/* Reads the root value into *root. Returns 0 or -1 (error in ps->sc). */
+static int jv_build(struct jv_parser *ps, struct jv *root)
 {
-    if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, lit, n))
-        return jv_fail(ps, ps->p, "invalid token");
-    ps->p += n;
-    v->type = (unsigned char)type;
-    return 0;
-}
+    int top = 0; /* open containers */
 
-static int jv_value(struct jv_parser *ps, struct jv *v)
-{
-    memset(v, 0, sizeof(*v));
-    jv_ws(ps);
-    if (ps->p == ps->end)
-        return jv_fail(ps, ps->p, "value expected");
-    switch (*ps->p) {
-    case '{':
-        return jv_object(ps, v);
-    case '[':
-        return jv_array(ps, v);
-    case '"':
-        v->type = JV_STR;
-        return jv_string(ps, &v->u.s, &v->n);
-    case 't':
-        return jv_literal(ps, v, "true", 4, JV_TRUE);
-    case 'f':
-        return jv_literal(ps, v, "false", 5, JV_FALSE);
-    case 'n':
-        return jv_literal(ps, v, "null", 4, JV_NULL);
-    default:
-        if (*ps->p == '-' || (*ps->p >= '0' && *ps->p <= '9'))
-            return jv_number(ps, v);
-        return jv_fail(ps, ps->p, "invalid token");
+    for (;;) {
+        struct js_tok t;
+        struct jv v;
+        struct jv_member *m = NULL;
+        struct jv_level *l;
+        int type = js_next(&ps->sc, &t);
+
+        memset(&v, 0, sizeof(v));
+        if (type == JS_OBJ_END || type == JS_ARR_END) {
+            l = &ps->levels[--top];
+            jv_close(ps, l, &v);
+            if (l->slot < 0) {
+                *root = v;
+                return 0;
+            }
+            ps->kids[l->slot].val = v;
+            continue;
+        }
+        if (type == JS_ERROR)
+            return -1;
+        /* A value: the root, a member (with its name) or an item. */
+        if (top > 0) {
+            m = jv_push(ps);
+            if (t.key.s && jv_string(ps, &t.key, &m->key, &m->klen) < 0)
+                return -1;
+        }
+        switch (type) {
+        case JS_OBJ_BEGIN:
+        case JS_ARR_BEGIN:
+            /* The scanner keeps the depth within JV_MAX_DEPTH. */
+            l = &ps->levels[top++];
+            l->obj = type == JS_OBJ_BEGIN;
+            l->slot = m ? (long)(m - ps->kids) : -1;
+            l->base = ps->nkids;
+            continue;
+        case JS_STR:
+            v.type = JV_STR;
+            if (jv_string(ps, &t.text, &v.u.s, &v.n) < 0)
+                return -1;
+            break;
+        case JS_INT:
+            v.type = JV_INT;
+            v.u.i = t.i;
+            break;
+        case JS_REAL:
+            v.type = JV_REAL;
+            v.u.d = js_real(t.text.s, t.text.len);
+            break;
+        case JS_TRUE:
+            v.type = JV_TRUE;
+            break;
+        case JS_FALSE:
+            v.type = JV_FALSE;
+            break;
+        case JS_NULL:
+            v.type = JV_NULL;
+            break;
+        default:
+            return -1; /* JS_END comes after the root value only */
+        }
+        if (!m) {
+            *root = v;
+            return 0;
+        }
+        m->val = v;
     }
 }
 
@@ -467,32 +214,20 @@ struct jv_doc *jv_parse(const char *buf, size_t len, const struct jv **root,
 {
     struct jv_parser ps;
     struct jv_doc *doc;
-    size_t bad;
 
-    memset(&ps, 0, sizeof(ps));
-    ps.err = err;
-    ps.errlen = errlen;
     if (err && errlen)
         err[0] = '\0';
-    bad = utf8_check(buf, len);
-    if (bad != len) {
-        if (err && errlen)
-            snprintf(err, errlen, "byte %zu: invalid UTF-8", bad);
-        return NULL;
-    }
     doc = jv_xrealloc(NULL, sizeof(*doc));
     doc->blocks = NULL;
+    memset(&ps, 0, offsetof(struct jv_parser, levels));
     ps.doc = doc;
-    ps.buf = ps.p = buf;
-    ps.end = buf + len;
-    if (jv_value(&ps, &doc->root) == 0) {
-        jv_ws(&ps);
-        if (ps.p != ps.end)
-            jv_fail(&ps, ps.p, "end of input expected");
-    }
-    free(ps.items);
-    free(ps.members);
-    if (ps.failed) {
+    js_init(&ps.sc, buf, len, JV_MAX_DEPTH);
+    if (jv_build(&ps, &doc->root) == 0)
+        js_finish(&ps.sc, "end of input expected");
+    free(ps.kids);
+    if (ps.sc.err) {
+        if (err && errlen)
+            snprintf(err, errlen, "byte %zu: %s", ps.sc.err_at, ps.sc.err);
         jv_free(doc);
         return NULL;
     }

@@ -3,10 +3,12 @@
  * hot paths where building a jansson tree costs too much (a 2 KB company
  * takes ~70 us in json_loadb here, ~5 us in jv_parse).
  *
- * It accepts exactly what json_loadb(buf, len, 0) accepts (strict UTF-8, no
+ * The grammar is jsonscan.h's, shared with datastream.c: it accepts exactly
+ * what json_loadb(buf, len, JSON_DECODE_ANY) accepts (strict UTF-8, no
  * "\u0000", paired surrogate escapes only, integers within 64 bits, reals
- * that do not overflow a double, depth at most 2048) and keeps duplicate
- * object members in document order (readers decide which one wins).
+ * that do not overflow a double) up to 256 levels of nesting (jansson
+ * takes 2048), and keeps duplicate object members in document order
+ * (readers decide which one wins).
  *
  * A document is used by one thread at a time; distinct documents are
  * independent.
@@ -51,7 +53,8 @@ struct jv_member {
 struct jv_doc;
 
 /* Parses buf[0..len). Returns the document (root in *root, valid until
- * jv_free), or NULL with a reason in err (errlen bytes, may be 0). */
+ * jv_free), or NULL with a reason in err (errlen bytes, may be 0):
+ * "byte N: what", the first bad UTF-8 byte whenever there is one. */
 struct jv_doc *jv_parse(const char *buf, size_t len, const struct jv **root,
                         char *err, size_t errlen);
 void jv_free(struct jv_doc *doc);

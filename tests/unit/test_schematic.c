@@ -25,7 +25,9 @@
 #include <jansson.h>
 
 #include "gojson.h"
+#include "jv.h"
 #include "schematic.h"
+#include "utf8.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -1426,6 +1428,205 @@ static void test_merge_text_matches_tree(void **state)
     assert_true(bad > 50);
 }
 
+/* ---- jv: the text paths' parser ----------------------------------------- */
+
+/* jv's value equals jansson's (jansson keeps the last of duplicate members,
+ * jv keeps them all in document order). */
+static int jv_same(const struct jv *v, json_t *j)
+{
+    size_t i, k, distinct = 0;
+
+    switch (v->type) {
+    case JV_NULL:
+        return json_is_null(j);
+    case JV_TRUE:
+        return json_is_true(j);
+    case JV_FALSE:
+        return json_is_false(j);
+    case JV_INT:
+        return json_is_integer(j) && json_integer_value(j) == v->u.i;
+    case JV_REAL:
+        return json_is_real(j) && json_real_value(j) == v->u.d;
+    case JV_STR:
+        return json_is_string(j) && json_string_length(j) == v->n &&
+               !memcmp(json_string_value(j), v->u.s, v->n) &&
+               v->u.s[v->n] == '\0';
+    case JV_ARR:
+        if (!json_is_array(j) || json_array_size(j) != v->n)
+            return 0;
+        for (i = 0; i < v->n; i++) {
+            if (!jv_same(&v->u.items[i], json_array_get(j, i)))
+                return 0;
+        }
+        return 1;
+    case JV_OBJ:
+        if (!json_is_object(j))
+            return 0;
+        for (i = 0; i < v->n; i++) {
+            const struct jv_member *m = &v->u.members[i];
+            json_t *jm;
+
+            for (k = i + 1; k < v->n; k++) {
+                if (!strcmp(v->u.members[k].key, m->key))
+                    break;
+            }
+            if (k < v->n)
+                continue; /* a later member of that name wins */
+            distinct++;
+            jm = json_object_get(j, m->key);
+            if (strlen(m->key) != m->klen || !jm || !jv_same(&m->val, jm))
+                return 0;
+        }
+        return distinct == json_object_size(j);
+    default:
+        return 0;
+    }
+}
+
+/* jv_parse accepts what jansson accepts, with the same values; a refusal
+ * names the first bad UTF-8 byte whenever there is one. */
+static void check_jv(const char *buf, size_t len, int *ok, int *bad)
+{
+    const struct jv *root;
+    char err[128];
+    json_error_t jerr;
+    struct jv_doc *doc = jv_parse(buf, len, &root, err, sizeof(err));
+    json_t *j = json_loadb(buf, len, JSON_DECODE_ANY, &jerr);
+    size_t at = utf8_check(buf, len);
+
+    if (!doc != !j)
+        fail_msg("jv: %s, jansson: %s, on %.*s", doc ? "ok" : err,
+                 j ? "ok" : jerr.text, (int)len, buf);
+    if (doc) {
+        if (!jv_same(root, j))
+            fail_msg("jv and jansson read %.*s differently", (int)len, buf);
+        (*ok)++;
+    } else {
+        char want[64];
+
+        assert_true(strncmp(err, "byte ", 5) == 0);
+        if (at != len) {
+            snprintf(want, sizeof(want), "byte %zu: invalid UTF-8", at);
+            assert_string_equal(err, want);
+        }
+        (*bad)++;
+    }
+    jv_free(doc);
+    json_decref(j);
+}
+
+static void test_jv_matches_jansson(void **state)
+{
+    static const char *crafted[] = {
+        "",
+        " ",
+        "1",
+        "-0",
+        "\"x\"",
+        " [ ] ",
+        "{}",
+        "[1,]",
+        "[,1]",
+        "{\"a\":1,}",
+        "{\"a\" 1}",
+        "{\"a\":1 \"b\":2}",
+        "[1 2]",
+        "{1:2}",
+        "nul",
+        "truex",
+        "[true,false,null]",
+        "1e400",
+        "-1e400",
+        "1e-400",
+        "1.5e308",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "9223372036854775808",
+        "-9223372036854775809",
+        "01",
+        "1.",
+        ".1",
+        "-",
+        "1e",
+        "1e+",
+        "\"\\u0000\"",
+        "\"\\ud800\"",
+        "\"\\ud800\\u0041\"",
+        "\"\\udc00\\ud800\"",
+        "\"\\ud83d\\ude00 \\u00e9 \\/ \\b\\f\\n\\r\\t \\\" \\\\\"",
+        "\"\\u00\"",
+        "\"\\x\"",
+        "\"a\tb\"",
+        "\"unterminated",
+        "\"unterminated \\",
+        "[\"\xc3\"]",
+        "{\"a\":[\"\xed\xa0\x80\"]}",
+        "[1] \xff",
+        "{\"k\":1,\"k\":2,\"l\":[{\"k\":3,\"k\":{}}]}",
+        "{\"\xc3\xa9\\u00e9\":\"\xf0\x9f\x98\x80 long enough to need two "
+        "steps\"}",
+        "[\"0123456789abcdef0123456789abcdef\\n0123456789abcdef\"]",
+    };
+    static const char *names[] = {
+        "msg-02-company-full.json", "msg-01-flags-full.json",
+        "msg-05-company-partial-traits-keys-plans.json"};
+    static const char alphabet[] = "{}[]\",:\\ \t0123456789eE.-+tfnulr"
+                                   "u\x01\x7f\xc3\xa9\xe2\x82\xac\xf0\x9f"
+                                   "\x98\x80\xff\xed\xa0";
+    char deep[600];
+    unsigned seed = 4242;
+    size_t i;
+    int ok = 0, bad = 0, r;
+
+    (void)state;
+    for (i = 0; i < sizeof(crafted) / sizeof(crafted[0]); i++)
+        check_jv(crafted[i], strlen(crafted[i]), &ok, &bad);
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char *base = load_sample(names[i]), *buf;
+        size_t len = strlen(base);
+
+        buf = malloc(len);
+        assert_non_null(buf);
+        check_jv(base, len, &ok, &bad);
+        for (r = 0; r < 1500; r++) {
+            int k, muts = 1 + r % 3;
+
+            memcpy(buf, base, len);
+            for (k = 0; k < muts; k++) {
+                seed = seed * 1103515245u + 12345u;
+                buf[(seed >> 8) % len] =
+                    alphabet[(seed >> 20) % (sizeof(alphabet) - 1)];
+            }
+            check_jv(buf, len, &ok, &bad);
+        }
+        free(buf);
+        free(base);
+    }
+    assert_true(ok > 300);
+    assert_true(bad > 1500);
+
+    /* 256 levels are the limit (jansson would take 2048). */
+    for (i = 0; i < 2; i++) {
+        size_t n = 256 + i, k;
+        const struct jv *root;
+        char err[128];
+        struct jv_doc *doc;
+
+        for (k = 0; k < n; k++) {
+            deep[k] = '[';
+            deep[2 * n - 1 - k] = ']';
+        }
+        doc = jv_parse(deep, 2 * n, &root, err, sizeof(err));
+        if (i == 0) {
+            assert_non_null(doc);
+        } else {
+            assert_null(doc);
+            assert_string_equal(err, "byte 256: nesting too deep");
+        }
+        jv_free(doc);
+    }
+}
+
 static double now_s(void)
 {
     struct timespec t;
@@ -1594,6 +1795,7 @@ int main(void)
         cmocka_unit_test(test_text_samples),
         cmocka_unit_test(test_text_matches_tree),
         cmocka_unit_test(test_merge_text_matches_tree),
+        cmocka_unit_test(test_jv_matches_jansson),
         cmocka_unit_test(test_throughput),
         cmocka_unit_test(test_lower),
         cmocka_unit_test(test_keys),
