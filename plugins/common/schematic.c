@@ -297,9 +297,9 @@ static void sch_fail(struct sch_ctx *c, const char *fmt, ...)
     va_end(ap);
 }
 
-static const char *sch_jtype(const json_t *v)
+static const char *sch_tname(json_type type)
 {
-    switch (json_typeof(v)) {
+    switch (type) {
     case JSON_OBJECT:
         return "object";
     case JSON_ARRAY:
@@ -316,6 +316,11 @@ static const char *sch_jtype(const json_t *v)
         return "null";
     }
     return "?";
+}
+
+static const char *sch_jtype(const json_t *v)
+{
+    return sch_tname(json_typeof(v));
 }
 
 static void *sch_check(void *p)
@@ -2092,62 +2097,35 @@ done:
 /* ---- REST conversion (section 10.3)
  * ------------------------------------------ */
 
-/* Reads an optional string member: NULL when absent or null; fails on
- * another type. */
+/* Reads an optional member of JSON type `type`: *out is NULL when absent
+ * or null; fails on another type. */
+static int rest_member(struct sch_ctx *c, json_t *obj, const char *name,
+                       json_type type, json_t **out)
+{
+    json_t *v = json_object_get(obj, name);
+
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (json_typeof(v) != type) {
+        sch_push(c, name, -1);
+        sch_fail(c, "expected %s, got %s", sch_tname(type), sch_jtype(v));
+        sch_pop(c);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* An optional string member: NULL when absent or null. */
 static int rest_str(struct sch_ctx *c, json_t *obj, const char *name,
                     const char **out)
 {
-    json_t *v = json_object_get(obj, name);
+    json_t *v;
+    int rc = rest_member(c, obj, name, JSON_STRING, &v);
 
-    *out = NULL;
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_string(v)) {
-        sch_push(c, name, -1);
-        sch_fail(c, "expected string, got %s", sch_jtype(v));
-        sch_pop(c);
-        return -1;
-    }
-    *out = json_string_value(v);
-    return 0;
-}
-
-/* An optional array member: NULL when absent or null. */
-static int rest_arr(struct sch_ctx *c, json_t *obj, const char *name,
-                    json_t **out)
-{
-    json_t *v = json_object_get(obj, name);
-
-    *out = NULL;
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_array(v)) {
-        sch_push(c, name, -1);
-        sch_fail(c, "expected array, got %s", sch_jtype(v));
-        sch_pop(c);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-/* An optional object member: NULL when absent or null. */
-static int rest_obj(struct sch_ctx *c, json_t *obj, const char *name,
-                    json_t **out)
-{
-    json_t *v = json_object_get(obj, name);
-
-    *out = NULL;
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_object(v)) {
-        sch_push(c, name, -1);
-        sch_fail(c, "expected object, got %s", sch_jtype(v));
-        sch_pop(c);
-        return -1;
-    }
-    *out = v;
-    return 0;
+    *out = v ? json_string_value(v) : NULL;
+    return rc;
 }
 
 static void set_str(json_t *o, const char *name, const char *s)
@@ -2319,7 +2297,7 @@ static json_t *rest_condition(struct sch_ctx *c, json_t *in)
     for (i = 0; i < 2; i++) {
         json_t *def;
 
-        if (rest_obj(c, in, tds[i], &td))
+        if (rest_member(c, in, tds[i], JSON_OBJECT, &td))
             goto fail;
         if (!td)
             continue;
@@ -2374,8 +2352,8 @@ static json_t *rest_rule(struct sch_ctx *c, json_t *in)
     if (!rt || (strcmp(rt, "company_override") &&
                 strcmp(rt, "company_override_usage_exceeded")))
         return json_null(); /* dropped */
-    if (rest_arr(c, in, "conditions", &conds) ||
-        rest_arr(c, in, "condition_groups", &groups))
+    if (rest_member(c, in, "conditions", JSON_ARRAY, &conds) ||
+        rest_member(c, in, "condition_groups", JSON_ARRAY, &groups))
         return NULL;
     o = NEW(json_object());
     copy_member(o, "id", in, NULL);
@@ -2405,7 +2383,7 @@ static json_t *rest_rule(struct sch_ctx *c, json_t *in)
         if (!json_is_object(g)) {
             sch_fail(c, "expected object, got %s", sch_jtype(g));
             gc = NULL;
-        } else if (rest_arr(c, g, "conditions", &gc)) {
+        } else if (rest_member(c, g, "conditions", JSON_ARRAY, &gc)) {
             gc = NULL;
         } else {
             sch_push(c, "conditions", -1);
@@ -2513,7 +2491,7 @@ static json_t *rest_trait(struct sch_ctx *c, json_t *in)
     json_t *def, *o, *td;
     const char *id, *tt;
 
-    if (rest_obj(c, in, "definition", &def))
+    if (rest_member(c, in, "definition", JSON_OBJECT, &def))
         return NULL;
     if (!def)
         return json_null(); /* traits without a definition are dropped */
@@ -2576,8 +2554,8 @@ static int rest_common(struct sch_ctx *c, json_t *in, json_t *o,
     copy_member(o, "id", in, NULL);
     set_str(o, "account_id", "");
     copy_member(o, "environment_id", in, NULL);
-    if (rest_arr(c, in, "keys", &keys) ||
-        rest_arr(c, in, "entity_traits", &traits))
+    if (rest_member(c, in, "keys", JSON_ARRAY, &keys) ||
+        rest_member(c, in, "entity_traits", JSON_ARRAY, &traits))
         return -1;
     map = NEW(json_object());
     json_object_set_new(o, "keys", map);
@@ -2618,11 +2596,12 @@ static int rest_company(struct sch_ctx *c, json_t *in, json_t *o)
 
     if (rest_common(c, in, o, "company") < 0)
         return -1;
-    if (rest_obj(c, in, "plan", &plan) || rest_arr(c, in, "add_ons", &addons) ||
-        rest_arr(c, in, "plans", &plans) ||
-        rest_arr(c, in, "billing_subscriptions", &subs) ||
-        rest_obj(c, in, "billing_subscription", &sub) ||
-        rest_obj(c, in, "billing_credit_balances", &credits))
+    if (rest_member(c, in, "plan", JSON_OBJECT, &plan) ||
+        rest_member(c, in, "add_ons", JSON_ARRAY, &addons) ||
+        rest_member(c, in, "plans", JSON_ARRAY, &plans) ||
+        rest_member(c, in, "billing_subscriptions", JSON_ARRAY, &subs) ||
+        rest_member(c, in, "billing_subscription", JSON_OBJECT, &sub) ||
+        rest_member(c, in, "billing_credit_balances", JSON_OBJECT, &credits))
         return -1;
 
     /* base_plan_id, plan_version_ids */
@@ -2672,7 +2651,7 @@ static int rest_company(struct sch_ctx *c, json_t *in, json_t *o)
             continue;
         sch_push(c, dedupe ? "billing_subscription" : "billing_subscriptions",
                  -1);
-        if (rest_arr(c, sv, "products", &arr)) {
+        if (rest_member(c, sv, "products", JSON_ARRAY, &arr)) {
             sch_pop(c);
             return -1;
         }
@@ -2735,21 +2714,21 @@ static int rest_company(struct sch_ctx *c, json_t *in, json_t *o)
                         credits ? NEW(json_deep_copy(credits))
                                 : NEW(json_object()));
 
-    if (rest_arr(c, in, "metrics", &arr))
+    if (rest_member(c, in, "metrics", JSON_ARRAY, &arr))
         return -1;
     arr = rest_map_list(c, arr, "metrics", rest_metric);
     if (!arr)
         return -1;
     json_object_set_new(o, "metrics", arr);
 
-    if (rest_arr(c, in, "rules", &arr))
+    if (rest_member(c, in, "rules", JSON_ARRAY, &arr))
         return -1;
     arr = rest_map_list(c, arr, "rules", rest_rule);
     if (!arr)
         return -1;
     json_object_set_new(o, "rules", arr);
 
-    if (rest_arr(c, in, "entitlements", &arr))
+    if (rest_member(c, in, "entitlements", JSON_ARRAY, &arr))
         return -1;
     arr = rest_map_list(c, arr, "entitlements", rest_entitlement);
     if (!arr)
