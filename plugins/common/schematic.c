@@ -256,14 +256,13 @@ static void sch_pop(struct sch_ctx *c)
     c->depth--;
 }
 
-static void sch_fail(struct sch_ctx *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static void sch_vfail(struct sch_ctx *c, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
-static void sch_fail(struct sch_ctx *c, const char *fmt, ...)
+static void sch_vfail(struct sch_ctx *c, const char *fmt, va_list ap)
 {
     size_t o = 0;
     int i, n;
-    va_list ap;
 
     if (c->failed)
         return;
@@ -292,9 +291,36 @@ static void sch_fail(struct sch_ctx *c, const char *fmt, ...)
         if (o >= c->errlen)
             return;
     }
-    va_start(ap, fmt);
     vsnprintf(c->err + o, c->errlen - o, fmt, ap);
+}
+
+static void sch_fail(struct sch_ctx *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void sch_fail(struct sch_ctx *c, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    sch_vfail(c, fmt, ap);
     va_end(ap);
+}
+
+/* sch_fail with member `name` appended to the path for this message. */
+static void sch_fail_at(struct sch_ctx *c, const char *name,
+                        const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void sch_fail_at(struct sch_ctx *c, const char *name,
+                        const char *fmt, ...)
+{
+    va_list ap;
+
+    sch_push(c, name, -1);
+    va_start(ap, fmt);
+    sch_vfail(c, fmt, ap);
+    va_end(ap);
+    sch_pop(c);
 }
 
 static const char *sch_tname(json_type type)
@@ -2108,9 +2134,8 @@ static int rest_member(struct sch_ctx *c, json_t *obj, const char *name,
     if (!v || json_is_null(v))
         return 0;
     if (json_typeof(v) != type) {
-        sch_push(c, name, -1);
-        sch_fail(c, "expected %s, got %s", sch_tname(type), sch_jtype(v));
-        sch_pop(c);
+        sch_fail_at(c, name, "expected %s, got %s",
+                    sch_tname(type), sch_jtype(v));
         return -1;
     }
     *out = v;
@@ -2158,16 +2183,12 @@ static int rest_int(struct sch_ctx *c, json_t *obj, const char *name,
         return 0;
     }
     if (!json_is_real(v)) {
-        sch_push(c, name, -1);
-        sch_fail(c, "expected number, got %s", sch_jtype(v));
-        sch_pop(c);
+        sch_fail_at(c, name, "expected number, got %s", sch_jtype(v));
         return -1;
     }
     d = trunc(json_real_value(v));
     if (!(d > -9223372036854775808.0 && d < 9223372036854775808.0)) {
-        sch_push(c, name, -1);
-        sch_fail(c, "number out of int64 range");
-        sch_pop(c);
+        sch_fail_at(c, name, "number out of int64 range");
         return -1;
     }
     json_object_set_new(to, name, NEW(json_integer((json_int_t)d)));
@@ -2246,6 +2267,41 @@ static const char *rest_month_reset(const char *r)
     return "first_of_month";
 }
 
+/* Each element of arr through fn (NULL result: failure; JSON null: skip). */
+static json_t *rest_map_list(struct sch_ctx *c, json_t *arr, const char *name,
+                             json_t *(*fn)(struct sch_ctx *, json_t *))
+{
+    json_t *out = NEW(json_array());
+    size_t i;
+
+    sch_push(c, name, -1);
+    for (i = 0; i < json_array_size(arr); i++) {
+        json_t *e = json_array_get(arr, i), *r;
+
+        if (json_is_null(e))
+            continue;
+        sch_push(c, NULL, (long)i);
+        if (!json_is_object(e)) {
+            sch_fail(c, "expected object, got %s", sch_jtype(e));
+            r = NULL;
+        } else {
+            r = fn(c, e);
+        }
+        sch_pop(c);
+        if (!r) {
+            sch_pop(c);
+            json_decref(out);
+            return NULL;
+        }
+        if (json_is_null(r))
+            json_decref(r);
+        else
+            json_array_append_new(out, r);
+    }
+    sch_pop(c);
+    return out;
+}
+
 /* A REST TraitDefinition (condition) -> cached TraitDefinition. */
 static json_t *rest_trait_def(struct sch_ctx *c, json_t *td)
 {
@@ -2261,8 +2317,6 @@ static json_t *rest_trait_def(struct sch_ctx *c, json_t *td)
     set_str(o, "entity_type", et ? et : "");
     return o;
 }
-
-static json_t *rest_conditions(struct sch_ctx *c, json_t *arr);
 
 static json_t *rest_condition(struct sch_ctx *c, json_t *in)
 {
@@ -2314,33 +2368,6 @@ fail:
     return NULL;
 }
 
-static json_t *rest_conditions(struct sch_ctx *c, json_t *arr)
-{
-    json_t *out = NEW(json_array());
-    size_t i;
-
-    for (i = 0; i < json_array_size(arr); i++) {
-        json_t *e = json_array_get(arr, i), *r;
-
-        if (json_is_null(e))
-            continue;
-        sch_push(c, NULL, (long)i);
-        if (!json_is_object(e)) {
-            sch_fail(c, "expected object, got %s", sch_jtype(e));
-            r = NULL;
-        } else {
-            r = rest_condition(c, e);
-        }
-        sch_pop(c);
-        if (!r) {
-            json_decref(out);
-            return NULL;
-        }
-        json_array_append_new(out, r);
-    }
-    return out;
-}
-
 static json_t *rest_rule(struct sch_ctx *c, json_t *in)
 {
     json_t *o, *conds, *groups, *cv, *gv;
@@ -2365,9 +2392,7 @@ static json_t *rest_rule(struct sch_ctx *c, json_t *in)
     if (rest_int(c, in, "priority", o))
         goto fail;
     copy_member(o, "value", in, NULL);
-    sch_push(c, "conditions", -1);
-    cv = rest_conditions(c, conds);
-    sch_pop(c);
+    cv = rest_map_list(c, conds, "conditions", rest_condition);
     if (!cv)
         goto fail;
     json_object_set_new(o, "conditions", cv);
@@ -2386,9 +2411,7 @@ static json_t *rest_rule(struct sch_ctx *c, json_t *in)
         } else if (rest_member(c, g, "conditions", JSON_ARRAY, &gc)) {
             gc = NULL;
         } else {
-            sch_push(c, "conditions", -1);
-            gc = rest_conditions(c, gc);
-            sch_pop(c);
+            gc = rest_map_list(c, gc, "conditions", rest_condition);
         }
         sch_pop(c);
         sch_pop(c);
@@ -2402,41 +2425,6 @@ static json_t *rest_rule(struct sch_ctx *c, json_t *in)
 fail:
     json_decref(o);
     return NULL;
-}
-
-/* Each element of arr through fn (NULL result: failure; JSON null: skip). */
-static json_t *rest_map_list(struct sch_ctx *c, json_t *arr, const char *name,
-                             json_t *(*fn)(struct sch_ctx *, json_t *))
-{
-    json_t *out = NEW(json_array());
-    size_t i;
-
-    sch_push(c, name, -1);
-    for (i = 0; i < json_array_size(arr); i++) {
-        json_t *e = json_array_get(arr, i), *r;
-
-        if (json_is_null(e))
-            continue;
-        sch_push(c, NULL, (long)i);
-        if (!json_is_object(e)) {
-            sch_fail(c, "expected object, got %s", sch_jtype(e));
-            r = NULL;
-        } else {
-            r = fn(c, e);
-        }
-        sch_pop(c);
-        if (!r) {
-            sch_pop(c);
-            json_decref(out);
-            return NULL;
-        }
-        if (json_is_null(r))
-            json_decref(r);
-        else
-            json_array_append_new(out, r);
-    }
-    sch_pop(c);
-    return out;
 }
 
 static json_t *rest_metric(struct sch_ctx *c, json_t *in)
@@ -2524,9 +2512,7 @@ static int rest_unix_time(struct sch_ctx *c, json_t *obj, const char *name,
         return 0;
     }
     if (!json_is_number(v)) {
-        sch_push(c, name, -1);
-        sch_fail(c, "expected Unix seconds, got %s", sch_jtype(v));
-        sch_pop(c);
+        sch_fail_at(c, name, "expected Unix seconds, got %s", sch_jtype(v));
         return -1;
     }
     d = trunc(json_number_value(v));
@@ -2535,9 +2521,7 @@ static int rest_unix_time(struct sch_ctx *c, json_t *obj, const char *name,
         return 0;
     }
     if (!(fabs(d) < 1e15) || sch_time_format((long long)d, 0, out) < 0) {
-        sch_push(c, name, -1);
-        sch_fail(c, "Unix time out of range");
-        sch_pop(c);
+        sch_fail_at(c, name, "Unix time out of range");
         return -1;
     }
     set_str(to, name, out);
