@@ -1574,6 +1574,17 @@ static int w_value(struct sch_ctx *c, struct gj_buf *b,
 
 /* Whether an omit-empty field with this source is left out: absent, null,
  * or an empty list (a value of the wrong type is written, and fails). */
+/* Field f's value src, or the zero value of its kind when src is NULL. */
+static int w_value_or_zero(struct sch_ctx *c, struct gj_buf *b,
+                           const struct sch_field *f, const struct jv *src)
+{
+    if (!src) {
+        w_zero(b, f->kind);
+        return 0;
+    }
+    return w_value(c, b, f, src, NULL);
+}
+
 static int w_omit(const struct sch_field *f, const struct jv *v)
 {
     return !v || v->type == JV_NULL ||
@@ -1966,7 +1977,7 @@ static int w_merge_company(struct sch_ctx *c, struct gj_buf *b,
 
             w_key(b, &first, f->name);
             if (!pv && !strcmp(f->name, "credit_balances")) {
-                rc = bv ? w_value(c, b, f, bv, NULL) : (w_zero(b, f->kind), 0);
+                rc = w_value_or_zero(c, b, f, bv);
             } else {
                 /* Go makes the map, then copies the partial's into it. */
                 rc = w_map(c, b, floats, bv && bv->type != JV_NULL ? bv : NULL,
@@ -2012,10 +2023,7 @@ static int w_merge_company(struct sch_ctx *c, struct gj_buf *b,
                 /* omitted */
             } else {
                 w_key(b, &first, f->name);
-                if (src)
-                    rc = w_value(c, b, f, src, NULL);
-                else
-                    w_zero(b, f->kind);
+                rc = w_value_or_zero(c, b, f, src);
             }
         }
         sch_pop(c);
@@ -2044,7 +2052,7 @@ static int w_merge_user(struct sch_ctx *c, struct gj_buf *b,
     gj_char(b, '{');
     for (i = 0; i < s->n && rc == 0; i++) {
         const struct sch_field *f = &s->fields[i];
-        const struct jv *p = pv[i], *q = bv[i], *src;
+        const struct jv *p = pv[i], *q = bv[i];
 
         if (q && q->type == JV_NULL && sch_null_keeps(f->kind))
             q = NULL;
@@ -2056,11 +2064,7 @@ static int w_merge_user(struct sch_ctx *c, struct gj_buf *b,
             rc = w_map(c, b, 0, q && q->type != JV_NULL ? q : NULL,
                        p->type != JV_NULL ? p : NULL);
         } else {
-            src = p ? p : q;
-            if (src)
-                rc = w_value(c, b, f, src, NULL);
-            else
-                w_zero(b, f->kind);
+            rc = w_value_or_zero(c, b, f, p ? p : q);
         }
         sch_pop(c);
     }
