@@ -2577,6 +2577,12 @@ static int rest_common(struct sch_ctx *c, json_t *in, json_t *o,
 
 static int rest_company(struct sch_ctx *c, json_t *in, json_t *o)
 {
+    static const struct {
+        const char *name;
+        json_t *(*fn)(struct sch_ctx *, json_t *);
+    } lists[] = {{"metrics", rest_metric},
+                 {"rules", rest_rule},
+                 {"entitlements", rest_entitlement}};
     json_t *plan, *addons, *plans, *subs, *sub, *credits, *arr, *ids, *pv;
     size_t i, j;
     const char *s;
@@ -2702,26 +2708,14 @@ static int rest_company(struct sch_ctx *c, json_t *in, json_t *o)
                         credits ? NEW(json_deep_copy(credits))
                                 : NEW(json_object()));
 
-    if (rest_member(c, in, "metrics", JSON_ARRAY, &arr))
-        return -1;
-    arr = rest_map_list(c, arr, "metrics", rest_metric);
-    if (!arr)
-        return -1;
-    json_object_set_new(o, "metrics", arr);
-
-    if (rest_member(c, in, "rules", JSON_ARRAY, &arr))
-        return -1;
-    arr = rest_map_list(c, arr, "rules", rest_rule);
-    if (!arr)
-        return -1;
-    json_object_set_new(o, "rules", arr);
-
-    if (rest_member(c, in, "entitlements", JSON_ARRAY, &arr))
-        return -1;
-    arr = rest_map_list(c, arr, "entitlements", rest_entitlement);
-    if (!arr)
-        return -1;
-    json_object_set_new(o, "entitlements", arr);
+    for (i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+        if (rest_member(c, in, lists[i].name, JSON_ARRAY, &arr))
+            return -1;
+        arr = rest_map_list(c, arr, lists[i].name, lists[i].fn);
+        if (!arr)
+            return -1;
+        json_object_set_new(o, lists[i].name, arr);
+    }
     return 0;
 }
 
