@@ -2575,6 +2575,36 @@ static int rest_common(struct sch_ctx *c, json_t *in, json_t *o,
     return 0;
 }
 
+/* Appends string member `member` of each object in list `name` to `to`
+ * when it is not empty; the error path names the list and, when
+ * with_index, the element. */
+static int rest_ids(struct sch_ctx *c, json_t *list, const char *name,
+                    int with_index, const char *member, json_t *to)
+{
+    const char *s;
+    size_t i;
+    int rc;
+
+    for (i = 0; i < json_array_size(list); i++) {
+        json_t *e = json_array_get(list, i);
+
+        if (!json_is_object(e))
+            continue;
+        sch_push(c, name, -1);
+        if (with_index)
+            sch_push(c, NULL, (long)i);
+        rc = rest_str(c, e, member, &s);
+        if (with_index)
+            sch_pop(c);
+        sch_pop(c);
+        if (rc)
+            return -1;
+        if (s && *s)
+            json_array_append_new(to, NEW(json_string(s)));
+    }
+    return 0;
+}
+
 static int rest_company(struct sch_ctx *c, json_t *in, json_t *o)
 {
     static const struct {
@@ -2586,7 +2616,6 @@ static int rest_company(struct sch_ctx *c, json_t *in, json_t *o)
     json_t *plan, *addons, *plans, *subs, *sub, *credits, *arr, *ids, *pv;
     size_t i, j;
     const char *s;
-    int rc;
 
     if (rest_common(c, in, o, "company") < 0)
         return -1;
@@ -2617,21 +2646,8 @@ static int rest_company(struct sch_ctx *c, json_t *in, json_t *o)
         if (s && *s)
             json_array_append_new(pv, NEW(json_string(s)));
     }
-    for (i = 0; i < json_array_size(addons); i++) {
-        json_t *a = json_array_get(addons, i);
-
-        if (!json_is_object(a))
-            continue;
-        sch_push(c, "add_ons", -1);
-        sch_push(c, NULL, (long)i);
-        rc = rest_str(c, a, "plan_version_id", &s);
-        sch_pop(c);
-        sch_pop(c);
-        if (rc)
-            return -1;
-        if (s && *s)
-            json_array_append_new(pv, NEW(json_string(s)));
-    }
+    if (rest_ids(c, addons, "add_ons", 1, "plan_version_id", pv))
+        return -1;
 
     /* billing_product_ids: every subscription's products, then the current
      * subscription's products not already listed. */
@@ -2675,19 +2691,8 @@ static int rest_company(struct sch_ctx *c, json_t *in, json_t *o)
     /* plan_ids */
     arr = NEW(json_array());
     json_object_set_new(o, "plan_ids", arr);
-    for (i = 0; i < json_array_size(plans); i++) {
-        json_t *p = json_array_get(plans, i);
-
-        if (!json_is_object(p))
-            continue;
-        sch_push(c, "plans", -1);
-        rc = rest_str(c, p, "id", &s);
-        sch_pop(c);
-        if (rc)
-            return -1;
-        if (s && *s)
-            json_array_append_new(arr, NEW(json_string(s)));
-    }
+    if (rest_ids(c, plans, "plans", 0, "id", arr))
+        return -1;
 
     /* subscription */
     if (sub) {
