@@ -72,6 +72,13 @@ static int gj_safe(unsigned char c)
            c != '>' && c != '&';
 }
 
+/* The unsafe ASCII bytes written as a two-byte escape; every other unsafe
+ * ASCII byte (0 here) is written as \u00XX. */
+static const char gj_short[0x80] = {
+    ['\\'] = '\\', ['"'] = '"', ['\b'] = 'b', ['\f'] = 'f',
+    ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't',
+};
+
 void gj_str(struct gj_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -93,27 +100,8 @@ void gj_str(struct gj_buf *b, const char *s, size_t n)
             }
             gj_raw(b, s + start, i - start);
             esc[0] = '\\';
-            switch (c) {
-            case '\\':
-            case '"':
-                esc[1] = (char)c;
-                break;
-            case '\b':
-                esc[1] = 'b';
-                break;
-            case '\f':
-                esc[1] = 'f';
-                break;
-            case '\n':
-                esc[1] = 'n';
-                break;
-            case '\r':
-                esc[1] = 'r';
-                break;
-            case '\t':
-                esc[1] = 't';
-                break;
-            default:
+            esc[1] = gj_short[c];
+            if (!esc[1]) {
                 esc[1] = 'u';
                 esc[2] = '0';
                 esc[3] = '0';
