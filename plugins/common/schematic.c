@@ -2372,11 +2372,25 @@ fail:
     return NULL;
 }
 
+/* A condition group: {conditions: [...]}. */
+static json_t *rest_condition_group(struct sch_ctx *c, json_t *in)
+{
+    json_t *conds, *cv, *o;
+
+    if (rest_member(c, in, "conditions", JSON_ARRAY, &conds))
+        return NULL;
+    cv = rest_map_list(c, conds, "conditions", rest_condition);
+    if (!cv)
+        return NULL;
+    o = NEW(json_object());
+    json_object_set_new(o, "conditions", cv);
+    return o;
+}
+
 static json_t *rest_rule(struct sch_ctx *c, json_t *in)
 {
     json_t *o, *conds, *groups, *cv, *gv;
     const char *rt;
-    size_t i;
 
     if (rest_str(c, in, "rule_type", &rt))
         return NULL;
@@ -2400,31 +2414,10 @@ static json_t *rest_rule(struct sch_ctx *c, json_t *in)
     if (!cv)
         goto fail;
     json_object_set_new(o, "conditions", cv);
-    gv = NEW(json_array());
+    gv = rest_map_list(c, groups, "condition_groups", rest_condition_group);
+    if (!gv)
+        goto fail;
     json_object_set_new(o, "condition_groups", gv);
-    for (i = 0; i < json_array_size(groups); i++) {
-        json_t *g = json_array_get(groups, i), *gc, *go;
-
-        if (json_is_null(g))
-            continue;
-        sch_push(c, "condition_groups", -1);
-        sch_push(c, NULL, (long)i);
-        if (!json_is_object(g)) {
-            sch_fail(c, "expected object, got %s", sch_jtype(g));
-            gc = NULL;
-        } else if (rest_member(c, g, "conditions", JSON_ARRAY, &gc)) {
-            gc = NULL;
-        } else {
-            gc = rest_map_list(c, gc, "conditions", rest_condition);
-        }
-        sch_pop(c);
-        sch_pop(c);
-        if (!gc)
-            goto fail;
-        go = NEW(json_object());
-        json_object_set_new(go, "conditions", gc);
-        json_array_append_new(gv, go);
-    }
     return o;
 fail:
     json_decref(o);
