@@ -68,3 +68,36 @@ rcli() {
 rss_kb() {
     awk '/^VmRSS:/ {print $2}' "/proc/$1/status"
 }
+
+# plugin_dir: the absolute plugin folder of $BUILD.
+plugin_dir() {
+    case $BUILD in /*) echo "$BUILD/plugins" ;; *) echo "$PWD/$BUILD/plugins" ;; esac
+}
+
+# start_testserver ARGS...: the bundled datastream server on a free port
+# (log in $T/ts.log); sets TS_PORT.
+start_testserver() {
+    "$TESTSERVER" --port 0 --ready-file "$T/ts.ready" "$@" >"$T/ts.log" 2>&1 &
+    CLEANUP_PIDS="$CLEANUP_PIDS $!"
+    wait_for test -s "$T/ts.ready" || { cat "$T/ts.log"; fail "test server did not start"; }
+    TS_PORT=$(cut -d' ' -f1 "$T/ts.ready")
+}
+
+# production_ini FILE HTTP_PORT: etc/ferry.ini itself, pointed at the test
+# server ($TS_PORT) and redis-server ($REDIS_PORT) through an overlay, with
+# cache version c0ffee01. Append overriding sections to FILE as needed.
+production_ini() {
+    cat >"$1" <<INI
+[ferry]
+include = $PWD/etc/ferry.ini
+plugin_dir = $(plugin_dir)
+http_listen = 127.0.0.1:$2
+[source.datastream]
+api_key = test-key
+api_url = http://127.0.0.1:$TS_PORT
+bulk_rate = 200
+[sink.cache]
+address = 127.0.0.1:$REDIS_PORT
+cache_version = c0ffee01
+INI
+}

@@ -3,13 +3,10 @@
 # WebSocket handshake) and reports each; exit 0 when both answer, 1 when
 # one does not. The API key never appears in the output.
 . tests/lib.sh
-case $BUILD in /*) PD=$BUILD/plugins ;; *) PD=$PWD/$BUILD/plugins ;; esac
+PD=$(plugin_dir)
 start_redis
-"$TESTSERVER" --port 0 --ready-file "$T/ts.ready" --companies 1 --users 1 \
-    --flags 1 --messages 1 --api-key sekrit-key-123 >"$T/ts.log" 2>&1 &
-CLEANUP_PIDS="$CLEANUP_PIDS $!"
-wait_for test -s "$T/ts.ready" || { cat "$T/ts.log"; fail "test server"; }
-TS_PORT=$(cut -d' ' -f1 "$T/ts.ready")
+start_testserver --companies 1 --users 1 --flags 1 --messages 1 \
+    --api-key sekrit-key-123
 conf() {
     cat >"$T/c.ini" <<INI
 [ferry]

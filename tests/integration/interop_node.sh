@@ -5,32 +5,15 @@
 # health URL pointed at ferry's /ready) evaluates flags for company, user
 # and flag combinations whose answers are known (spec 12.7).
 . tests/lib.sh
-case $BUILD in /*) PD=$BUILD/plugins ;; *) PD=$PWD/$BUILD/plugins ;; esac
 [ -d tests/interop/node_modules ] || fail "the Node SDK is not installed: run make deps"
 SAMPLES=tests/fixtures/samples
 [ -f "$SAMPLES/msg-01-flags-full.json" ] || SAMPLES=../shared/spec/samples
 
 start_redis
-"$TESTSERVER" --port 0 --ready-file "$T/ts.ready" --seed 11 --companies 200 \
-    --users 200 --flags 10 --messages 3000 --samples "$SAMPLES" \
-    --expect "$T/expect.json" >"$T/ts.log" 2>&1 &
-CLEANUP_PIDS="$CLEANUP_PIDS $!"
-wait_for test -s "$T/ts.ready" || { cat "$T/ts.log"; fail "test server"; }
-TS_PORT=$(cut -d' ' -f1 "$T/ts.ready")
+start_testserver --seed 11 --companies 200 --users 200 --flags 10 \
+    --messages 3000 --samples "$SAMPLES" --expect "$T/expect.json"
 H=$(free_port)
-cat >"$T/ferry.ini" <<INI
-[ferry]
-include = $PWD/etc/ferry.ini
-plugin_dir = $PD
-http_listen = 127.0.0.1:$H
-[source.datastream]
-api_key = test-key
-api_url = http://127.0.0.1:$TS_PORT
-bulk_rate = 200
-[sink.cache]
-address = 127.0.0.1:$REDIS_PORT
-cache_version = c0ffee01
-INI
+production_ini "$T/ferry.ini" "$H"
 "$FERRY" run -c "$T/ferry.ini" 2>"$T/ferry.log" &
 F=$!
 CLEANUP_PIDS="$CLEANUP_PIDS $F"

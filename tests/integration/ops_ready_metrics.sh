@@ -5,28 +5,15 @@
 # text with every name interface.md lists, and counters that increase
 # between two scrapes while the stream flows.
 . tests/lib.sh
-case $BUILD in /*) PD=$BUILD/plugins ;; *) PD=$PWD/$BUILD/plugins ;; esac
 start_redis
-"$TESTSERVER" --port 0 --ready-file "$T/ts.ready" --seed 4 --companies 1500 \
-    --users 500 --flags 5 --messages 20000 --rate 2000 \
-    --expect "$T/expect.json" >"$T/ts.log" 2>&1 &
-CLEANUP_PIDS="$CLEANUP_PIDS $!"
-wait_for test -s "$T/ts.ready" || { cat "$T/ts.log"; fail "test server"; }
-TS_PORT=$(cut -d' ' -f1 "$T/ts.ready")
+start_testserver --seed 4 --companies 1500 --users 500 --flags 5 \
+    --messages 20000 --rate 2000 --expect "$T/expect.json"
 H=$(free_port)
-cat >"$T/f.ini" <<INI
-[ferry]
-include = $PWD/etc/ferry.ini
-plugin_dir = $PD
-http_listen = 127.0.0.1:$H
+# 20 pages at 10 requests/s: the initial load takes about two seconds.
+production_ini "$T/f.ini" "$H"
+cat >>"$T/f.ini" <<INI
 [source.datastream]
-api_key = test-key
-api_url = http://127.0.0.1:$TS_PORT
-# 20 pages at 10 requests/s: the load takes about two seconds.
 bulk_rate = 10
-[sink.cache]
-address = 127.0.0.1:$REDIS_PORT
-cache_version = c0ffee01
 INI
 "$FERRY" run -c "$T/f.ini" 2>"$T/ferry.log" &
 F=$!
