@@ -27,7 +27,7 @@ DEMO_CACHE_VERSION=c0ffee01
 export DEMO_REDIS_PORT DEMO_SERVER_PORT DEMO_HTTP_PORT DEMO_CACHE_VERSION
 
 "$TESTSERVER" --port "$DEMO_SERVER_PORT" --ready-file "$T/ready" \
-    --seed 7 --companies "$DEMO_COMPANIES" --users "$DEMO_USERS" --flags 20 \
+    --seed 7 --base-ms now --companies "$DEMO_COMPANIES" --users "$DEMO_USERS" --flags 20 \
     --messages "$DEMO_MESSAGES" --rate "$DEMO_RATE" \
     --cache-version "$DEMO_CACHE_VERSION" --expect "$T/expect.json" \
     >"$T/server.log" 2>&1 &

@@ -34,6 +34,7 @@ static const char usage[] =
     "  --cache-version V     (c0ffee01)   --key-prefix P (schematic)\n"
     "  --expect F            write the expected final cache (JSON)\n"
     "  --samples DIR         add the spec's sample flags, company and user\n"
+    "  --base-ms N|now       stream position base (1767225600000)\n"
     "  --log F               JSONL event log\n";
 
 enum {
@@ -61,6 +62,7 @@ enum {
     OPT_EXPECT,
     OPT_LOG,
     OPT_SAMPLES,
+    OPT_BASE_MS,
     OPT_HELP
 };
 
@@ -88,6 +90,7 @@ static const struct option long_opts[] = {
     {"key-prefix", required_argument, NULL, OPT_PREFIX},
     {"expect", required_argument, NULL, OPT_EXPECT},
     {"samples", required_argument, NULL, OPT_SAMPLES},
+    {"base-ms", required_argument, NULL, OPT_BASE_MS},
     {"log", required_argument, NULL, OPT_LOG},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0}};
@@ -128,6 +131,8 @@ static int parse_mix(const char *s, struct ts_opts *o)
     o->mix_delete = d;
     return 0;
 }
+
+long long ts_base_ms = TS_BASE_MS;
 
 static int parse_args(int argc, char **argv, struct ts_opts *o)
 {
@@ -259,6 +264,22 @@ static int parse_args(int argc, char **argv, struct ts_opts *o)
             break;
         case OPT_SAMPLES:
             o->samples = optarg;
+            break;
+        case OPT_BASE_MS:
+            if (strcmp(optarg, "now") == 0) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts_base_ms = (long long)ts.tv_sec * 1000 +
+                             ts.tv_nsec / 1000000;
+            } else {
+                char *end;
+                ts_base_ms = strtoll(optarg, &end, 10);
+                if (*end || ts_base_ms <= 0) {
+                    fprintf(stderr, "testserver: --base-ms: expected a "
+                                    "positive integer or 'now'\n");
+                    return -1;
+                }
+            }
             break;
         case OPT_HELP:
             fputs(usage, stdout);

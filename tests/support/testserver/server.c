@@ -386,11 +386,11 @@ static long start_index(const char *replay_from)
         return 1;
     if (sscanf(replay_from, "%lld-%llu%c", &ms, &seq, &tail) != 2 || ms < 0)
         return 1;
-    if (ms < TS_BASE_MS + 1)
+    if (ms < ts_base_ms + 1)
         return 1;
-    if (ms - TS_BASE_MS + 1 > S.w->n + 1)
+    if (ms - ts_base_ms + 1 > S.w->n + 1)
         return S.w->n + 1;
-    return (long)(ms - TS_BASE_MS + 1);
+    return (long)(ms - ts_base_ms + 1);
 }
 
 /* ---- requests ----------------------------------------------------------- */

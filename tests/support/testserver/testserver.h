@@ -20,6 +20,9 @@
 
 /* Stream positions are "<TS_BASE_MS + i>-0" for message i (1-based). */
 #define TS_BASE_MS 1767225600000LL
+/* The base actually used: TS_BASE_MS, or the start time with
+ * --base-ms now (so replication lag reads as real seconds in demos). */
+extern long long ts_base_ms;
 
 struct ts_opts {
     int port;

@@ -1026,7 +1026,7 @@ static size_t frame_put(struct ts_gen *g, const char *pre, const char *data,
                             "\"message_type\":\"%s\",\"stream_id\":"
                             "\"%lld-0\"}",
                             entity_id, type_name(type), mtype,
-                            TS_BASE_MS + g->pos);
+                            ts_base_ms + g->pos);
     total = 8 + plen + dlen + tlen;
     hl = ws_header(h, 1, total);
     at = buf_reserve(&w->frames, hl + total);
