@@ -21,47 +21,7 @@
 #include <jansson.h>
 
 #include "datastream.h"
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *fp = fopen(path, "rb");
-    char *buf;
-    long n;
-
-    if (!fp)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
-    buf[n] = '\0';
-    fclose(fp);
-    if (len)
-        *len = (size_t)n;
-    return buf;
-}
-
-static char *load_sample(const char *name, size_t *len)
-{
-    const char *dirs[3] = {getenv("SAMPLES_DIR"), "tests/fixtures/samples",
-                           "../shared/spec/samples"};
-    char path[512];
-    char *buf;
-    int i;
-
-    for (i = 0; i < 3; i++) {
-        if (!dirs[i])
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", dirs[i], name);
-        buf = read_file(path, len);
-        if (buf)
-            return buf;
-    }
-    fail_msg("sample %s not found (set SAMPLES_DIR)", name);
-    return NULL;
-}
+#include "samples.h"
 
 /* Parses a sample file as a frame; the caller releases f. */
 static void parse_sample(struct ds_frame *f, const char *name)

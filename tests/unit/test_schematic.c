@@ -28,52 +28,13 @@
 #include "jv.h"
 #include "schematic.h"
 #include "utf8.h"
+#include "samples.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static char *read_file(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    char *buf;
-    long n;
-
-    if (!fp)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
-    buf[n] = '\0';
-    fclose(fp);
-    return buf;
-}
-
-static char *load_sample(const char *name)
-{
-    const char *dirs[3] = {getenv("SAMPLES_DIR"), "tests/fixtures/samples",
-                           "../shared/spec/samples"};
-    char path[512];
-    int i;
-
-    for (i = 0; i < 3; i++) {
-        char *buf;
-
-        if (!dirs[i])
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", dirs[i], name);
-        buf = read_file(path);
-        if (buf)
-            return buf;
-    }
-    fail_msg("sample %s not found (set SAMPLES_DIR)", name);
-    return NULL;
-}
-
 static json_t *load_json(const char *name)
 {
-    char *buf = load_sample(name);
+    char *buf = load_sample(name, NULL);
     json_error_t e;
     json_t *v = json_loads(buf, 0, &e);
 
@@ -177,7 +138,7 @@ static void norm_fails(enum sch_type type, const char *in, const char *what)
 static void test_sample_company(void **state)
 {
     json_t *data = sample_data("msg-02-company-full.json");
-    char *want = load_sample("cache-company-comp_acme.json");
+    char *want = load_sample("cache-company-comp_acme.json", NULL);
 
     (void)state;
     assert_norm(SCH_COMPANY, data, want);
@@ -188,7 +149,7 @@ static void test_sample_company(void **state)
 static void test_sample_user(void **state)
 {
     json_t *data = sample_data("msg-03-user-full.json");
-    char *want = load_sample("cache-user-user_ada.json");
+    char *want = load_sample("cache-user-user_ada.json", NULL);
 
     (void)state;
     assert_norm(SCH_USER, data, want);
@@ -207,7 +168,7 @@ static void check_flags(json_t *flags, size_t expect)
 
         low = sch_lower(json_string_value(json_object_get(flag, "key")));
         snprintf(name, sizeof(name), "cache-flag-%s.json", low);
-        want = load_sample(name);
+        want = load_sample(name, NULL);
         assert_norm(SCH_FLAG, flag, want);
         free(want);
         free(low);
@@ -218,7 +179,7 @@ static void test_sample_flags(void **state)
 {
     json_t *flags = sample_data("msg-01-flags-full.json");
     json_t *one = sample_data("msg-09-flag-single-full.json");
-    char *want = load_sample("cache-flag-plan-flag.json");
+    char *want = load_sample("cache-flag-plan-flag.json", NULL);
 
     (void)state;
     check_flags(flags, 6);
@@ -254,7 +215,7 @@ static void test_samples_idempotent(void **state)
 
     (void)state;
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        char *text = load_sample(cases[i].file);
+        char *text = load_sample(cases[i].file, NULL);
         json_t *v = json_loads(text, 0, NULL), *canon;
 
         assert_non_null(v);
@@ -1128,7 +1089,7 @@ static void test_text_samples(void **state)
     (void)state;
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         json_t *data = sample_data(cases[i].msg);
-        char *want = load_sample(cases[i].cache), *id, err[256], *got;
+        char *want = load_sample(cases[i].cache, NULL), *id, err[256], *got;
         char *text = json_dumps(data, JSON_INDENT(3));
 
         /* Whitespace and member order of the input do not matter. */
@@ -1582,7 +1543,7 @@ static void test_jv_matches_jansson(void **state)
     for (i = 0; i < sizeof(crafted) / sizeof(crafted[0]); i++)
         check_jv(crafted[i], strlen(crafted[i]), &ok, &bad);
     for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        char *base = load_sample(names[i]), *buf;
+        char *base = load_sample(names[i], NULL), *buf;
         size_t len = strlen(base);
 
         buf = malloc(len);
