@@ -619,11 +619,11 @@ static int past_abort(struct pipeline *pl)
     return abort_at && clock_now_ns() >= abort_at;
 }
 
+/* A position for logs: "<ms>-<seq>", or "-" when there is none. */
 static void format_pos(const struct ferry_pos *p, char *buf, size_t len)
 {
     if (p->set)
-        snprintf(buf, len, "%llu-%llu", (unsigned long long)p->ms,
-                 (unsigned long long)p->seq);
+        ferry_pos_format(p, buf, len);
     else
         snprintf(buf, len, "-");
 }

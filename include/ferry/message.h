@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -99,6 +100,16 @@ static inline int ferry_pos_cmp(const struct ferry_pos *a,
 
 /* Longest text form of a position: two 20-digit numbers, '-', NUL. */
 #define FERRY_POS_STRLEN 42
+
+/* Writes pos as "<ms>-<seq>" (the datastream's stream_id) into buf (at
+ * least FERRY_POS_STRLEN bytes) and returns buf. */
+static inline char *ferry_pos_format(const struct ferry_pos *pos, char *buf,
+                                     size_t len)
+{
+    snprintf(buf, len, "%llu-%llu", (unsigned long long)pos->ms,
+             (unsigned long long)pos->seq);
+    return buf;
+}
 
 struct ferry_kv {
     const char *key;

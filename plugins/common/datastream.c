@@ -389,8 +389,7 @@ int ds_pos_parse(const char *s, struct ferry_pos *pos)
 
 char *ds_pos_format(const struct ferry_pos *pos, char *buf, size_t len)
 {
-    snprintf(buf, len, "%" PRIu64 "-%" PRIu64, pos->ms, pos->seq);
-    return buf;
+    return ferry_pos_format(pos, buf, len);
 }
 
 /* ---- the mapping ----------------------------------------------------------

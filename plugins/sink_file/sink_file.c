@@ -189,9 +189,9 @@ static void file_put_msg(struct file_worker *w, const char *route,
     file_put_str(w, m->entity_id);
     file_puts(w, ",\"stream_id\":");
     if (m->pos.set) {
-        snprintf(num, sizeof(num), "\"%" PRIu64 "-%" PRIu64 "\"", m->pos.ms,
-                 m->pos.seq);
-        file_puts(w, num);
+        file_puts(w, "\"");
+        file_puts(w, ferry_pos_format(&m->pos, num, sizeof(num)));
+        file_puts(w, "\"");
     } else {
         file_puts(w, "null");
     }

@@ -973,7 +973,7 @@ static void redis_q_cursor(struct redis_run *run, const struct ferry_pos *p)
 {
     char pos[FERRY_POS_STRLEN];
 
-    redis_pos_format(p, pos, sizeof(pos));
+    ferry_pos_format(p, pos, sizeof(pos));
     redis_conn_cmd(run->w->conn, "EVAL", redis_cursor_script, "1",
                    run->s->cursor_key, pos, NULL);
     run->n_eval++;
@@ -1343,7 +1343,7 @@ static void redis_report_poison(struct redis_worker *w, struct ferry_batch *b)
         if (b->results[i] != FERRY_ERROR)
             continue;
         if (m->pos.set)
-            redis_pos_format(&m->pos, pos, sizeof(pos));
+            ferry_pos_format(&m->pos, pos, sizeof(pos));
         s->host->metric_add(s->m_poison, 1);
         s->host->log(s->ctx, FERRY_LOG_ERROR,
                      "poison message skipped: %s '%.80s' at %s: %s",

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "datastream.h"
 #include "sink.h"
 
 /* Default cache version: the rules-engine version key of the Node SDK
@@ -135,43 +136,6 @@ static const struct ferry_option redis_options[] = {
 };
 
 /* ---- small helpers shared with apply.c ------------------------------- */
-
-void redis_pos_format(const struct ferry_pos *p, char *buf, size_t len)
-{
-    snprintf(buf, len, "%" PRIu64 "-%" PRIu64, p->ms, p->seq);
-}
-
-static int redis_parse_u64(const char *s, size_t n, uint64_t *v)
-{
-    uint64_t x = 0;
-    size_t i;
-
-    if (n == 0 || n > 20)
-        return -1;
-    for (i = 0; i < n; i++) {
-        unsigned d;
-
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        d = (unsigned)(s[i] - '0');
-        if (x > (UINT64_MAX - d) / 10)
-            return -1;
-        x = x * 10 + d;
-    }
-    *v = x;
-    return 0;
-}
-
-int redis_pos_parse(const char *s, size_t n, struct ferry_pos *p)
-{
-    const char *dash = memchr(s, '-', n);
-
-    if (!dash || redis_parse_u64(s, (size_t)(dash - s), &p->ms) < 0 ||
-        redis_parse_u64(dash + 1, (size_t)(s + n - dash - 1), &p->seq) < 0)
-        return -1;
-    p->set = 1;
-    return 0;
-}
 
 int redis_key_segments(const struct redis_sink *s, const char *key, size_t len)
 {
@@ -944,7 +908,7 @@ static int redis_load_position(void *state, struct ferry_pos *out)
     }
     if (!have_cursor)
         return FERRY_NOT_FOUND;
-    if (redis_pos_parse(cursor, strlen(cursor), out) < 0) {
+    if (ds_pos_parse(cursor, out) < 0) {
         s->host->log(s->ctx, FERRY_LOG_WARN,
                      "replay cursor '%s' is not <ms>-<seq>; a full load "
                      "follows",
@@ -1043,7 +1007,7 @@ static int redis_checkpoint(void *wctx, const struct ferry_pos *pos)
         return FERRY_RETRY;
     if (redis_worker_connect(w) != FERRY_OK)
         return FERRY_RETRY;
-    redis_pos_format(pos, p, sizeof(p));
+    ferry_pos_format(pos, p, sizeof(p));
     redis_conn_cmd(w->conn, "EVAL", redis_cursor_script, "1", s->cursor_key, p,
                    NULL);
     s->host->metric_add(s->m_eval, 1);

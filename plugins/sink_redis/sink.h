@@ -156,8 +156,5 @@ int redis_scan_delete(struct redis_sink *s, struct redis_conn *c,
                       int (*pred)(void *arg, const char *key, size_t len),
                       void *arg, int (*pause)(void *parg), void *parg,
                       uint64_t *scanned, uint64_t *deleted);
-/* "<ms>-<seq>". */
-void redis_pos_format(const struct ferry_pos *p, char *buf, size_t len);
-int redis_pos_parse(const char *s, size_t n, struct ferry_pos *p);
 
 #endif
