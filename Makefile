@@ -10,10 +10,10 @@
 #
 # New files need no Makefile edit: core/*.c form the daemon,
 # plugins/<kind>_<name>/*.c one plugin each (extra libraries in that folder's
-# plugin.mk as <kind>_<name>_LIBS), plugins/common/*.c a static library any
-# plugin may use, tests/unit/test_*.c one cmocka binary each, tests/plugins/
-# *.c one fixture plugin each, tests/support/<tool>/*.c one helper program
-# each.
+# plugin.mk as <kind>_<name>_LIBS), plugins/lib/<name>/*.c a static library
+# any plugin may link, tests/unit/test_*.c one cmocka binary each,
+# tests/plugins/*.c one fixture plugin each, tests/oracle/*.c the test
+# oracle library, tests/support/<tool>/*.c one helper program each.
 
 PREFIX ?= /usr/local
 BUILD ?= build
@@ -28,7 +28,7 @@ WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wformat=2 -Wvla -Wno-unused-parameter
 OPT ?= -O2
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -MMD -MP \
-               -Iinclude -iquote core -pthread $(PKG_CFLAGS) \
+               -Iinclude -pthread $(PKG_CFLAGS) \
                -DFERRY_VERSION=\"$(VERSION)\" \
                -DFERRY_PLUGIN_DIR=\"$(PREFIX)/lib/ferry/plugins\"
 ifeq ($(WERROR),1)
@@ -47,6 +47,10 @@ endif
 
 CFLAGS_ALL = $(CFLAGS_BASE) $(CFLAGS)
 PIC := -fPIC -fvisibility=hidden
+# The core and the tests see core/; plugins never do.
+CORE_CFLAGS_ALL = $(CFLAGS_ALL) -iquote core
+PLUGIN_CFLAGS_ALL = $(CFLAGS_ALL) $(PLUGIN_CFLAGS)
+TEST_CFLAGS_ALL = $(CFLAGS_ALL) -iquote core -Iplugins/lib -Itests/oracle
 CORE_LIBS := $(PKG_LIBS) -ldl -lm -pthread
 
 # ---- core -----------------------------------------------------------------
@@ -58,7 +62,7 @@ CORE_LIB_OBJ := $(filter-out $(BUILD)/core/main.o,$(CORE_OBJ))
 all: $(BUILD)/ferry plugins testsupport
 
 $(BUILD)/ferry: $(CORE_OBJ)
-	$(CC) $(CFLAGS_ALL) $(LDFLAGS) -rdynamic -o $@ $^ $(CORE_LIBS)
+	$(CC) $(CORE_CFLAGS_ALL) $(LDFLAGS) -o $@ $^ $(CORE_LIBS)
 
 $(BUILD)/libferry-core.a: $(CORE_LIB_OBJ)
 	@rm -f $@
@@ -66,20 +70,34 @@ $(BUILD)/libferry-core.a: $(CORE_LIB_OBJ)
 
 $(BUILD)/core/%.o: core/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+	$(CC) $(CORE_CFLAGS_ALL) -c -o $@ $<
 
-# ---- plugins --------------------------------------------------------------
+# ---- plugin libraries and plugins ----------------------------------------
+#
+# plugins/lib/<name>/*.c is one static library, libferry-<name>.a, that any
+# plugin may link: json (the JSON reader and writer), schematic (the
+# Schematic model, frames, keys), redis (connections, pipelines, lock and
+# cursor), ws (the RFC 6455 client codec). Plugins and libraries see
+# include/ and plugins/lib/ only, never core/: a plugin reaches the core
+# through the host table alone (tests/integration/layout.sh checks it).
 
-COMMON_SRC := $(wildcard plugins/common/*.c)
-COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
-COMMON_LIB := $(BUILD)/plugins/libferry-common.a
+PLUGIN_CFLAGS := -Iplugins/lib $(PIC)
 
-$(COMMON_LIB): $(COMMON_OBJ)
-	@rm -f $@
-	@mkdir -p $(dir $@)
-	ar rcs $@ $^
+LIB_NAMES := $(notdir $(patsubst %/,%,$(wildcard plugins/lib/*/)))
+# Link order: a library before the ones it uses.
+LIB_ORDER := $(filter $(LIB_NAMES),schematic redis ws json) \
+             $(filter-out schematic redis ws json,$(LIB_NAMES))
+LIB_ARS := $(LIB_ORDER:%=$(BUILD)/plugins/lib/libferry-%.a)
 
-PLUGIN_DIRS := $(filter-out plugins/common,$(patsubst %/,%,$(wildcard plugins/*_*/)))
+define lib_rule
+$(BUILD)/plugins/lib/libferry-$(1).a: $(patsubst %.c,$(BUILD)/%.o,$(wildcard plugins/lib/$(1)/*.c))
+	@rm -f $$@
+	@mkdir -p $$(dir $$@)
+	ar rcs $$@ $$^
+endef
+$(foreach l,$(LIB_NAMES),$(eval $(call lib_rule,$(l))))
+
+PLUGIN_DIRS := $(patsubst %/,%,$(wildcard plugins/*_*/))
 PLUGIN_NAMES := $(notdir $(PLUGIN_DIRS))
 PLUGIN_SOS := $(PLUGIN_NAMES:%=$(BUILD)/plugins/%.so)
 
@@ -87,19 +105,19 @@ PLUGIN_SOS := $(PLUGIN_NAMES:%=$(BUILD)/plugins/%.so)
 
 $(BUILD)/plugins/%.o: plugins/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(PIC) -iquote plugins/common -c -o $@ $<
+	$(CC) $(PLUGIN_CFLAGS_ALL) -c -o $@ $<
 
 define plugin_rule
-$(BUILD)/plugins/$(1).so: $(patsubst %.c,$(BUILD)/%.o,$(wildcard plugins/$(1)/*.c)) $(COMMON_LIB)
-	$$(CC) $$(CFLAGS_ALL) $$(LDFLAGS) $(PLUGIN_LDFLAGS) -o $$@ \
+$(BUILD)/plugins/$(1).so: $(patsubst %.c,$(BUILD)/%.o,$(wildcard plugins/$(1)/*.c)) $(LIB_ARS)
+	$$(CC) $$(PLUGIN_CFLAGS_ALL) $$(LDFLAGS) $(PLUGIN_LDFLAGS) -o $$@ \
 	    $(patsubst %.c,$(BUILD)/%.o,$(wildcard plugins/$(1)/*.c)) \
-	    $(COMMON_LIB) $$($(1)_LIBS) -lc
+	    $(LIB_ARS) $$($(1)_LIBS) -lc
 endef
 $(foreach p,$(PLUGIN_NAMES),$(eval $(call plugin_rule,$(p))))
 
 plugins: $(PLUGIN_SOS)
 
-# ---- test support: fixture plugins and helper programs --------------------
+# ---- test support: fixture plugins, the oracle, helper programs -----------
 
 FIXTURE_SRC := $(wildcard tests/plugins/*.c)
 FIXTURE_SOS := $(FIXTURE_SRC:tests/plugins/%.c=$(BUILD)/tests/plugins/%.so)
@@ -108,16 +126,31 @@ $(BUILD)/tests/plugins/%.so: tests/plugins/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(PIC) $(LDFLAGS) $(PLUGIN_LDFLAGS) -o $@ $< -lc
 
+# tests/oracle/*.c: independent implementations the product is compared
+# with (the jansson-tree Schematic normaliser and merge), for the unit
+# tests, the fuzzers and the test server's expected state.
+ORACLE_SRC := $(wildcard tests/oracle/*.c)
+ORACLE_LIB := $(BUILD)/tests/liboracle.a
+
+$(BUILD)/tests/oracle/%.o: tests/oracle/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS_ALL) -c -o $@ $<
+
+$(ORACLE_LIB): $(ORACLE_SRC:%.c=$(BUILD)/%.o)
+	@rm -f $@
+	@mkdir -p $(dir $@)
+	ar rcs $@ $^
+
 # Only folders with C sources are programs (others hold scripts).
 SUPPORT_DIRS := $(sort $(patsubst %/,%,$(dir $(wildcard tests/support/*/*.c))))
 SUPPORT_BINS := $(SUPPORT_DIRS:tests/support/%=$(BUILD)/tests/%)
 
 $(BUILD)/tests/support/%.o: tests/support/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -iquote plugins/common -c -o $@ $<
+	$(CC) $(TEST_CFLAGS_ALL) -c -o $@ $<
 
 define support_rule
-$(BUILD)/tests/$(1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/support/$(1)/*.c)) $(COMMON_LIB)
+$(BUILD)/tests/$(1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/support/$(1)/*.c)) $(ORACLE_LIB) $(LIB_ARS)
 	$$(CC) $$(CFLAGS_ALL) $$(LDFLAGS) -o $$@ $$^ $$(CORE_LIBS)
 endef
 $(foreach s,$(notdir $(SUPPORT_DIRS)),$(eval $(call support_rule,$(s))))
@@ -131,10 +164,10 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 $(BUILD)/tests/%.o: tests/unit/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -iquote plugins/common -c -o $@ $<
+	$(CC) $(TEST_CFLAGS_ALL) -c -o $@ $<
 
-$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libferry-core.a $(COMMON_LIB)
-	$(CC) $(CFLAGS_ALL) $(LDFLAGS) -rdynamic -o $@ $^ -lcmocka $(CORE_LIBS)
+$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libferry-core.a $(ORACLE_LIB) $(LIB_ARS)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS) -o $@ $^ -lcmocka $(CORE_LIBS)
 
 build-tests: all $(UNIT_BINS)
 
@@ -166,7 +199,7 @@ reference: all
 
 format-check:
 	@clang-format --dry-run --Werror core/*.[ch] include/ferry/*.h \
-	    plugins/*/*.[ch] tests/unit/*.c
+	    plugins/*/*.[ch] plugins/lib/*/*.[ch] tests/unit/*.c
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/ferry/plugins \

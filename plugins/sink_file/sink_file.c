@@ -24,7 +24,7 @@
 
 #include <ferry/ferry.h>
 
-#include "utf8.h"
+#include "json/utf8.h"
 
 struct file_sink {
     const struct ferry_host *host;

@@ -31,7 +31,7 @@
 
 #include <jansson.h>
 
-#include "schematic.h"
+#include "schematic/schematic.h"
 #include "sink.h"
 
 /* A run's commands were refused by Redis for their content (internal). */

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "datastream.h"
+#include "schematic/datastream.h"
 #include "sink.h"
 
 /* Default cache version: the rules-engine version key of the Node SDK

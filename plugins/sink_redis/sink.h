@@ -21,9 +21,9 @@
 
 #include <ferry/ferry.h>
 
-#include "conn.h"
-#include "keyset.h"
-#include "util.h"
+#include "redis/conn.h"
+#include "redis/keyset.h"
+#include "redis/util.h"
 
 /* Longest key_prefix and cache_version accepted. */
 #define REDIS_MAX_PREFIX 128

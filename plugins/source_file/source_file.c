@@ -1,7 +1,7 @@
 /*
  * plugins/source_file: replays recorded Schematic datastream frames, one
  * JSON frame a line, through the same parser as source_websocket
- * (plugins/common/datastream.h).
+ * (plugins/lib/schematic/datastream.h).
  *
  * The source is finite: run() returns FERRY_OK after the last line (of the
  * last repetition), and the core treats the source as finished: the
@@ -19,7 +19,7 @@
 
 #include <ferry/ferry.h>
 
-#include "datastream.h"
+#include "schematic/datastream.h"
 
 /* Longest sleep between checks of the stop flag. */
 #define FILE_SLICE_NS 20000000ull

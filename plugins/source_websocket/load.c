@@ -23,7 +23,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "schematic.h"
+#include "schematic/schematic.h"
 #include "wsrc.h"
 
 /* Longest REST response body accepted. */

@@ -33,7 +33,7 @@
 
 #include <curl/curl.h>
 
-#include "datastream.h"
+#include "schematic/datastream.h"
 #include "wsrc.h"
 
 #ifndef FERRY_VERSION

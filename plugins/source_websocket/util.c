@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "datastream.h"
+#include "schematic/datastream.h"
 #include "wsrc.h"
 
 /* Copies a string into a bounded buffer; -1 when it does not fit. */

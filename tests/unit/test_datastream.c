@@ -1,6 +1,6 @@
 /*
  * tests/unit/test_datastream.c: datastream frame -> ferry message mapping
- * (plugins/common/datastream.c) against the spec samples, every rejection
+ * (plugins/lib/schematic/datastream.c) against the spec samples, every rejection
  * reason, and stream positions.
  *
  * Samples are read from $SAMPLES_DIR, else tests/fixtures/samples (a copy
@@ -20,7 +20,7 @@
 
 #include <jansson.h>
 
-#include "datastream.h"
+#include "schematic/datastream.h"
 #include "samples.h"
 
 /* Parses a sample file as a frame; the caller releases f. */

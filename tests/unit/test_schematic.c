@@ -1,6 +1,6 @@
 /*
  * tests/unit/test_schematic.c: the Schematic data model
- * (plugins/common/schematic.c, gojson.c, lower.c): byte-exact normalisation
+ * (plugins/lib/schematic, plugins/lib/json/gojson.c): byte-exact normalisation
  * of the spec samples, the partial-merge examples of section 5.5, REST
  * conversion, Go float and string formatting, times, and key names.
  *
@@ -24,10 +24,10 @@
 
 #include <jansson.h>
 
-#include "gojson.h"
-#include "jv.h"
-#include "schematic.h"
-#include "utf8.h"
+#include "json/gojson.h"
+#include "json/jv.h"
+#include "schematic/schematic.h"
+#include "json/utf8.h"
 #include "samples.h"
 
 /* ---- helpers ------------------------------------------------------------ */

@@ -37,8 +37,8 @@
 #include "config.h"
 
 #include "../../plugins/sink_redis/apply.c"
-#include "../../plugins/sink_redis/conn.c"
-#include "../../plugins/sink_redis/keyset.c"
+#include "../../plugins/lib/redis/conn.c"
+#include "../../plugins/lib/redis/keyset.c"
 #include "../../plugins/sink_redis/sink.c"
 
 #define SAMPLES "tests/fixtures/samples/"

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "schematic.h"
+#include "schematic/schematic.h"
 #include "testserver.h"
 
 struct ts_samples ts_samples;

@@ -16,7 +16,7 @@
 
 #include <jansson.h>
 
-#include "schematic.h"
+#include "schematic/schematic.h"
 
 /* Stream positions are "<TS_BASE_MS + i>-0" for message i (1-based). */
 #define TS_BASE_MS 1767225600000LL

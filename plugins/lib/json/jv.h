@@ -1,5 +1,5 @@
 /*
- * plugins/common/jv.h: a small read-only JSON document in one arena, for
+ * plugins/lib/json/jv.h: a small read-only JSON document in one arena, for
  * hot paths where building a jansson tree costs too much (a 2 KB company
  * takes ~70 us in json_loadb here, ~5 us in jv_parse).
  *

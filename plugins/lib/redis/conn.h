@@ -1,5 +1,5 @@
 /*
- * plugins/sink_redis/conn.h: one connection to one Redis server.
+ * plugins/lib/redis/conn.h: one connection to one Redis server.
  *
  * The sink owns its sockets (non-blocking connect bounded by
  * connect_timeout, poll()-driven pipelined I/O bounded by command_timeout)

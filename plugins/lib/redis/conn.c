@@ -1,5 +1,5 @@
 /*
- * plugins/sink_redis/conn.c: the sink's Redis transport (see conn.h).
+ * plugins/lib/redis/conn.c: the sink's Redis transport (see conn.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,8 +18,8 @@
 
 #include <ferry/status.h>
 
-#include "conn.h"
-#include "util.h"
+#include "redis/conn.h"
+#include "redis/util.h"
 
 /* Most arguments a command built with redis_conn_cmd() may have. */
 #define REDIS_CMD_MAX_ARGS 16

@@ -1,5 +1,5 @@
 /*
- * plugins/common/jv.c: parse JSON into a read-only arena document (jv.h).
+ * plugins/lib/json/jv.c: parse JSON into a read-only arena document (jv.h).
  *
  * The grammar is the shared scanner's (jsonscan.h), the one datastream.c
  * uses too, so a jv document exists exactly when a jansson tree would (the
@@ -9,14 +9,14 @@
  * copied into the arena when it closes, so every container is one
  * contiguous block.
  */
-#include "jv.h"
+#include "json/jv.h"
 
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "jsonscan.h"
+#include "json/jsonscan.h"
 
 /* Deeper documents are refused (ferry's payloads nest at most 64 levels;
  * jansson would take 2048). */

@@ -1,11 +1,11 @@
 /*
- * plugins/sink_redis/keyset.c: see keyset.h.
+ * plugins/lib/redis/keyset.c: see keyset.h.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "keyset.h"
-#include "util.h"
+#include "redis/keyset.h"
+#include "redis/util.h"
 
 uint64_t redis_key_hash(const char *s, size_t n)
 {

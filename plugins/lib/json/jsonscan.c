@@ -1,5 +1,5 @@
 /*
- * plugins/common/jsonscan.c: the JSON pull scanner (jsonscan.h).
+ * plugins/lib/json/jsonscan.c: the JSON pull scanner (jsonscan.h).
  *
  * The grammar is a state machine instead of recursion: the state says what
  * may come next, and a bit per open level says whether it is an object. So
@@ -15,7 +15,7 @@
  * check. That check is the whole UTF-8 validation of a document that
  * parses (see jsonscan.h).
  */
-#include "jsonscan.h"
+#include "json/jsonscan.h"
 
 #include <assert.h>
 #include <limits.h>
@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "utf8.h"
+#include "json/utf8.h"
 
 #ifdef __SSE2__
 #include <emmintrin.h>

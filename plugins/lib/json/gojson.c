@@ -1,14 +1,14 @@
 /*
- * plugins/common/gojson.c: Go encoding/json compatible output (gojson.h).
+ * plugins/lib/json/gojson.c: Go encoding/json compatible output (gojson.h).
  */
-#include "gojson.h"
+#include "json/gojson.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "utf8.h"
+#include "json/utf8.h"
 
 void gj_init(struct gj_buf *b)
 {

@@ -1,5 +1,5 @@
 /*
- * plugins/sink_redis/util.h: allocation helpers and small shared pieces.
+ * plugins/lib/redis/util.h: allocation helpers and small shared pieces.
  *
  * The allocation helpers abort on exhaustion, like the host table's
  * alloc(), so callers need no NULL checks; memory they return is released

@@ -1,12 +1,12 @@
 /*
- * plugins/common/utf8.c: strict UTF-8 validation, decoding and encoding.
+ * plugins/lib/json/utf8.c: strict UTF-8 validation, decoding and encoding.
  *
  * The validator follows the well-formed byte sequence table of Unicode
  * (chapter 3, table 3-7): second bytes of E0, ED, F0 and F4 sequences are
  * range-restricted so that overlong forms, surrogates and code points above
  * U+10FFFF are refused; C0, C1 and F5..FF never occur.
  */
-#include "utf8.h"
+#include "json/utf8.h"
 
 #include <string.h>
 

@@ -1,5 +1,5 @@
 /*
- * plugins/common/gojson.h: a JSON writer that produces the bytes Go's
+ * plugins/lib/json/gojson.h: a JSON writer that produces the bytes Go's
  * encoding/json (Go >= 1.22, the default HTML-safe encoder) produces:
  *
  *   - strings: '"' and '\\' escaped with a backslash; \b \f \n \r \t as

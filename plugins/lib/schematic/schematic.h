@@ -1,5 +1,5 @@
 /*
- * plugins/common/schematic.h: Schematic's cached data model
+ * plugins/lib/schematic/schematic.h: Schematic's cached data model
  * (schematic-datastream.md sections 4, 5, 6, 10): normalised JSON exactly as
  * the Go reference writes it, partial-merge rules, REST conversion, and the
  * Redis key names. Used by sink_redis and by the bundled test server (which

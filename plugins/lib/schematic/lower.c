@@ -1,5 +1,5 @@
 /*
- * plugins/common/lower.c: sch_lower(), Unicode simple lower-casing of UTF-8
+ * plugins/lib/schematic/lower.c: sch_lower(), Unicode simple lower-casing of UTF-8
  * as Go's strings.ToLower does it (unicode.ToLower on every code point).
  *
  * The table holds every code point whose simple lowercase mapping differs
@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "schematic.h"
-#include "utf8.h"
+#include "schematic/schematic.h"
+#include "json/utf8.h"
 
 struct lower_run {
     uint32_t lo;

@@ -1,5 +1,5 @@
 /*
- * plugins/sink_redis/keyset.h: a set of Redis key names, stored as 64-bit
+ * plugins/lib/redis/keyset.h: a set of Redis key names, stored as 64-bit
  * hashes.
  *
  * Used for "keys written by this initial load" (7.7) and "flags in this

@@ -1,5 +1,5 @@
 /*
- * plugins/common/datastream.c: one Schematic datastream frame to one ferry
+ * plugins/lib/schematic/datastream.c: one Schematic datastream frame to one ferry
  * message (schematic-datastream.md section 3).
  *
  * The frame is checked in this order, and the first failure decides the
@@ -25,7 +25,7 @@
  *
  * Everything here is reentrant: no static mutable state.
  */
-#include "datastream.h"
+#include "schematic/datastream.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -33,8 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jsonscan.h"
-#include "utf8.h"
+#include "json/jsonscan.h"
+#include "json/utf8.h"
 
 /* A scanned JSON value. For strings, s/len is the raw content between the
  * quotes and esc tells whether it holds a backslash. */

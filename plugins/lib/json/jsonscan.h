@@ -1,5 +1,5 @@
 /*
- * plugins/common/jsonscan.h: the JSON grammar of plugins/common, once. A
+ * plugins/lib/json/jsonscan.h: the JSON grammar of the plugin libraries, once. A
  * pull scanner: js_next() hands out a document's tokens in order (object
  * and array brackets, scalars; a member's name comes with its value), each
  * checked as it is read, and the caller keeps what it needs: datastream.c

@@ -1,5 +1,5 @@
 /*
- * plugins/common/datastream.h: one Schematic datastream frame (a JSON text
+ * plugins/lib/schematic/datastream.h: one Schematic datastream frame (a JSON text
  * frame) to one ferry message. Shared by source_websocket and source_file.
  *
  * Mapping (schematic-datastream.md section 3):

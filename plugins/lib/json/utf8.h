@@ -1,5 +1,5 @@
 /*
- * plugins/common/utf8.h: strict UTF-8 helpers shared by the datastream
+ * plugins/lib/json/utf8.h: strict UTF-8 helpers shared by the datastream
  * parser and the Schematic model code. Pure functions: thread-safe.
  */
 #ifndef FERRY_COMMON_UTF8_H

@@ -1,5 +1,5 @@
 /*
- * plugins/common/schematic.c: Schematic's cached data model (schematic.h).
+ * plugins/lib/schematic/schematic.c: Schematic's cached data model (schematic.h).
  *
  * Normalisation is schema driven: each rulesengine structure is a table of
  * fields (JSON name, kind, omit-empty, element structure) in the order Go
@@ -12,7 +12,7 @@
  * int64 as integers, float64 as reals, times re-formatted) that gojson.c
  * writes byte for byte as Go would.
  */
-#include "schematic.h"
+#include "schematic/schematic.h"
 
 #include <limits.h>
 #include <math.h>
@@ -21,9 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gojson.h"
-#include "jv.h"
-#include "utf8.h"
+#include "json/gojson.h"
+#include "json/jv.h"
+#include "json/utf8.h"
 
 /* ---- schemas ------------------------------------------------------------- */
 
