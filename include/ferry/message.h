@@ -72,7 +72,13 @@ enum {
     /* A snapshot page that more pages follow (paginated flags). */
     FERRY_MSG_F_MORE = 1u << 0,
     /* The message came from the initial (bulk) load, not the stream. */
-    FERRY_MSG_F_LOAD = 1u << 1
+    FERRY_MSG_F_LOAD = 1u << 1,
+    /* Bits 16 to 31 are for conventions between cooperating plugins (a
+     * source and the sinks that understand its payloads, such as
+     * SCH_MSG_F_NORMALIZED in the Schematic library). The core copies
+     * them unchanged and never interprets them; a sink that does not know
+     * a bit ignores it. */
+    FERRY_MSG_F_PLUGIN_FIRST = 1u << 16
 };
 
 /*

@@ -19,6 +19,45 @@
 enum sch_type { SCH_COMPANY = 1, SCH_USER = 2, SCH_FLAG = 3 };
 
 /*
+ * msg->flags bit (a FERRY_MSG_F_PLUGIN_FIRST convention): the payload of
+ * this FERRY_OP_FULL message is already the normalised cached form, its
+ * entity_id is the entity's id and its keys are the normalised keys map
+ * (sorted, string values). A sink that understands it writes the payload
+ * as it is, without parsing it again. Set by the REST initial load, whose
+ * items are converted to the cached form once, in the source.
+ */
+#define SCH_MSG_F_NORMALIZED (1u << 16)
+
+/* One member of an entity's keys map. */
+struct sch_kv {
+    char *key;   /* as written in the normalised value (not lower-cased) */
+    char *value; /* likewise */
+};
+
+/*
+ * What one normalisation (or merge) produced, learnt in the same walk so
+ * that nobody parses the result again:
+ *   json, len  the normalised cached form (compact JSON, NUL-terminated);
+ *   id         the entity's "id" (never empty on success);
+ *   flag_key   SCH_FLAG: the "key" member, NULL when absent or empty
+ *              (such a flag is not cached, 7.4); NULL for other types;
+ *   keys       SCH_COMPANY / SCH_USER: the keys map exactly as written in
+ *              json (sorted by key), nkeys entries; NULL and 0 otherwise.
+ * Every pointer is owned by the struct: sch_entity_release() frees them
+ * and zeroes it. A zeroed struct is a valid empty one.
+ */
+struct sch_entity {
+    char *json;
+    size_t len;
+    char *id;
+    char *flag_key;
+    struct sch_kv *keys;
+    size_t nkeys;
+};
+
+void sch_entity_release(struct sch_entity *e);
+
+/*
  * Serialises an entity payload the way Go's encoding/json writes the
  * rulesengine struct: every field of the structure in struct order (unknown
  * fields dropped, lists never null, absent optional values null, omit-empty
@@ -191,5 +230,51 @@ char *sch_key_lookup(const char *prefix, enum sch_type type,
 /* The lookup value: the id as a JSON string, quotes included, escaped as
  * Go's json.Marshal escapes it. */
 char *sch_lookup_value(const char *id);
+
+
+/* ---- the entity API: one parse per payload ------------------------------
+ *
+ * Each function below parses its input once and returns everything a sink
+ * needs from it in a struct sch_entity (out is overwritten, not released,
+ * on entry; on failure it is left zeroed). They return 0, or -1 with a
+ * reason in err (errlen bytes). Thread-safe.
+ */
+
+/* Normalises the entity JSON text json[0..len) (the rules of the
+ * normaliser described above) into out. */
+int sch_entity_normalize(enum sch_type type, const char *json, size_t len,
+                         struct sch_entity *out, char *err, size_t errlen);
+
+/* Merges partial into base (normally the cached value, ferry's own
+ * output) by section 5's rules and normalises the result into out. When
+ * base_out is not NULL it receives base's id, flag_key and keys (json
+ * NULL), from the same parse: the lookups that may go stale. */
+int sch_entity_merge(enum sch_type type, const char *base, size_t base_len,
+                     const char *partial, size_t partial_len,
+                     struct sch_entity *out, struct sch_entity *base_out,
+                     char *err, size_t errlen);
+
+/* The id, flag_key and keys of a stored value (json NULL): for a cached
+ * value whose lookups may go stale. Lenient where the value is not a
+ * valid entity: whatever keys map it has is returned. */
+int sch_entity_keys(enum sch_type type, const char *json, size_t len,
+                    struct sch_entity *out, char *err, size_t errlen);
+
+/* A flags snapshot (a JSON array of flags): calls each() once per element
+ * in order, with the normalised flag, or with flag NULL and the reason in
+ * why when that element is invalid (the caller skips it). each() may take
+ * the flag's contents (it is released after the call). Returns -1 only
+ * when json is not an array; each() returning nonzero stops the walk
+ * (and is returned). */
+int sch_flags_each(const char *json, size_t len,
+                   int (*each)(void *arg, struct sch_entity *flag,
+                               const char *why),
+                   void *arg, char *err, size_t errlen);
+
+/* Converts a REST CompanyDetail / UserDetail item (the shapes described at
+ * sch_from_rest) straight to the cached form in out: what a source emits
+ * with SCH_MSG_F_NORMALIZED. */
+int sch_rest_entity(enum sch_type type, json_t *detail, struct sch_entity *out,
+                    char *err, size_t errlen);
 
 #endif
