@@ -226,6 +226,10 @@ struct sch_ctx {
     int failed;
     int depth;
     const char *entity_type; /* REST conversion: "company" or "user" */
+    /* The text writer records the top-level id, key and keys map here
+     * while it writes them (NULL: nothing recorded). */
+    struct sch_entity *cap;
+    int cap_keys; /* the map being written is the top-level keys */
     struct {
         const char *name;
         long idx; /* -1: a field name */
@@ -238,6 +242,9 @@ static void sch_ctx_init(struct sch_ctx *c, char *err, size_t errlen)
     c->errlen = errlen;
     c->failed = 0;
     c->depth = 0;
+    c->entity_type = NULL;
+    c->cap = NULL;
+    c->cap_keys = 0;
     if (err && errlen)
         err[0] = '\0';
 }
@@ -1385,15 +1392,17 @@ static int w_kv_cmp(const void *a, const void *b)
     return x->order < y->order ? -1 : x->order > y->order;
 }
 
-/* A map from up to two objects (later members win, the second object's
- * over the first's), keys sorted. */
-static int w_map(struct sch_ctx *c, struct gj_buf *b, int floats,
-                 const struct jv *m1, const struct jv *m2)
+/*
+ * The members of up to two objects (later members win, the second
+ * object's over the first's), sorted by key with duplicates dropped, in
+ * *out (malloc'd, *n entries). Fails when a source is not an object.
+ */
+static int w_map_members(struct sch_ctx *c, const struct jv *m1,
+                         const struct jv *m2, struct w_kv **out, size_t *n)
 {
     const struct jv *src[2] = {m1, m2};
     struct w_kv *kv;
-    size_t n = 0, i, k, cap = 0;
-    int first = 1;
+    size_t i, k, cap = 0, got = 0, kept = 0;
 
     for (k = 0; k < 2; k++) {
         if (!src[k])
@@ -1407,45 +1416,95 @@ static int w_map(struct sch_ctx *c, struct gj_buf *b, int floats,
     kv = sch_check(malloc((cap ? cap : 1) * sizeof(*kv)));
     for (k = 0; k < 2; k++) {
         for (i = 0; src[k] && i < src[k]->n; i++) {
-            kv[n].m = &src[k]->u.members[i];
-            kv[n].order = n;
-            n++;
+            kv[got].m = &src[k]->u.members[i];
+            kv[got].order = got;
+            got++;
         }
     }
-    qsort(kv, n, sizeof(*kv), w_kv_cmp);
+    qsort(kv, got, sizeof(*kv), w_kv_cmp);
+    for (i = 0; i < got; i++) {
+        if (i + 1 < got && !strcmp(kv[i].m->key, kv[i + 1].m->key))
+            continue; /* a later one wins */
+        kv[kept++] = kv[i];
+    }
+    *out = kv;
+    *n = kept;
+    return 0;
+}
+
+/* Records a keys map in c->cap (values: strings, null as ""; members
+ * of another type are left out). */
+static void w_cap_map(struct sch_ctx *c, const struct w_kv *kv, size_t n)
+{
+    struct sch_entity *e = c->cap;
+    size_t i;
+
+    if (n == 0)
+        return;
+    e->keys = sch_check(calloc(n, sizeof(*e->keys)));
+    for (i = 0; i < n; i++) {
+        const struct jv *v = &kv[i].m->val;
+        struct sch_kv *o = &e->keys[e->nkeys];
+
+        if (v->type != JV_STR && v->type != JV_NULL)
+            continue; /* only sch_entity_keys gets here: lenient */
+        o->key = sch_check(strdup(kv[i].m->key));
+        o->value = sch_check(strdup(v->type == JV_STR ? v->u.s : ""));
+        e->nkeys++;
+    }
+}
+
+/* Writes one map value: a string (null: "") or a float64 (null: 0). */
+static int w_map_value(struct sch_ctx *c, struct gj_buf *b, int floats,
+                       const struct jv_member *m)
+{
+    const struct jv *v = &m->val;
+
+    if (v->type == JV_NULL) {
+        if (floats)
+            gj_char(b, '0');
+        else
+            gj_raw(b, "\"\"", 2);
+    } else if (floats && v->type == JV_INT) {
+        gj_float(b, (double)v->u.i);
+    } else if (floats && v->type == JV_REAL) {
+        gj_float(b, v->u.d);
+    } else if (!floats && v->type == JV_STR) {
+        gj_str(b, v->u.s, v->n);
+    } else {
+        sch_push(c, m->key, -1);
+        sch_fail(c, "expected %s, got %s", floats ? "number" : "string",
+                 jv_tname(v));
+        sch_pop(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* A map from up to two objects (see w_map_members), keys sorted. When
+ * c->cap_keys is set, the map written is recorded in c->cap. */
+static int w_map(struct sch_ctx *c, struct gj_buf *b, int floats,
+                 const struct jv *m1, const struct jv *m2)
+{
+    struct w_kv *kv;
+    size_t n, i;
+
+    if (w_map_members(c, m1, m2, &kv, &n) < 0)
+        return -1;
     gj_char(b, '{');
     for (i = 0; i < n; i++) {
-        const struct jv *v;
-
-        if (i + 1 < n && !strcmp(kv[i].m->key, kv[i + 1].m->key))
-            continue; /* a later one wins */
-        v = &kv[i].m->val;
-        if (!first)
+        if (i)
             gj_char(b, ',');
-        first = 0;
         gj_str(b, kv[i].m->key, kv[i].m->klen);
         gj_char(b, ':');
-        if (v->type == JV_NULL) {
-            if (floats)
-                gj_char(b, '0');
-            else
-                gj_raw(b, "\"\"", 2);
-        } else if (floats && v->type == JV_INT) {
-            gj_float(b, (double)v->u.i);
-        } else if (floats && v->type == JV_REAL) {
-            gj_float(b, v->u.d);
-        } else if (!floats && v->type == JV_STR) {
-            gj_str(b, v->u.s, v->n);
-        } else {
-            sch_push(c, kv[i].m->key, -1);
-            sch_fail(c, "expected %s, got %s", floats ? "number" : "string",
-                     jv_tname(v));
-            sch_pop(c);
+        if (w_map_value(c, b, floats, kv[i].m) < 0) {
             free(kv);
             return -1;
         }
     }
     gj_char(b, '}');
+    if (c->cap_keys && !floats)
+        w_cap_map(c, kv, n);
     free(kv);
     return 0;
 }
@@ -1602,6 +1661,31 @@ static void w_key(struct gj_buf *b, int *first, const char *name)
     gj_raw(b, "\":", 2);
 }
 
+/*
+ * Called before a top-level field f is written from src (NULL: its zero
+ * value): records the entity's id and a flag's key in c->cap, and arms
+ * c->cap_keys for the keys map.
+ */
+static void w_cap_field(struct sch_ctx *c, const struct sch_field *f,
+                        const struct jv *src)
+{
+    char **dst;
+
+    if (!c->cap || c->depth != 0)
+        return;
+    c->cap_keys = 0;
+    if (!strcmp(f->name, "id")) {
+        dst = &c->cap->id;
+    } else if (!strcmp(f->name, "key")) {
+        dst = &c->cap->flag_key;
+    } else {
+        c->cap_keys = f->kind == K_MAP_STR;
+        return;
+    }
+    free(*dst);
+    *dst = sch_check(strdup(src && src->type == JV_STR ? src->u.s : ""));
+}
+
 static int w_struct(struct sch_ctx *c, struct gj_buf *b,
                     const struct sch_schema *s, const struct jv *obj,
                     const struct jv *into, const struct sch_ovr *ovr, int novr)
@@ -1637,6 +1721,7 @@ static int w_struct(struct sch_ctx *c, struct gj_buf *b,
         src = v ? v : bv;
         if (f->omitempty && w_omit(f, src))
             continue;
+        w_cap_field(c, f, src);
         w_key(b, &first, f->name);
         if (!src) {
             w_zero(b, f->kind);
@@ -1649,75 +1734,6 @@ static int w_struct(struct sch_ctx *c, struct gj_buf *b,
             return -1;
     }
     gj_char(b, '}');
-    return 0;
-}
-
-/* Checks the top-level id the way sch_canonical does. */
-static int w_check_id(struct sch_ctx *c, const struct sch_schema *s,
-                      const struct jv *obj, char **id_out)
-{
-    const char *id = jv_field_str(s, obj, "id");
-
-    if (!id || !*id) {
-        sch_fail(c, "id is missing or empty");
-        return -1;
-    }
-    if (id_out)
-        *id_out = sch_check(strdup(id));
-    return 0;
-}
-
-char *sch_normalize_text(enum sch_type type, const char *json, size_t len,
-                         char **id_out, char *err, size_t errlen)
-{
-    const struct sch_schema *s = sch_schema_of(type);
-    struct sch_ctx c;
-    struct gj_buf b;
-    const struct jv *root;
-    struct jv_doc *doc;
-
-    sch_ctx_init(&c, err, errlen);
-    if (id_out)
-        *id_out = NULL;
-    if (!s) {
-        sch_fail(&c, "unknown entity type %d", (int)type);
-        return NULL;
-    }
-    doc = jv_parse(json, len, &root, err, errlen);
-    if (!doc)
-        return NULL;
-    if (root->type != JV_OBJ) {
-        sch_fail(&c, "%s is not an object", s->name);
-        jv_free(doc);
-        return NULL;
-    }
-    gj_init(&b);
-    if (w_struct(&c, &b, s, root, NULL, NULL, 0) < 0 ||
-        w_check_id(&c, s, root, id_out) < 0) {
-        gj_release(&b);
-        jv_free(doc);
-        return NULL;
-    }
-    jv_free(doc);
-    return gj_take(&b);
-}
-
-/* The id a merge writes: the partial's (exact "id", not null) or the
- * base's. */
-static int w_merged_id(struct sch_ctx *c, const struct sch_schema *s,
-                       const struct jv *base, const struct jv *partial)
-{
-    const struct jv *p = jv_get(partial, "id");
-    const char *id;
-
-    if (p && p->type == JV_STR)
-        id = p->u.s;
-    else
-        id = jv_field_str(s, base, "id");
-    if (!id || !*id) {
-        sch_fail(c, "id is missing or empty");
-        return -1;
-    }
     return 0;
 }
 
@@ -1971,6 +1987,7 @@ static int w_merge_company(struct sch_ctx *c, struct gj_buf *b,
             bv = NULL;
         if (pv && pv->type == JV_NULL && sch_null_keeps(f->kind))
             pv = NULL;
+        w_cap_field(c, f, pv ? pv : bv);
         sch_push(c, f->name, -1);
         if (!strcmp(f->name, "keys") || !strcmp(f->name, "credit_balances")) {
             int floats = f->kind == K_MAP_FLOAT;
@@ -2058,6 +2075,7 @@ static int w_merge_user(struct sch_ctx *c, struct gj_buf *b,
             q = NULL;
         if (p && p->type == JV_NULL && sch_null_keeps(f->kind))
             p = NULL;
+        w_cap_field(c, f, p ? p : q);
         w_key(b, &first, f->name);
         sch_push(c, f->name, -1);
         if (f->kind == K_MAP_STR && p) {
@@ -2072,55 +2090,308 @@ static int w_merge_user(struct sch_ctx *c, struct gj_buf *b,
     return rc;
 }
 
-char *sch_merge_text(enum sch_type type, const char *base, size_t base_len,
-                     const char *partial, size_t partial_len, char *err,
-                     size_t errlen)
+/* ---- the entity API ------------------------------------------------------
+ */
+
+void sch_entity_release(struct sch_entity *e)
+{
+    size_t i;
+
+    if (!e)
+        return;
+    free(e->json);
+    free(e->id);
+    free(e->flag_key);
+    for (i = 0; i < e->nkeys; i++) {
+        free(e->keys[i].key);
+        free(e->keys[i].value);
+    }
+    free(e->keys);
+    memset(e, 0, sizeof(*e));
+}
+
+/* Completes an entity written into b with c->cap == out: checks its id
+ * (Go's reference skips an entity without one), drops an empty flag key
+ * and moves the text into out. */
+static int ent_finish(struct sch_ctx *c, struct gj_buf *b,
+                      struct sch_entity *out)
+{
+    c->cap_keys = 0;
+    c->cap = NULL;
+    if (!out->id || !*out->id) {
+        sch_fail(c, "id is missing or empty");
+        return -1;
+    }
+    if (out->flag_key && !*out->flag_key) {
+        free(out->flag_key);
+        out->flag_key = NULL;
+    }
+    out->len = b->len;
+    out->json = gj_take(b);
+    return 0;
+}
+
+/* Normalises object root as structure s into out (released on failure). */
+static int ent_write(struct sch_ctx *c, const struct sch_schema *s,
+                     const struct jv *root, struct sch_entity *out)
+{
+    struct gj_buf b;
+
+    gj_init(&b);
+    c->cap = out;
+    if (w_struct(c, &b, s, root, NULL, NULL, 0) < 0 ||
+        ent_finish(c, &b, out) < 0) {
+        c->cap = NULL;
+        gj_release(&b);
+        sch_entity_release(out);
+        return -1;
+    }
+    return 0;
+}
+
+/* The merge of partial pr into base br, written into out. */
+static int ent_merge_write(struct sch_ctx *c, enum sch_type type,
+                           const struct jv *br, const struct jv *pr,
+                           struct sch_entity *out)
+{
+    struct gj_buf b;
+    int rc;
+
+    gj_init(&b);
+    c->cap = out;
+    rc = type == SCH_COMPANY ? w_merge_company(c, &b, br, pr)
+                             : w_merge_user(c, &b, br, pr);
+    if (rc < 0 || ent_finish(c, &b, out) < 0) {
+        c->cap = NULL;
+        gj_release(&b);
+        sch_entity_release(out);
+        return -1;
+    }
+    return 0;
+}
+
+/* The id, flag key and keys of object root read leniently (the decoding
+ * rules of the normaliser, but no member type is an error). */
+static void ent_keys_of(enum sch_type type, const struct jv *root,
+                        struct sch_entity *out)
+{
+    const struct sch_schema *s = sch_schema_of(type);
+    const struct jv *slot[SCH_MAX_FIELDS];
+    struct sch_ctx c;
+    size_t i, n;
+
+    jv_slots(s, root, slot);
+    sch_ctx_init(&c, NULL, 0);
+    c.cap = out;
+    for (i = 0; i < s->n; i++) {
+        const struct jv *v = slot[i];
+        const char *name = s->fields[i].name;
+        struct w_kv *kv;
+
+        if (!v)
+            continue;
+        if (v->type == JV_STR && *v->u.s && !strcmp(name, "id"))
+            out->id = sch_check(strdup(v->u.s));
+        if (v->type == JV_STR && *v->u.s && !strcmp(name, "key"))
+            out->flag_key = sch_check(strdup(v->u.s));
+        if (v->type == JV_OBJ && !strcmp(name, "keys") &&
+            w_map_members(&c, v, NULL, &kv, &n) == 0) {
+            w_cap_map(&c, kv, n);
+            free(kv);
+        }
+    }
+}
+
+/* Parses json as an object for entity type `type` (what names the
+ * object in an error). Returns the document or NULL. */
+static struct jv_doc *ent_parse(struct sch_ctx *c, const char *json,
+                                size_t len, const char *what,
+                                const struct jv **root)
+{
+    struct jv_doc *doc = jv_parse(json, len, root, c->err, c->errlen);
+
+    if (!doc) {
+        c->failed = 1;
+        return NULL;
+    }
+    if ((*root)->type != JV_OBJ) {
+        sch_fail(c, "%s is not an object", what);
+        jv_free(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+int sch_entity_normalize(enum sch_type type, const char *json, size_t len,
+                         struct sch_entity *out, char *err, size_t errlen)
+{
+    const struct sch_schema *s = sch_schema_of(type);
+    const struct jv *root;
+    struct jv_doc *doc;
+    struct sch_ctx c;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    sch_ctx_init(&c, err, errlen);
+    if (!s) {
+        sch_fail(&c, "unknown entity type %d", (int)type);
+        return -1;
+    }
+    doc = ent_parse(&c, json, len, s->name, &root);
+    if (!doc)
+        return -1;
+    rc = ent_write(&c, s, root, out);
+    jv_free(doc);
+    return rc;
+}
+
+int sch_entity_keys(enum sch_type type, const char *json, size_t len,
+                    struct sch_entity *out, char *err, size_t errlen)
+{
+    const struct sch_schema *s = sch_schema_of(type);
+    const struct jv *root;
+    struct jv_doc *doc;
+    struct sch_ctx c;
+
+    memset(out, 0, sizeof(*out));
+    sch_ctx_init(&c, err, errlen);
+    if (!s) {
+        sch_fail(&c, "unknown entity type %d", (int)type);
+        return -1;
+    }
+    doc = ent_parse(&c, json, len, s->name, &root);
+    if (!doc)
+        return -1;
+    ent_keys_of(type, root, out);
+    jv_free(doc);
+    return 0;
+}
+
+/* sch_entity_keys for base_out, ignoring a base that does not parse. */
+static void ent_base_keys(enum sch_type type, const char *base, size_t len,
+                          struct sch_entity *base_out)
+{
+    if (base_out && base &&
+        sch_entity_keys(type, base, len, base_out, NULL, 0) < 0)
+        memset(base_out, 0, sizeof(*base_out));
+}
+
+int sch_entity_merge(enum sch_type type, const char *base, size_t base_len,
+                     const char *partial, size_t partial_len,
+                     struct sch_entity *out, struct sch_entity *base_out,
+                     char *err, size_t errlen)
 {
     const struct jv *br, *pr;
     struct jv_doc *bd = NULL, *pd;
     struct sch_ctx c;
-    struct gj_buf b;
-    char *out = NULL;
-    int rc;
+    int rc = -1;
 
+    memset(out, 0, sizeof(*out));
+    if (base_out)
+        memset(base_out, 0, sizeof(*base_out));
     sch_ctx_init(&c, err, errlen);
-    pd = jv_parse(partial, partial_len, &pr, err, errlen);
+    pd = ent_parse(&c, partial, partial_len, "partial", &pr);
     if (!pd)
-        return NULL;
-    if (pr->type != JV_OBJ) {
-        sch_fail(&c, "partial is not an object");
-        goto done;
-    }
+        return -1;
     if (type == SCH_FLAG) {
-        /* A flag partial carries the whole flag (7.5). */
-        jv_free(pd);
-        return sch_normalize_text(type, partial, partial_len, NULL, err,
-                                  errlen);
+        /* A flag partial carries the whole flag (7.5): base is read only
+         * for base_out. */
+        rc = ent_write(&c, &s_flag, pr, out);
+        if (rc == 0)
+            ent_base_keys(type, base, base_len, base_out);
+        goto done;
     }
     if (type != SCH_COMPANY && type != SCH_USER) {
         sch_fail(&c, "unknown entity type %d", (int)type);
         goto done;
     }
-    bd = jv_parse(base, base_len, &br, err, errlen);
+    sch_push(&c, "base", -1);
+    bd = ent_parse(&c, base, base_len, sch_schema_of(type)->name, &br);
+    sch_pop(&c);
     if (!bd)
         goto done;
-    if (br->type != JV_OBJ) {
-        sch_fail(&c, "base: %s is not an object", sch_schema_of(type)->name);
-        goto done;
-    }
-    gj_init(&b);
-    rc = type == SCH_COMPANY ? w_merge_company(&c, &b, br, pr)
-                             : w_merge_user(&c, &b, br, pr);
-    if (rc == 0)
-        rc = w_merged_id(&c, sch_schema_of(type), br, pr);
-    if (rc < 0) {
-        gj_release(&b);
-        goto done;
-    }
-    out = gj_take(&b);
+    rc = ent_merge_write(&c, type, br, pr, out);
+    if (rc == 0 && base_out)
+        ent_keys_of(type, br, base_out);
 done:
     jv_free(bd);
     jv_free(pd);
+    return rc;
+}
+
+int sch_flags_each(const char *json, size_t len,
+                   int (*each)(void *arg, struct sch_entity *flag,
+                               const char *why),
+                   void *arg, char *err, size_t errlen)
+{
+    const struct jv *root;
+    struct jv_doc *doc;
+    struct sch_ctx c;
+    uint32_t i;
+    int r = 0;
+
+    sch_ctx_init(&c, err, errlen);
+    doc = jv_parse(json, len, &root, err, errlen);
+    if (!doc)
+        return -1;
+    if (root->type != JV_ARR) {
+        sch_fail(&c, "flags snapshot is not a JSON array");
+        jv_free(doc);
+        return -1;
+    }
+    for (i = 0; i < root->n && r == 0; i++) {
+        const struct jv *item = &root->u.items[i];
+        struct sch_entity f;
+        struct sch_ctx ec;
+        char why[256];
+        int rc = -1;
+
+        memset(&f, 0, sizeof(f));
+        sch_ctx_init(&ec, why, sizeof(why));
+        if (item->type != JV_OBJ)
+            sch_fail(&ec, "%s is not an object", s_flag.name);
+        else
+            rc = ent_write(&ec, &s_flag, item, &f);
+        r = each(arg, rc == 0 ? &f : NULL, rc == 0 ? NULL : why);
+        sch_entity_release(&f);
+    }
+    jv_free(doc);
+    return r;
+}
+
+char *sch_normalize_text(enum sch_type type, const char *json, size_t len,
+                         char **id_out, char *err, size_t errlen)
+{
+    struct sch_entity e;
+    char *out;
+
+    if (id_out)
+        *id_out = NULL;
+    if (sch_entity_normalize(type, json, len, &e, err, errlen) < 0)
+        return NULL;
+    out = e.json;
+    e.json = NULL;
+    if (id_out) {
+        *id_out = e.id;
+        e.id = NULL;
+    }
+    sch_entity_release(&e);
+    return out;
+}
+
+char *sch_merge_text(enum sch_type type, const char *base, size_t base_len,
+                     const char *partial, size_t partial_len, char *err,
+                     size_t errlen)
+{
+    struct sch_entity e;
+    char *out;
+
+    if (sch_entity_merge(type, base, base_len, partial, partial_len, &e, NULL,
+                         err, errlen) < 0)
+        return NULL;
+    out = e.json;
+    e.json = NULL;
+    sch_entity_release(&e);
     return out;
 }
 
@@ -2717,44 +2988,141 @@ static int rest_company(struct sch_ctx *c, json_t *in, json_t *o)
     return 0;
 }
 
-json_t *sch_from_rest_ex(enum sch_type type, json_t *detail, char *err,
-                         size_t errlen)
+/* The REST item converted to the cached model's member names and
+ * shapes, not yet checked against the model (a new reference), or NULL
+ * with the reason in c. */
+static json_t *rest_convert(struct sch_ctx *c, enum sch_type type,
+                            json_t *detail)
 {
-    struct sch_ctx c;
-    json_t *o, *out;
+    json_t *o;
     int rc;
 
-    sch_ctx_init(&c, err, errlen);
     if (!json_is_object(detail)) {
-        sch_fail(&c, "REST item is not an object");
+        sch_fail(c, "REST item is not an object");
         return NULL;
     }
     if (type != SCH_COMPANY && type != SCH_USER) {
-        sch_fail(&c, "REST conversion is for companies and users");
+        sch_fail(c, "REST conversion is for companies and users");
         return NULL;
     }
     o = NEW(json_object());
     if (type == SCH_COMPANY) {
-        rc = rest_company(&c, detail, o);
+        rc = rest_company(c, detail, o);
     } else {
-        rc = rest_common(&c, detail, o, "user");
+        rc = rest_common(c, detail, o, "user");
         if (rc == 0)
             json_object_set_new(o, "rules", NEW(json_array()));
     }
     if (rc < 0) {
-        sch_fail(&c, "malformed REST item");
         json_decref(o);
         return NULL;
     }
-    /* The cached model checks every type (times, integers, ...). */
-    c.depth = 0;
-    out = sch_canon(&c, type, o);
-    json_decref(o);
-    if (out && json_string_length(json_object_get(out, "id")) == 0) {
-        sch_fail(&c, "id is missing or empty");
-        json_decref(out);
-        return NULL;
+    return o;
+}
+
+/* Writes a jansson tree as compact JSON text with Go's string and number
+ * formatting (member order kept). Returns 0, or -1 for a non-finite
+ * real (jansson never makes one). */
+static int rest_write(struct gj_buf *b, const json_t *v)
+{
+    const char *k;
+    json_t *m;
+    size_t i;
+
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        gj_char(b, '{');
+        i = 0;
+        json_object_foreach((json_t *)v, k, m)
+        {
+            if (i++)
+                gj_char(b, ',');
+            gj_str(b, k, strlen(k));
+            gj_char(b, ':');
+            if (rest_write(b, m) < 0)
+                return -1;
+        }
+        gj_char(b, '}');
+        return 0;
+    case JSON_ARRAY:
+        gj_char(b, '[');
+        for (i = 0; i < json_array_size(v); i++) {
+            if (i)
+                gj_char(b, ',');
+            if (rest_write(b, json_array_get(v, i)) < 0)
+                return -1;
+        }
+        gj_char(b, ']');
+        return 0;
+    case JSON_STRING:
+        gj_str(b, json_string_value(v), json_string_length(v));
+        return 0;
+    case JSON_INTEGER:
+        gj_int(b, (long long)json_integer_value(v));
+        return 0;
+    case JSON_REAL:
+        if (!isfinite(json_real_value(v)))
+            return -1;
+        gj_float(b, json_real_value(v));
+        return 0;
+    case JSON_TRUE:
+        gj_raw(b, "true", 4);
+        return 0;
+    case JSON_FALSE:
+        gj_raw(b, "false", 5);
+        return 0;
+    case JSON_NULL:
+        gj_raw(b, "null", 4);
+        return 0;
     }
+    return -1;
+}
+
+/*
+ * One parse of the item's text: the converted tree is written as text and
+ * normalised by the text normaliser (which checks every type: times,
+ * integers, ...), so the bytes are those the sink would store for the
+ * converted item.
+ */
+int sch_rest_entity(enum sch_type type, json_t *detail, struct sch_entity *out,
+                    char *err, size_t errlen)
+{
+    struct sch_ctx c;
+    struct gj_buf b;
+    json_t *o;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    sch_ctx_init(&c, err, errlen);
+    o = rest_convert(&c, type, detail);
+    if (!o)
+        return -1;
+    gj_init(&b);
+    rc = rest_write(&b, o);
+    json_decref(o);
+    if (rc < 0) {
+        sch_fail(&c, "non-finite number");
+        gj_release(&b);
+        return -1;
+    }
+    rc = sch_entity_normalize(type, b.p, b.len, out, err, errlen);
+    gj_release(&b);
+    return rc;
+}
+
+json_t *sch_from_rest_ex(enum sch_type type, json_t *detail, char *err,
+                         size_t errlen)
+{
+    struct sch_entity e;
+    json_error_t je;
+    json_t *out;
+
+    if (sch_rest_entity(type, detail, &e, err, errlen) < 0)
+        return NULL;
+    out = json_loadb(e.json, e.len, 0, &je);
+    sch_entity_release(&e);
+    if (!out && err && errlen)
+        snprintf(err, errlen, "%s", je.text);
     return out;
 }
 
