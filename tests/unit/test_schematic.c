@@ -28,6 +28,7 @@
 #include "json/jv.h"
 #include "schematic/schematic.h"
 #include "json/utf8.h"
+#include "oracle.h"
 #include "samples.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -90,7 +91,7 @@ static char *Q(const char *s)
 static void assert_norm(enum sch_type type, json_t *in, const char *want)
 {
     char err[256];
-    char *got = sch_normalize(type, in, err, sizeof(err));
+    char *got = oracle_normalize(type, in, err, sizeof(err));
 
     if (!got)
         fail_msg("normalize failed: %s", err);
@@ -115,7 +116,7 @@ static void norm_fails(enum sch_type type, const char *in, const char *what)
 {
     json_t *v = J(in);
     char err[256];
-    char *got = sch_normalize(type, v, err, sizeof(err));
+    char *got = oracle_normalize(type, v, err, sizeof(err));
 
     if (got)
         fail_msg("normalized %s to %s, want an error", in, got);
@@ -220,7 +221,7 @@ static void test_samples_idempotent(void **state)
 
         assert_non_null(v);
         assert_norm(cases[i].type, v, text);
-        canon = sch_canonical(cases[i].type, v, NULL, 0);
+        canon = oracle_canonical(cases[i].type, v, NULL, 0);
         assert_non_null(canon);
         assert_norm(cases[i].type, canon, text);
         json_decref(canon);
@@ -420,7 +421,7 @@ static void test_times(void **state)
         {
             json_t *v = J(in);
             char err[256];
-            char *got = sch_normalize(SCH_COMPANY, v, err, sizeof(err));
+            char *got = oracle_normalize(SCH_COMPANY, v, err, sizeof(err));
             char needle[128];
 
             if (!got)
@@ -536,7 +537,7 @@ static void test_string_escaping(void **state)
     v = json_pack("{s:s,s:{s:s,s:s,s:s}}", "id", "<u>", "keys", "\xc3\xa9", "1",
                   "B", "2", "a", "3");
     assert_non_null(v);
-    s = sch_normalize(SCH_USER, v, NULL, 0);
+    s = oracle_normalize(SCH_USER, v, NULL, 0);
     assert_non_null(s);
     assert_string_equal(s, "{\"id\":\"\\u003cu\\u003e\",\"account_id\":\"\","
                            "\"environment_id\":\"\",\"keys\":{\"B\":\"2\","
@@ -632,7 +633,7 @@ static json_t *merge_samples(enum sch_type type, const char *full,
     json_t *base = sample_data(full), *p = sample_data(partial), *m;
     char err[256];
 
-    m = sch_merge_ex(type, base, p, err, sizeof(err));
+    m = oracle_merge(type, base, p, err, sizeof(err));
     if (!m)
         fail_msg("merge failed: %s", err);
     json_decref(base);
@@ -735,7 +736,7 @@ static void merge_q(enum sch_type type, const char *base, const char *partial,
     json_t *b = J(base), *p = J(partial), *m;
     char err[256], *w = Q(want);
 
-    m = sch_merge_ex(type, b, p, err, sizeof(err));
+    m = oracle_merge(type, b, p, err, sizeof(err));
     if (!m)
         fail_msg("merge failed: %s", err);
     assert_norm(type, m, w);
@@ -751,7 +752,7 @@ static void merge_fails(enum sch_type type, const char *base,
     json_t *b = J(base), *p = J(partial), *m;
     char err[256];
 
-    m = sch_merge_ex(type, b, p, err, sizeof(err));
+    m = oracle_merge(type, b, p, err, sizeof(err));
     if (m)
         fail_msg("merge of %s succeeded, want an error", partial);
     if (!strstr(err, what))
@@ -1250,7 +1251,7 @@ static void compare_paths(enum sch_type type, json_t *v, int *ok, int *bad)
     char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     json_t *back = json_loads(text, JSON_DECODE_ANY, NULL);
     char e1[256], e2[256];
-    char *a = sch_normalize(type, back, e1, sizeof(e1));
+    char *a = oracle_normalize(type, back, e1, sizeof(e1));
     char *b =
         sch_normalize_text(type, text, strlen(text), NULL, e2, sizeof(e2));
 
@@ -1307,7 +1308,7 @@ static void test_text_matches_tree(void **state)
 static void compare_merge(enum sch_type type, json_t *base, json_t *partial,
                           int *ok, int *bad)
 {
-    char *btext = sch_normalize(type, base, NULL, 0), *ptext, *a = NULL, *b;
+    char *btext = oracle_normalize(type, base, NULL, 0), *ptext, *a = NULL, *b;
     json_t *bt, *m;
     char e1[256], e2[256];
 
@@ -1315,9 +1316,9 @@ static void compare_merge(enum sch_type type, json_t *base, json_t *partial,
         return; /* bases are always ferry's own output */
     ptext = json_dumps(partial, JSON_COMPACT | JSON_ENCODE_ANY);
     bt = json_loads(btext, 0, NULL);
-    m = sch_merge_ex(type, bt, partial, e1, sizeof(e1));
+    m = oracle_merge(type, bt, partial, e1, sizeof(e1));
     if (m)
-        a = sch_normalize(type, m, e1, sizeof(e1));
+        a = oracle_normalize(type, m, e1, sizeof(e1));
     b = sch_merge_text(type, btext, strlen(btext), ptext, strlen(ptext), e2,
                        sizeof(e2));
     if (!a != !b || (a && strcmp(a, b)))
@@ -1603,7 +1604,7 @@ static void test_throughput(void **state)
     json_t *part = sample_data("msg-04-company-partial-metrics-credits.json");
     char *text = json_dumps(data, JSON_COMPACT);
     char *ptext = json_dumps(part, JSON_COMPACT);
-    char *base = sch_normalize(SCH_COMPANY, data, NULL, 0);
+    char *base = oracle_normalize(SCH_COMPANY, data, NULL, 0);
     size_t len = strlen(text), plen = strlen(ptext), blen = strlen(base);
     double t0, tree, fast, merge;
     int i, n = 300;
@@ -1613,7 +1614,7 @@ static void test_throughput(void **state)
     for (i = 0; i < n; i++) {
         json_t *j = json_loadb(text, len, 0, NULL);
 
-        free(sch_normalize(SCH_COMPANY, j, NULL, 0));
+        free(oracle_normalize(SCH_COMPANY, j, NULL, 0));
         json_decref(j);
     }
     tree = (now_s() - t0) / n;

@@ -75,8 +75,8 @@ static int gj_safe(unsigned char c)
 /* The unsafe ASCII bytes written as a two-byte escape; every other unsafe
  * ASCII byte (0 here) is written as \u00XX. */
 static const char gj_short[0x80] = {
-    ['\\'] = '\\', ['"'] = '"', ['\b'] = 'b', ['\f'] = 'f',
-    ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't',
+    ['\\'] = '\\', ['"'] = '"',  ['\b'] = 'b', ['\f'] = 'f',
+    ['\n'] = 'n',  ['\r'] = 'r', ['\t'] = 't',
 };
 
 void gj_str(struct gj_buf *b, const char *s, size_t n)
@@ -303,63 +303,4 @@ void gj_float(struct gj_buf *b, double v)
     size_t n = gj_format_float(v, tmp);
 
     gj_raw(b, tmp, n);
-}
-
-int gj_value(struct gj_buf *b, const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: {
-        const char *k;
-        json_t *m;
-        int first = 1;
-
-        gj_char(b, '{');
-        json_object_foreach((json_t *)v, k, m)
-        {
-            if (!first)
-                gj_char(b, ',');
-            first = 0;
-            gj_str(b, k, strlen(k));
-            gj_char(b, ':');
-            if (gj_value(b, m) < 0)
-                return -1;
-        }
-        gj_char(b, '}');
-        return 0;
-    }
-    case JSON_ARRAY: {
-        size_t i;
-
-        gj_char(b, '[');
-        for (i = 0; i < json_array_size(v); i++) {
-            if (i)
-                gj_char(b, ',');
-            if (gj_value(b, json_array_get(v, i)) < 0)
-                return -1;
-        }
-        gj_char(b, ']');
-        return 0;
-    }
-    case JSON_STRING:
-        gj_str(b, json_string_value(v), json_string_length(v));
-        return 0;
-    case JSON_INTEGER:
-        gj_int(b, (long long)json_integer_value(v));
-        return 0;
-    case JSON_REAL:
-        if (!isfinite(json_real_value(v)))
-            return -1;
-        gj_float(b, json_real_value(v));
-        return 0;
-    case JSON_TRUE:
-        gj_raw(b, "true", 4);
-        return 0;
-    case JSON_FALSE:
-        gj_raw(b, "false", 5);
-        return 0;
-    case JSON_NULL:
-        gj_raw(b, "null", 4);
-        return 0;
-    }
-    return -1;
 }

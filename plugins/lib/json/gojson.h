@@ -19,8 +19,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <jansson.h>
-
 struct gj_buf {
     char *p;
     size_t len;
@@ -49,12 +47,5 @@ void gj_float(struct gj_buf *b, double v);
 /* Formats a finite float64 as Go does into out (>= GJ_FLOAT_MAX bytes);
  * returns the length. */
 size_t gj_format_float(double v, char *out);
-
-/*
- * Writes a jansson value: objects in their member order (callers sort map
- * keys before), integers as integers, reals as float64, strings escaped
- * as above. Returns 0, or -1 for a non-finite real.
- */
-int gj_value(struct gj_buf *b, const json_t *v);
 
 #endif

@@ -2,12 +2,17 @@
  * plugins/lib/schematic/schematic.h: Schematic's cached data model
  * (schematic-datastream.md sections 4, 5, 6, 10): normalised JSON exactly as
  * the Go reference writes it, partial-merge rules, REST conversion, and the
- * Redis key names. Used by sink_redis and by the bundled test server (which
- * computes the expected final cache state with it).
+ * Redis key names. Used by sink_redis and source_websocket; the bundled test
+ * server computes the expected cache with the independent oracle
+ * (tests/oracle/oracle.h) and compares.
  *
- * Values are jansson trees. Ownership: functions returning json_t * return
- * a new reference (caller json_decref()s); char * results are malloc'd
- * (caller free()s). Inputs are borrowed.
+ * The library's files: model.c (schema tables, errors, times), write.c (the
+ * text writer), normalize.c and merge.c (the entity API), rest.c (REST
+ * conversion), keys.c (key names), lower.c, datastream.c (frames).
+ *
+ * Ownership: functions returning json_t * return a new reference (caller
+ * json_decref()s); char * results are malloc'd (caller free()s). Inputs are
+ * borrowed.
  */
 #ifndef FERRY_COMMON_SCHEMATIC_H
 #define FERRY_COMMON_SCHEMATIC_H
@@ -58,13 +63,15 @@ struct sch_entity {
 void sch_entity_release(struct sch_entity *e);
 
 /*
- * Serialises an entity payload the way Go's encoding/json writes the
- * rulesengine struct: every field of the structure in struct order (unknown
- * fields dropped, lists never null, absent optional values null, omit-empty
- * fields omitted, map keys sorted, int64 fields integral, float64 as Go
- * formats them, UTF-8 and Go's escaping of <, >, &), compact. Returns NULL
- * and a reason in err when a field has the wrong JSON type or a required
- * id is missing.
+ * The normaliser's rules (sch_entity_normalize, sch_normalize_text, and
+ * the result of every merge and REST conversion). An entity payload is
+ * written the way Go's encoding/json writes the rulesengine struct: every
+ * field of the structure in struct order (unknown fields dropped, lists
+ * never null, absent optional values null, omit-empty fields omitted, map
+ * keys sorted, int64 fields integral, float64 as Go
+ * formats them, UTF-8 and Go's escaping of <, >, &), compact. It fails
+ * with a reason when a field has the wrong JSON type or a required id is
+ * missing.
  *
  * Decoding follows Go's encoding/json into the rulesengine structures
  * (sections 4.1 and 4.3; field order and omit-empty fields as in 4.3 and
@@ -87,45 +94,33 @@ void sch_entity_release(struct sch_entity *e);
  *     the reference skips such a message);
  *   - the entity must be an object with a non-empty "id".
  * Strings are written with Go >= 1.22's escaping (\b and \f as such).
- * Thread-safe; entity is not modified.
  */
-char *sch_normalize(enum sch_type type, json_t *entity, char *err,
-                    size_t errlen);
-
-/* The canonical tree sch_normalize writes (new reference), or NULL with a
- * reason in err. Idempotent: canonicalising a canonical tree gives an
- * equal tree. */
-json_t *sch_canonical(enum sch_type type, json_t *entity, char *err,
-                      size_t errlen);
 
 /*
- * sch_normalize for JSON text (len bytes, not necessarily NUL-terminated):
- * the same bytes and the same errors, without building a jansson tree
- * (about ten times faster: the sink's hot path). The text must parse as
- * json_loadb would parse it. When id_out is not NULL, *id_out receives the
+ * Normalises JSON text (len bytes, not necessarily NUL-terminated; it must
+ * parse as json_loadb would parse it): sch_entity_normalize's json, kept
+ * for older callers. When id_out is not NULL, *id_out receives the
  * entity's id (malloc'd) on success, NULL otherwise. Thread-safe.
  */
 char *sch_normalize_text(enum sch_type type, const char *json, size_t len,
                          char **id_out, char *err, size_t errlen);
 
 /*
- * sch_merge followed by sch_normalize, on JSON text: merges partial into
- * base (normally the cached value, ferry's own output) and returns the
- * merged entity's normalised JSON, or NULL with a reason in err (partial
- * or base not an object, a member of the wrong type, an empty id). Same
- * rules and result as the jansson path, without building trees.
- * Thread-safe.
+ * Merges partial into base (normally the cached value, ferry's own output)
+ * and returns the merged entity's normalised JSON, or NULL with a reason in
+ * err (partial or base not an object, a member of the wrong type, an empty
+ * id): sch_entity_merge's json, kept for older callers. Thread-safe.
  */
 char *sch_merge_text(enum sch_type type, const char *base, size_t base_len,
                      const char *partial, size_t partial_len, char *err,
                      size_t errlen);
 
 /*
- * Applies a partial (section 5) to a deep copy of base and returns the
- * merged entity (a canonical tree: pass it to sch_normalize to write it).
- * NULL when base is not a valid entity, partial is not an object, or a
- * partial member has the wrong type (then nothing must be written: Go's
- * merge fails the same way).
+ * The merge rules (sch_entity_merge, sch_merge_text): a partial (section 5)
+ * is applied to base and the merged entity normalised. It fails when base
+ * is not a valid entity, partial is not an object, or a partial member has
+ * the wrong type (then nothing must be written: Go's merge fails the same
+ * way).
  *
  * This follows schematic-go datastream/merge.go (what the reference runs)
  * where section 5 is silent:
@@ -141,15 +136,13 @@ char *sch_merge_text(enum sch_type type, const char *base, size_t base_len,
  *   - a user's keys become {} when the partial carries keys (even null);
  *   - SCH_FLAG: the partial is the whole flag: its canonical form.
  */
-json_t *sch_merge(enum sch_type type, json_t *base, json_t *partial);
-/* sch_merge with the reason for a NULL result in err. */
-json_t *sch_merge_ex(enum sch_type type, json_t *base, json_t *partial,
-                     char *err, size_t errlen);
 
 /*
  * Converts a REST CompanyDetail / UserDetail (section 10.3) to the cached
- * model (a canonical tree). NULL on a malformed item: not an object, a
- * member of the wrong JSON type, an unparsable time, or an empty id.
+ * model: sch_rest_entity's json loaded as a jansson tree (numbers as
+ * written, so an integral float64 is a JSON integer), kept for older
+ * callers. NULL on a malformed item: not an object, a member of the wrong
+ * JSON type, an unparsable time, or an empty id.
  *
  * REST shapes assumed (the items of GET /companies and GET /users; absent
  * or null members are fine everywhere, unknown members are ignored):

@@ -70,7 +70,7 @@ static int put_entity(json_t *out, const char *prefix, const char *v,
                       enum sch_type type, json_t *e)
 {
     char err[256];
-    char *val = sch_normalize(type, e, err, sizeof(err));
+    char *val = oracle_normalize(type, e, err, sizeof(err));
     const char *id = json_string_value(json_object_get(e, "id"));
     json_t *keys = json_object_get(e, "keys");
     const char *k;
@@ -103,7 +103,7 @@ int samples_expect(json_t *out, const char *prefix, const char *version)
         return 0;
     json_array_foreach(ts_samples.flag_objs, i, f)
     {
-        char *val = sch_normalize(SCH_FLAG, f, err, sizeof(err));
+        char *val = oracle_normalize(SCH_FLAG, f, err, sizeof(err));
         if (!val)
             return -1;
         char *key = sch_key_flag(prefix, version,

@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 
+#include "oracle.h"
 #include "schematic/schematic.h"
 
 /* Stream positions are "<TS_BASE_MS + i>-0" for message i (1-based). */
@@ -80,7 +81,7 @@ struct ts_buf {
     size_t cap;
 };
 
-/* A cached value: normalised JSON (sch_normalize's bytes) stored in the
+/* A cached value: normalised JSON (oracle_normalize's bytes) stored in the
  * world's frames buffer (inside a full frame, whose data is exactly the
  * normalised entity) or in its states buffer. Buffers only grow, so a
  * value never changes once written. */
@@ -181,13 +182,13 @@ void world_release(struct ts_world *w);
 
 /*
  * Converts a cached Company / User (a tree of its normalised JSON) to the
- * REST CompanyDetail / UserDetail that sch_from_rest() maps back to it.
+ * REST CompanyDetail / UserDetail that sch_rest_entity() maps back to it.
  * Returns a new reference.
  */
 json_t *rest_from_cached(enum sch_type type, json_t *cached);
 
 /*
- * Checks that sch_from_rest(rest_from_cached(e)) normalises to exactly
+ * Checks that sch_rest_entity(rest_from_cached(e)) gives exactly
  * text, the normalised form of e. Returns 0, or -1 with the difference
  * in err.
  */

@@ -6,7 +6,7 @@
  * PRNG seeded from --seed draws the initial state (companies comp_<n>,
  * users user_<n>, flags flag_<n>) and then each stream message: an entity
  * and an operation, applied to the model with the spec's rules (7.1 full,
- * 5 + 7.2 partial through sch_merge_text, 7.3 delete, 7.5 single flag).
+ * 5 + 7.2 partial through oracle_merge_text, 7.3 delete, 7.5 single flag).
  * The model after the last message is the expected final cache.
  *
  * Key values embed the entity number ("c12", "c12-v3.example"), so no two
@@ -325,14 +325,14 @@ static const char *dump_text(struct ts_gen *g, json_t *v, size_t *len)
     return (const char *)g->scratch.p;
 }
 
-/* sch_normalize's bytes for e, marking the generator failed on error.
- * Going through text is several times faster than normalising the tree. */
+/* The oracle's normalised bytes for e (the expected cached value),
+ * marking the generator failed on error. */
 static char *norm(struct ts_gen *g, enum sch_type type, json_t *e)
 {
     char err[256];
     size_t len;
     const char *raw = dump_text(g, e, &len);
-    char *s = sch_normalize_text(type, raw, len, NULL, err, sizeof(err));
+    char *s = oracle_normalize_text(type, raw, len, err, sizeof(err));
 
     if (!s) {
         fprintf(stderr, "testserver: normalisation failed: %s\n", err);
@@ -895,7 +895,7 @@ static void company_filler(struct ts_gen *g, struct ts_meta *s)
         for (int i = 1; i <= 16; i++) {
             json_t *c = make_company(&tmp, (size_t)i, &m, 0);
             char err[128];
-            char *js = sch_normalize(SCH_COMPANY, c, err, sizeof(err));
+            char *js = oracle_normalize(SCH_COMPANY, c, err, sizeof(err));
 
             total += js ? (long)strlen(js) : 0;
             free(js);
@@ -1221,8 +1221,8 @@ static void step_partial(struct ts_gen *g, struct ts_table *t, size_t n,
     frame_put(g, "", ps, plen, id, t->type, "partial");
     if (t->val[n].live) {
         const struct ts_val *base = &t->val[n];
-        char *m = sch_merge_text(t->type, ts_text(g->w, base), base->len, ps,
-                                 plen, err, sizeof(err));
+        char *m = oracle_merge_text(t->type, ts_text(g->w, base), base->len,
+                                    ps, plen, err, sizeof(err));
 
         if (!m) {
             fprintf(stderr, "testserver: merge failed for %s: %s\n", id, err);
