@@ -91,6 +91,39 @@ struct redis_run {
     uint64_t n_set, n_del, n_mget, n_eval, n_rt;
 };
 
+/* Marks the cache complete once both the load and a snapshot are done:
+ * SET load_complete and set_ready(1). FERRY_OK or FERRY_RETRY. */
+static int redis_maybe_complete(struct redis_worker *w)
+{
+    struct redis_sink *s = w->s;
+    int due, rc;
+
+    pthread_mutex_lock(&s->track_mu);
+    due = s->load_done && s->snapshot_applied && !s->complete_marked;
+    pthread_mutex_unlock(&s->track_mu);
+    if (!due)
+        return FERRY_OK;
+    redis_cmd_set(w->conn, s->complete_key, strlen(s->complete_key),
+                  s->version, strlen(s->version), s->ttl_arg);
+    s->host->metric_add(s->in.m.set, 1);
+    s->host->metric_add(s->in.m.roundtrips, 1);
+    rc = redis_conn_exec(w->conn);
+    if (rc != FERRY_OK)
+        return FERRY_RETRY;
+    if (redis_conn_reply(w->conn, 0)->type == REDIS_REPLY_ERROR) {
+        s->host->log(s->ctx, FERRY_LOG_WARN, "setting load_complete: %s",
+                     redis_conn_reply(w->conn, 0)->str);
+        return FERRY_RETRY;
+    }
+    pthread_mutex_lock(&s->track_mu);
+    s->complete_marked = 1;
+    pthread_mutex_unlock(&s->track_mu);
+    s->host->set_ready(s->ctx, 1);
+    s->host->log(s->ctx, FERRY_LOG_INFO, "cache complete for version %s: ready",
+                 s->version);
+    return FERRY_OK;
+}
+
 /* ---- small helpers ------------------------------------------------------ */
 
 static void redis_strv_push(struct redis_strv *sv, char *str)
@@ -164,11 +197,7 @@ static void redis_poison(struct redis_worker *w, struct ferry_batch *b,
 static void redis_q_set(struct redis_run *run, const char *key, const char *val,
                         size_t vlen)
 {
-    struct redis_sink *s = run->s;
-    const char *argv[5] = {"SET", key, val, "PX", s->ttl_arg};
-    size_t lens[5] = {3, strlen(key), vlen, 2, strlen(s->ttl_arg)};
-
-    redis_conn_cmd_argv(run->w->conn, s->ttl_ms ? 5 : 3, argv, lens);
+    redis_cmd_set(run->w->conn, key, strlen(key), val, vlen, run->s->ttl_arg);
     run->n_set++;
 }
 
@@ -713,7 +742,7 @@ static void redis_queue_snapshot(struct redis_run *run, size_t k)
                 /* Keep the flag's cached value rather than evict it. */
                 s->host->log(s->ctx, FERRY_LOG_ERROR,
                              "snapshot flag %s skipped: %s", fk, err);
-                s->host->metric_add(s->m_poison, 1);
+                s->host->metric_add(s->in.m.poison, 1);
             } else {
                 redis_q_set(run, fk, v, strlen(v));
                 written++;
@@ -806,7 +835,7 @@ static int redis_flags_finish(struct redis_run *run)
 
         snprintf(mid, sizeof(mid), "flags:%s:", s->version);
         redis_match_pattern(s, mid, pat, sizeof(pat));
-        rc = redis_scan_delete(s, run->w->conn, pat, REDIS_EVICT_COUNT,
+        rc = redis_scan_delete(&s->in, run->w->conn, pat, REDIS_EVICT_COUNT,
                                redis_snapshot_pred, run, NULL, NULL, &scanned,
                                &deleted);
         if (rc == FERRY_ERROR)
@@ -971,11 +1000,7 @@ static int redis_fetch_bases(struct redis_run *run)
 
 static void redis_q_cursor(struct redis_run *run, const struct ferry_pos *p)
 {
-    char pos[FERRY_POS_STRLEN];
-
-    ferry_pos_format(p, pos, sizeof(pos));
-    redis_conn_cmd(run->w->conn, "EVAL", redis_cursor_script, "1",
-                   run->s->cursor_key, pos, NULL);
+    redis_cmd_cursor(run->w->conn, run->s->cursor_key, p);
     run->n_eval++;
 }
 
@@ -1031,15 +1056,15 @@ static void redis_run_release(struct redis_run *run)
     free(run->table);
     redis_flags_release(&run->fl);
     if (run->n_set)
-        s->host->metric_add(s->m_set, (double)run->n_set);
+        s->host->metric_add(s->in.m.set, (double)run->n_set);
     if (run->n_del)
-        s->host->metric_add(s->m_del, (double)run->n_del);
+        s->host->metric_add(s->in.m.del, (double)run->n_del);
     if (run->n_mget)
-        s->host->metric_add(s->m_mget, (double)run->n_mget);
+        s->host->metric_add(s->in.m.mget, (double)run->n_mget);
     if (run->n_eval)
-        s->host->metric_add(s->m_eval, (double)run->n_eval);
+        s->host->metric_add(s->in.m.eval, (double)run->n_eval);
     if (run->n_rt)
-        s->host->metric_add(s->m_roundtrips, (double)run->n_rt);
+        s->host->metric_add(s->in.m.roundtrips, (double)run->n_rt);
 }
 
 /*
@@ -1072,7 +1097,7 @@ static int redis_run(struct redis_worker *w, struct ferry_batch *b,
         ;
     run.table = redis_xcalloc(run.table_cap, sizeof(*run.table));
 
-    if (redis_worker_connect(w) != FERRY_OK) {
+    if (redis_link_connect(&w->link) != FERRY_OK) {
         rc = FERRY_RETRY;
         goto out;
     }
@@ -1144,7 +1169,7 @@ static int redis_run(struct redis_worker *w, struct ferry_batch *b,
     }
 out:
     if (rc == FERRY_RETRY)
-        redis_sink_component(w->s, redis_conn_is_open(c)
+        redis_instance_component(&w->s->in, redis_conn_is_open(c)
                                        ? FERRY_COMPONENT_CONNECTED
                                        : FERRY_COMPONENT_DISCONNECTED);
     redis_run_release(&run);
@@ -1191,7 +1216,7 @@ static int redis_load_end(struct redis_worker *w)
             continue;
         snprintf(mid, sizeof(mid), "%s:%s:", redis_type_name(t), s->version);
         redis_match_pattern(s, mid, pat, sizeof(pat));
-        rc = redis_scan_delete(s, w->conn, pat, REDIS_EVICT_COUNT,
+        rc = redis_scan_delete(&s->in, w->conn, pat, REDIS_EVICT_COUNT,
                                redis_evict_pred, &a, NULL, NULL, &scanned,
                                &deleted);
         if (rc != FERRY_OK)
@@ -1226,15 +1251,15 @@ static int redis_control(struct redis_worker *w, struct ferry_batch *b,
 
     switch (m->op) {
     case FERRY_OP_RELOAD:
-        if (redis_worker_connect(w) != FERRY_OK)
+        if (redis_link_connect(&w->link) != FERRY_OK)
             return FERRY_RETRY;
         /* The marker goes too: until the new load completes, a restart
          * must load everything again. */
         redis_conn_cmd(w->conn, "DEL", s->cursor_key, s->complete_key, NULL);
-        s->host->metric_add(s->m_del, 2);
-        s->host->metric_add(s->m_roundtrips, 1);
+        s->host->metric_add(s->in.m.del, 2);
+        s->host->metric_add(s->in.m.roundtrips, 1);
         if (redis_conn_exec(w->conn) != FERRY_OK) {
-            redis_sink_component(s, FERRY_COMPONENT_DISCONNECTED);
+            redis_instance_component(&s->in, FERRY_COMPONENT_DISCONNECTED);
             return FERRY_RETRY;
         }
         r = redis_conn_reply(w->conn, 0);
@@ -1274,7 +1299,7 @@ static int redis_control(struct redis_worker *w, struct ferry_batch *b,
                      "initial load started: recording written keys");
         return FERRY_OK;
     case FERRY_OP_LOAD_END:
-        if (redis_worker_connect(w) != FERRY_OK)
+        if (redis_link_connect(&w->link) != FERRY_OK)
             return FERRY_RETRY;
         return redis_load_end(w);
     default:
@@ -1344,7 +1369,7 @@ static void redis_report_poison(struct redis_worker *w, struct ferry_batch *b)
             continue;
         if (m->pos.set)
             ferry_pos_format(&m->pos, pos, sizeof(pos));
-        s->host->metric_add(s->m_poison, 1);
+        s->host->metric_add(s->in.m.poison, 1);
         s->host->log(s->ctx, FERRY_LOG_ERROR,
                      "poison message skipped: %s '%.80s' at %s: %s",
                      m->entity_type, m->entity_id, pos,

@@ -37,8 +37,7 @@
 #include "config.h"
 
 #include "../../plugins/sink_redis/apply.c"
-#include "../../plugins/lib/redis/conn.c"
-#include "../../plugins/lib/redis/keyset.c"
+#include "../../plugins/sink_redis/keys.c"
 #include "../../plugins/sink_redis/sink.c"
 
 #define SAMPLES "tests/fixtures/samples/"
@@ -603,7 +602,7 @@ static void test_init_publishes_version(void **state)
     inst_init(&in, c);
     assert_string_equal(fh_info(c, "cache_version"), V);
     assert_int_equal(fh_ready(c), 0);
-    assert_string_equal(((struct redis_sink *)in.state)->where, "127.0.0.1:1");
+    assert_string_equal(((struct redis_sink *)in.state)->in.opt.where, "127.0.0.1:1");
     inst_end(&in);
 
     c = fh_ctx_new("cache", ferry_plugin.options);
