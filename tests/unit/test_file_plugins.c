@@ -345,6 +345,340 @@ static void test_source_invalid_rate_limited(void **state)
     loader_close(p);
 }
 
+/* ---- source_file, format = jsonl --------------------------------------- */
+
+/* A jsonl instance reading `text` from name. */
+static void jsonl_setup(struct plugin *p, const char *name, const char *text)
+{
+    fake_reset(&p->desc);
+    write_file(tmp_path(name), text);
+    fh_opt(fake_ctx, "path", tmp_path(name));
+    fh_opt(fake_ctx, "format", "jsonl");
+}
+
+static void assert_msg(size_t i, uint32_t op, const char *type,
+                       const char *id, const char *payload, uint64_t ms,
+                       uint64_t seq)
+{
+    const struct fh_msg *e = fh_emitted(i);
+
+    assert_int_equal(e->op, op);
+    assert_string_equal(e->entity_type, type);
+    assert_string_equal(e->entity_id, id);
+    assert_string_equal(e->payload, payload);
+    assert_int_equal(e->payload_len, strlen(payload));
+    assert_int_equal(e->nkeys, 0);
+    assert_true(e->pos.set);
+    assert_int_equal(e->pos.ms, ms);
+    assert_int_equal(e->pos.seq, seq);
+}
+
+/* Default member names, both ops, an absent op, integer ids, escapes,
+ * nested and repeated members, and the payload: the whole object,
+ * compact. Line N has the position 0-N (blank lines count). */
+static void test_jsonl_default_fields(void **state)
+{
+    struct plugin *p = load("source_file", FERRY_KIND_SOURCE);
+    void *st;
+
+    jsonl_setup(p, "events.jsonl",
+                "{\"id\":\"u1\",\"type\":\"user\",\"op\":\"set\",\"n\":1}\n"
+                "\n"
+                "{ \"type\" : \"user\", \"id\" : \"u1\", \"op\" : "
+                "\"delete\" }\r\n"
+                "{\"id\":42,\"type\":\"order\",\"v\":{\"id\":\"inner\","
+                "\"s\":\"a b\\\" c\"}}\n"
+                "{\"id\":\"\\u0061\\\"b\",\"type\":\"t\\u00e9\",\"op\":"
+                "\"s\\u0065t\"}\n"
+                "  {\"id\":\"first\",\"type\":\"x\",\"id\":\"last\","
+                "\"op\":\"delete\",\"op\":\"set\"}  \n"
+                "{\"id\":-7,\"type\":\"order\",\"list\":[1, 2.5e3, "
+                "true, null]}\n");
+    assert_int_equal(run_source(p, &st), FERRY_OK);
+    assert_int_equal(fh_emitted_count(), 6);
+    assert_msg(0, FERRY_OP_FULL, "user", "u1",
+               "{\"id\":\"u1\",\"type\":\"user\",\"op\":\"set\",\"n\":1}", 0,
+               1);
+    assert_msg(1, FERRY_OP_DELETE, "user", "u1",
+               "{\"type\":\"user\",\"id\":\"u1\",\"op\":\"delete\"}", 0, 3);
+    assert_msg(2, FERRY_OP_FULL, "order", "42",
+               "{\"id\":42,\"type\":\"order\",\"v\":{\"id\":\"inner\","
+               "\"s\":\"a b\\\" c\"}}",
+               0, 4);
+    assert_msg(3, FERRY_OP_FULL, "t\xc3\xa9", "a\"b",
+               "{\"id\":\"\\u0061\\\"b\",\"type\":\"t\\u00e9\",\"op\":"
+               "\"s\\u0065t\"}",
+               0, 5);
+    assert_msg(4, FERRY_OP_FULL, "x", "last",
+               "{\"id\":\"first\",\"type\":\"x\",\"id\":\"last\","
+               "\"op\":\"delete\",\"op\":\"set\"}",
+               0, 6);
+    assert_msg(5, FERRY_OP_FULL, "order", "-7",
+               "{\"id\":-7,\"type\":\"order\",\"list\":[1,2.5e3,true,null]}",
+               0, 7);
+    assert_true(fh_metric("ferry_source_messages_total",
+                          "entity_type=user,message_type=full") == 1);
+    assert_true(fh_metric("ferry_source_messages_total",
+                          "entity_type=user,message_type=delete") == 1);
+    assert_true(fh_metric("ferry_source_messages_total",
+                          "entity_type=order,message_type=full") == 2);
+    assert_true(fh_logged(fake_ctx, "6 messages emitted, 0 invalid lines"));
+    p->desc.fini(st);
+    loader_close(p);
+}
+
+/* id_field, type_field and op_field; the default names are then plain
+ * members. */
+static void test_jsonl_custom_fields(void **state)
+{
+    struct plugin *p = load("source_file", FERRY_KIND_SOURCE);
+    void *st;
+
+    jsonl_setup(p, "custom.jsonl",
+                "{\"id\":\"no\",\"type\":\"no\",\"op\":\"bogus\","
+                "\"key\":\"k1\",\"kind\":\"doc\",\"action\":\"delete\"}\n"
+                "{\"key\":\"k2\",\"kind\":\"doc\"}\n"
+                "{\"id\":\"k3\",\"type\":\"doc\"}\n");
+    fh_opt(fake_ctx, "id_field", "key");
+    fh_opt(fake_ctx, "type_field", "kind");
+    fh_opt(fake_ctx, "op_field", "action");
+    assert_int_equal(run_source(p, &st), FERRY_OK);
+    assert_int_equal(fh_emitted_count(), 2);
+    assert_msg(0, FERRY_OP_DELETE, "doc", "k1",
+               "{\"id\":\"no\",\"type\":\"no\",\"op\":\"bogus\","
+               "\"key\":\"k1\",\"kind\":\"doc\",\"action\":\"delete\"}",
+               0, 1);
+    assert_msg(1, FERRY_OP_FULL, "doc", "k2", "{\"key\":\"k2\",\"kind\":\"doc\"}",
+               0, 2);
+    assert_true(fh_metric("ferry_source_invalid_messages_total",
+                          "reason=missing_id") == 1);
+    p->desc.fini(st);
+
+    /* An empty member name is refused at init. */
+    fake_reset(&p->desc);
+    fh_opt(fake_ctx, "path", tmp_path("custom.jsonl"));
+    fh_opt(fake_ctx, "format", "jsonl");
+    fh_opt(fake_ctx, "op_field", "");
+    assert_int_equal(p->desc.init(&fh_host, fake_ctx, &st), FERRY_EINVAL);
+    assert_true(fh_logged(fake_ctx, "op_field must not be empty"));
+
+    /* With the datastream format the jsonl names are unused: said once. */
+    fake_reset(&p->desc);
+    fh_opt(fake_ctx, "path", tmp_path("custom.jsonl"));
+    fh_opt(fake_ctx, "id_field", "key");
+    assert_int_equal(p->desc.init(&fh_host, fake_ctx, &st), FERRY_OK);
+    assert_true(
+        fh_logged(fake_ctx, "id_field has no effect with format = datastream"));
+    p->desc.fini(st);
+    loader_close(p);
+}
+
+/* Every reason a line is refused: counted under its reason, logged with
+ * its line number and without the line's values, skipped; the lines
+ * around it still go. */
+static void test_jsonl_invalid(void **state)
+{
+    static const struct {
+        const char *line;
+        const char *reason;
+    } cases[] = {
+        {"{\"id\":\"a\",\"type\":\"t\"", "invalid_json"},
+        {"{\"id\":\"a\",\"type\":\"t\"} {}", "invalid_json"},
+        {"{\"id\":\"a\",\"type\":\"t\",\"secret\":\"s3cr\xff\"}",
+         "invalid_utf8"},
+        {"{\"id\":\"a\",\"type\":\"t\",\"x\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+         "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
+         "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+         "too_deep"},
+        {"[{\"id\":\"a\",\"type\":\"t\"}]", "not_object"},
+        {"\"s3cret\"", "not_object"},
+        {"17", "not_object"},
+        {"{\"type\":\"t\",\"secret\":\"s3cret\"}", "missing_id"},
+        {"{\"id\":\"a\",\"secret\":\"s3cret\"}", "missing_type"},
+        {"{\"id\":\"\",\"type\":\"t\"}", "empty_id"},
+        {"{\"id\":\"a\",\"type\":\"\"}", "empty_type"},
+        {"{\"id\":true,\"type\":\"t\"}", "wrong_type"},
+        {"{\"id\":1.5,\"type\":\"t\"}", "wrong_type"},
+        {"{\"id\":null,\"type\":\"t\"}", "wrong_type"},
+        {"{\"id\":{\"a\":1},\"type\":\"t\"}", "wrong_type"},
+        {"{\"id\":\"a\",\"type\":7}", "wrong_type"},
+        {"{\"id\":\"a\",\"type\":[\"t\"]}", "wrong_type"},
+        {"{\"id\":\"a\",\"type\":\"t\",\"op\":1}", "wrong_type"},
+        {"{\"id\":\"a\",\"type\":\"t\",\"op\":\"s3cret\"}", "unknown_op"},
+        {"{\"id\":\"a\",\"type\":\"t\",\"op\":\"SET\"}", "unknown_op"},
+        {"{\"id\":\"a\",\"type\":\"t\",\"op\":\"\"}", "unknown_op"},
+    };
+    struct plugin *p = load("source_file", FERRY_KIND_SOURCE);
+    char text[1024], want[512], labels[64];
+    size_t i;
+    void *st;
+    int k;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(text, sizeof(text),
+                 "{\"id\":\"ok1\",\"type\":\"t\"}\n%s\n"
+                 "{\"id\":\"ok2\",\"type\":\"t\"}\n",
+                 cases[i].line);
+        jsonl_setup(p, "bad.jsonl", text);
+        assert_int_equal(run_source(p, &st), FERRY_OK);
+        assert_int_equal(fh_emitted_count(), 2);
+        assert_string_equal(fh_emitted(0)->entity_id, "ok1");
+        assert_string_equal(fh_emitted(1)->entity_id, "ok2");
+        assert_int_equal(fh_emitted(1)->pos.seq, 3);
+        snprintf(labels, sizeof(labels), "reason=%s", cases[i].reason);
+        if (fh_metric("ferry_source_invalid_messages_total", labels) != 1)
+            fail_msg("case %zu: not counted as %s", i, cases[i].reason);
+        assert_true(fh_metric_sum("ferry_source_invalid_messages_total",
+                                  "") == 1);
+        snprintf(want, sizeof(want), "%s:2: %s: ", tmp_path("bad.jsonl"),
+                 cases[i].reason);
+        if (!fh_logged(fake_ctx, want))
+            fail_msg("case %zu: no log line '%s'", i, want);
+        assert_true(fh_logged(fake_ctx, "2 messages emitted, 1 invalid lines"));
+        for (k = 0; k < fh_nlogs(fake_ctx); k++)
+            assert_null(strstr(fh_log_line(fake_ctx, k), "s3cr"));
+        p->desc.fini(st);
+    }
+    loader_close(p);
+}
+
+/* Positions grow through repetitions (R-N), with and without preload. */
+static void test_jsonl_positions_repeat(void **state)
+{
+    struct plugin *p = load("source_file", FERRY_KIND_SOURCE);
+    static const uint64_t want[][2] = {{0, 1}, {0, 3}, {1, 1}, {1, 3}};
+    int preload;
+    size_t i;
+    void *st;
+
+    for (preload = 0; preload < 2; preload++) {
+        jsonl_setup(p, "rep.jsonl",
+                    "{\"id\":\"a\",\"type\":\"t\"}\n"
+                    "[]\n"
+                    "{\"id\":\"b\",\"type\":\"t\",\"op\":\"delete\"}\n");
+        fh_opt(fake_ctx, "repeat", "2");
+        fh_opt(fake_ctx, "preload", preload ? "true" : "false");
+        assert_int_equal(run_source(p, &st), FERRY_OK);
+        assert_int_equal(fh_emitted_count(), 4);
+        for (i = 0; i < 4; i++) {
+            const struct fh_msg *e = fh_emitted(i);
+
+            assert_int_equal(e->pos.ms, want[i][0]);
+            assert_int_equal(e->pos.seq, want[i][1]);
+            assert_string_equal(e->entity_id, i % 2 ? "b" : "a");
+            if (i > 0) {
+                const struct fh_msg *d = fh_emitted(i - 1);
+
+                assert_true(ferry_pos_cmp(&d->pos, &e->pos) < 0);
+            }
+        }
+        assert_true(fh_metric("ferry_source_invalid_messages_total",
+                              "reason=not_object") == 2);
+        if (preload)
+            assert_true(fh_logged(fake_ctx, "preloaded 3 lines"));
+        p->desc.fini(st);
+    }
+    loader_close(p);
+}
+
+/* A committed position skips the lines up to and including it (not
+ * parsed, not counted), and says how many. */
+static void test_jsonl_resume(void **state)
+{
+    struct plugin *p = load("source_file", FERRY_KIND_SOURCE);
+    static const char text[] = "{\"id\":\"1\",\"type\":\"t\"}\n"
+                               "not json\n"
+                               "{\"id\":\"3\",\"type\":\"t\"}\n"
+                               "{\"id\":\"4\",\"type\":\"t\"}\n"
+                               "\n"
+                               "{\"id\":\"6\",\"type\":\"t\"}\n";
+    struct ferry_pos pos;
+    int preload;
+    void *st;
+
+    for (preload = 0; preload < 2; preload++) {
+        jsonl_setup(p, "resume.jsonl", text);
+        fh_opt(fake_ctx, "preload", preload ? "true" : "false");
+        pos = (struct ferry_pos){0, 3, 1};
+        fh_set_committed(pos);
+        assert_int_equal(run_source(p, &st), FERRY_OK);
+        assert_int_equal(fh_emitted_count(), 2);
+        assert_string_equal(fh_emitted(0)->entity_id, "4");
+        assert_int_equal(fh_emitted(0)->pos.seq, 4);
+        assert_string_equal(fh_emitted(1)->entity_id, "6");
+        /* The invalid line 2 was counted by the run that applied it. */
+        assert_true(fh_metric_sum("ferry_source_invalid_messages_total",
+                                  "") == 0);
+        assert_true(fh_logged(fake_ctx, "committed position 0-3"));
+        assert_true(fh_logged(
+            fake_ctx,
+            "resumed from the committed position 0-3: 3 lines skipped"));
+        p->desc.fini(st);
+    }
+
+    /* Into the second repetition: all of the first and line 1 of the
+     * second are skipped. */
+    jsonl_setup(p, "resume.jsonl", text);
+    fh_opt(fake_ctx, "repeat", "2");
+    fh_set_committed((struct ferry_pos){1, 1, 1});
+    assert_int_equal(run_source(p, &st), FERRY_OK);
+    assert_int_equal(fh_emitted_count(), 3);
+    assert_int_equal(fh_emitted(0)->pos.ms, 1);
+    assert_int_equal(fh_emitted(0)->pos.seq, 3);
+    assert_true(fh_metric("ferry_source_invalid_messages_total",
+                          "reason=invalid_json") == 1);
+    assert_true(fh_logged(fake_ctx, "1-1: 6 lines skipped"));
+    p->desc.fini(st);
+
+    /* At the last line, or past the last repetition: nothing is left. */
+    jsonl_setup(p, "resume.jsonl", text);
+    fh_set_committed((struct ferry_pos){0, 6, 1});
+    assert_int_equal(run_source(p, &st), FERRY_OK);
+    assert_int_equal(fh_emitted_count(), 0);
+    assert_true(fh_logged(fake_ctx, "0-6: 5 lines skipped"));
+    p->desc.fini(st);
+    jsonl_setup(p, "resume.jsonl", text);
+    fh_set_committed((struct ferry_pos){1767225600000ull, 1, 1});
+    assert_int_equal(run_source(p, &st), FERRY_OK);
+    assert_int_equal(fh_emitted_count(), 0);
+    assert_true(fh_logged(fake_ctx, "past the last repetition"));
+    p->desc.fini(st);
+
+    /* The datastream format keeps its own positions and never skips. */
+    fake_reset(&p->desc);
+    write_file(tmp_path("frames.jsonl"), replay_text);
+    fh_opt(fake_ctx, "path", tmp_path("frames.jsonl"));
+    fh_set_committed((struct ferry_pos){1767225600001ull, 0, 1});
+    assert_int_equal(run_source(p, &st), FERRY_OK);
+    assert_int_equal(fh_emitted_count(), 4);
+    assert_false(fh_logged(fake_ctx, "skipped"));
+    p->desc.fini(st);
+    loader_close(p);
+}
+
+/* rate paces jsonl lines as it does frames. */
+static void test_jsonl_rate(void **state)
+{
+    struct plugin *p = load("source_file", FERRY_KIND_SOURCE);
+    char text[1024] = "";
+    uint64_t t0, ms;
+    void *st;
+    int i;
+
+    for (i = 0; i < 11; i++)
+        strcat(text, "{\"id\":\"a\",\"type\":\"t\"}\n");
+    jsonl_setup(p, "rate.jsonl", text);
+    fh_opt(fake_ctx, "rate", "100");
+    t0 = fh_now_ns();
+    assert_int_equal(run_source(p, &st), FERRY_OK);
+    ms = (fh_now_ns() - t0) / 1000000;
+    assert_int_equal(fh_emitted_count(), 11);
+    assert_true(ms >= 95);
+    assert_true(ms < 1000);
+    p->desc.fini(st);
+    loader_close(p);
+}
+
 /* ---- sink_file ----------------------------------------------------------- */
 
 static const struct ferry_kv acme_keys[] = {{"id", "acme"},
@@ -615,6 +949,12 @@ int main(void)
         cmocka_unit_test(test_source_stop),
         cmocka_unit_test(test_source_missing_file),
         cmocka_unit_test(test_source_invalid_rate_limited),
+        cmocka_unit_test(test_jsonl_default_fields),
+        cmocka_unit_test(test_jsonl_custom_fields),
+        cmocka_unit_test(test_jsonl_invalid),
+        cmocka_unit_test(test_jsonl_positions_repeat),
+        cmocka_unit_test(test_jsonl_resume),
+        cmocka_unit_test(test_jsonl_rate),
         cmocka_unit_test(test_sink_file_format),
         cmocka_unit_test(test_sink_file_concurrent),
         cmocka_unit_test(test_sink_file_errors),
