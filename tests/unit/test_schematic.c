@@ -88,16 +88,28 @@ static char *Q(const char *s)
     return copy;
 }
 
+static void check_entity_facts(enum sch_type type, const struct sch_entity *e);
+
+/* Both the oracle and the product normalise in to exactly want. */
 static void assert_norm(enum sch_type type, json_t *in, const char *want)
 {
     char err[256];
     char *got = oracle_normalize(type, in, err, sizeof(err));
+    char *text = json_dumps(in, JSON_COMPACT | JSON_ENCODE_ANY);
+    struct sch_entity e;
 
     if (!got)
         fail_msg("normalize failed: %s", err);
     if (strcmp(got, want))
         fail_msg("normalized:\n%s\nwant:\n%s", got, want);
     free(got);
+    if (sch_entity_normalize(type, text, strlen(text), &e, err, sizeof(err)))
+        fail_msg("sch_entity_normalize failed: %s", err);
+    if (strcmp(e.json, want) || e.len != strlen(want))
+        fail_msg("sch_entity_normalize:\n%s\nwant:\n%s", e.json, want);
+    check_entity_facts(type, &e);
+    sch_entity_release(&e);
+    free(text);
 }
 
 /* Normalises J(in) and compares with Q(want). */
@@ -982,6 +994,32 @@ static const char rest_company_out[] =
     "{'trait_definition':{'id':'trdf_misc','comparable_type':'string',"
     "'entity_type':'company'},'value':'x'}]}";
 
+/*
+ * sch_rest_entity gives want, and exactly the bytes of the pipeline it
+ * replaces (the loader's json_dumps of sch_from_rest, normalised again by
+ * the sink), with the id and keys of a separate parse.
+ */
+static void check_rest_entity(enum sch_type type, json_t *item,
+                              const char *want)
+{
+    json_t *tree = sch_from_rest(type, item);
+    char *dumped = json_dumps(tree, JSON_COMPACT), *old, err[256];
+    struct sch_entity e;
+
+    assert_non_null(dumped);
+    old = sch_normalize_text(type, dumped, strlen(dumped), NULL, NULL, 0);
+    assert_non_null(old);
+    if (sch_rest_entity(type, item, &e, err, sizeof(err)))
+        fail_msg("sch_rest_entity: %s", err);
+    assert_string_equal(e.json, old);
+    assert_string_equal(e.json, want);
+    check_entity_facts(type, &e);
+    sch_entity_release(&e);
+    free(old);
+    free(dumped);
+    json_decref(tree);
+}
+
 static void test_rest_company(void **state)
 {
     json_t *in = J(rest_company), *out;
@@ -997,6 +1035,7 @@ static void test_rest_company(void **state)
     assert_int_equal(json_array_size(json_object_get(out, "rules")), 1);
     assert_int_equal(json_array_size(json_object_get(out, "traits")), 4);
     assert_norm(SCH_COMPANY, out, want);
+    check_rest_entity(SCH_COMPANY, in, want);
     json_decref(out);
     free(want);
     json_decref(in);
@@ -1011,6 +1050,7 @@ static void test_rest_company(void **state)
              "'plan_version_ids':[],'rules':[],'subscription':null,"
              "'traits':[]}");
     assert_norm(SCH_COMPANY, out, want);
+    check_rest_entity(SCH_COMPANY, in, want);
     free(want);
     json_decref(out);
     json_decref(in);
@@ -1049,17 +1089,24 @@ static void test_rest_user_and_errors(void **state)
              "'id':'trdf_role','comparable_type':'string',"
              "'entity_type':'user'},'value':'admin'}],'rules':[]}");
     assert_norm(SCH_USER, out, want);
+    check_rest_entity(SCH_USER, in, want);
     free(want);
     json_decref(out);
     json_decref(in);
 
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char err[256];
+        struct sch_entity e;
 
         in = J(bad[i]);
         out = sch_from_rest_ex(SCH_COMPANY, in, err, sizeof(err));
         if (out)
             fail_msg("converted malformed %s", bad[i]);
+        assert_true(err[0] != '\0');
+        err[0] = '\0';
+        assert_int_equal(
+            sch_rest_entity(SCH_COMPANY, in, &e, err, sizeof(err)), -1);
+        assert_null(e.json);
         assert_true(err[0] != '\0');
         json_decref(in);
     }
@@ -1245,6 +1292,157 @@ static json_t *mutate(json_t *v)
     return copy;
 }
 
+/* ---- the entity API: what it reports equals a separate parse ----------- */
+
+/* e's id, flag_key and keys are what a parse of e->json gives (json_loads
+ * keeps member order, so the keys come in the order written). Go writes a
+ * float64 below 1e21 without an exponent, so an output may hold an
+ * integer beyond 64 bits: read numbers as reals. */
+static void check_entity_facts(enum sch_type type, const struct sch_entity *e)
+{
+    json_error_t je;
+    json_t *v = json_loadb(e->json, e->len, JSON_DECODE_INT_AS_REAL, &je);
+    json_t *keys, *kv;
+    const char *id, *fk, *k;
+    struct sch_entity again;
+    size_t i = 0;
+
+    if (!v)
+        fail_msg("output does not parse (%s): %s", je.text, e->json);
+    assert_int_equal(strlen(e->json), e->len);
+    id = json_string_value(json_object_get(v, "id"));
+    assert_non_null(id);
+    assert_non_null(e->id);
+    assert_string_equal(e->id, id);
+    fk = json_string_value(json_object_get(v, "key"));
+    if (type == SCH_FLAG && fk && *fk) {
+        assert_non_null(e->flag_key);
+        assert_string_equal(e->flag_key, fk);
+    } else {
+        assert_null(e->flag_key);
+    }
+    keys = json_object_get(v, "keys");
+    if (type == SCH_FLAG) {
+        assert_null(e->keys);
+        assert_int_equal(e->nkeys, 0);
+    } else {
+        assert_true(json_is_object(keys) || json_is_null(keys));
+        assert_int_equal(e->nkeys, json_object_size(keys));
+        json_object_foreach(keys, k, kv)
+        {
+            assert_string_equal(e->keys[i].key, k);
+            assert_string_equal(e->keys[i].value, json_string_value(kv));
+            i++;
+        }
+    }
+    /* sch_entity_keys reads the stored value back the same way (unless it
+     * holds such an integer: jv, like jansson, refuses it). */
+    if (sch_entity_keys(type, e->json, e->len, &again, NULL, 0) < 0) {
+        json_t *strict = json_loadb(e->json, e->len, 0, NULL);
+
+        assert_null(strict);
+        json_decref(v);
+        return;
+    }
+    assert_null(again.json);
+    assert_string_equal(again.id, e->id);
+    assert_true(!again.flag_key == !e->flag_key);
+    if (e->flag_key)
+        assert_string_equal(again.flag_key, e->flag_key);
+    assert_int_equal(again.nkeys, e->nkeys);
+    for (i = 0; i < e->nkeys; i++) {
+        assert_string_equal(again.keys[i].key, e->keys[i].key);
+        assert_string_equal(again.keys[i].value, e->keys[i].value);
+    }
+    sch_entity_release(&again);
+    json_decref(v);
+}
+
+struct flags_seen {
+    json_t *arr; /* the array the product walked */
+    size_t n;    /* elements seen so far */
+    int ok, bad;
+    int stop_at; /* return 7 at this element (-1: never) */
+};
+
+/* sch_flags_each's callback: each element as the oracle normalises it. */
+static int flags_cb(void *arg, struct sch_entity *flag, const char *why)
+{
+    struct flags_seen *fs = arg;
+    json_t *el = json_array_get(fs->arr, fs->n);
+    char err[256];
+    char *want = oracle_normalize(SCH_FLAG, el, err, sizeof(err));
+
+    assert_non_null(el);
+    if (!want != !flag)
+        fail_msg("flags_each element %zu: oracle %s, product %s", fs->n,
+                 want ? want : err, flag ? flag->json : why);
+    if (want) {
+        assert_null(why);
+        assert_string_equal(flag->json, want);
+        check_entity_facts(SCH_FLAG, flag);
+        fs->ok++;
+    } else {
+        assert_non_null(why);
+        assert_string_equal(why, err);
+        fs->bad++;
+    }
+    free(want);
+    return (int)fs->n++ == fs->stop_at ? 7 : 0;
+}
+
+/* sch_flags_each over the flag samples and mutated snapshots: every
+ * element accepted or refused as the oracle does, with the same bytes or
+ * reason, in order; a nonzero callback result stops the walk. */
+static void test_flags_each_matches_oracle(void **state)
+{
+    static const char *const msgs[] = {"msg-01-flags-full.json",
+                                       "msg-14-flags-page-1-of-2.json",
+                                       "msg-15-flags-page-2-of-2.json"};
+    struct flags_seen fs = {0};
+    char err[256];
+    size_t i;
+    int r;
+
+    (void)state;
+    for (i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
+        json_t *data = sample_data(msgs[i]);
+
+        for (r = 0; r < 400; r++) {
+            json_t *arr = r ? mutate(data) : json_incref(data);
+            char *text = json_dumps(arr, JSON_COMPACT | JSON_ENCODE_ANY);
+            int rc;
+
+            fs.arr = arr;
+            fs.n = 0;
+            fs.stop_at = r % 5 == 4 ? (int)rnd(4) : -1;
+            rc = sch_flags_each(text, strlen(text), flags_cb, &fs, err,
+                                sizeof(err));
+            if (!json_is_array(arr)) {
+                assert_int_equal(rc, -1);
+                assert_int_equal(fs.n, 0);
+            } else if (fs.stop_at >= 0 &&
+                       (size_t)fs.stop_at < json_array_size(arr)) {
+                assert_int_equal(rc, 7);
+                assert_int_equal(fs.n, (size_t)fs.stop_at + 1);
+            } else {
+                assert_int_equal(rc, 0);
+                assert_int_equal(fs.n, json_array_size(arr));
+            }
+            free(text);
+            json_decref(arr);
+        }
+        json_decref(data);
+    }
+    assert_true(fs.ok > 1000);
+    assert_true(fs.bad > 100);
+    assert_int_equal(sch_flags_each("{}", 2, flags_cb, &fs, err, sizeof(err)),
+                     -1);
+    assert_non_null(strstr(err, "not a JSON array"));
+    assert_int_equal(sch_flags_each("[", 1, flags_cb, &fs, err, sizeof(err)),
+                     -1);
+}
+
 /* Both paths: the same bytes, or the same error. */
 static void compare_paths(enum sch_type type, json_t *v, int *ok, int *bad)
 {
@@ -1252,18 +1450,23 @@ static void compare_paths(enum sch_type type, json_t *v, int *ok, int *bad)
     json_t *back = json_loads(text, JSON_DECODE_ANY, NULL);
     char e1[256], e2[256];
     char *a = oracle_normalize(type, back, e1, sizeof(e1));
-    char *b =
-        sch_normalize_text(type, text, strlen(text), NULL, e2, sizeof(e2));
+    struct sch_entity e;
+    int rc = sch_entity_normalize(type, text, strlen(text), &e, e2,
+                                  sizeof(e2));
+    const char *b = rc == 0 ? e.json : NULL;
 
     if (!a != !b || (a && strcmp(a, b)) || (!a && strcmp(e1, e2)))
         fail_msg("paths differ on %s\ntree: %s\ntext: %s", text, a ? a : e1,
                  b ? b : e2);
-    if (a)
+    if (a) {
+        check_entity_facts(type, &e);
         (*ok)++;
-    else
+    } else {
+        assert_null(e.json);
         (*bad)++;
+    }
     free(a);
-    free(b);
+    sch_entity_release(&e);
     free(text);
     json_decref(back);
 }
@@ -1308,9 +1511,12 @@ static void test_text_matches_tree(void **state)
 static void compare_merge(enum sch_type type, json_t *base, json_t *partial,
                           int *ok, int *bad)
 {
-    char *btext = oracle_normalize(type, base, NULL, 0), *ptext, *a = NULL, *b;
+    char *btext = oracle_normalize(type, base, NULL, 0), *ptext, *a = NULL;
+    struct sch_entity e, be;
+    const char *b;
     json_t *bt, *m;
     char e1[256], e2[256];
+    int rc;
 
     if (!btext)
         return; /* bases are always ferry's own output */
@@ -1319,18 +1525,38 @@ static void compare_merge(enum sch_type type, json_t *base, json_t *partial,
     m = oracle_merge(type, bt, partial, e1, sizeof(e1));
     if (m)
         a = oracle_normalize(type, m, e1, sizeof(e1));
-    b = sch_merge_text(type, btext, strlen(btext), ptext, strlen(ptext), e2,
-                       sizeof(e2));
+    rc = sch_entity_merge(type, btext, strlen(btext), ptext, strlen(ptext),
+                          &e, &be, e2, sizeof(e2));
+    b = rc == 0 ? e.json : NULL;
     if (!a != !b || (a && strcmp(a, b)))
         fail_msg("merge paths differ\nbase: %s\npartial: %s\ntree: %s\n"
                  "text: %s",
                  btext, ptext, a ? a : e1, b ? b : e2);
-    if (a)
+    if (a) {
+        struct sch_entity bk;
+        size_t i;
+
+        check_entity_facts(type, &e);
+        /* base_out: the stored value's lookups, as sch_entity_keys. */
+        assert_int_equal(
+            sch_entity_keys(type, btext, strlen(btext), &bk, NULL, 0), 0);
+        assert_null(be.json);
+        assert_string_equal(be.id, bk.id);
+        assert_int_equal(be.nkeys, bk.nkeys);
+        for (i = 0; i < bk.nkeys; i++) {
+            assert_string_equal(be.keys[i].key, bk.keys[i].key);
+            assert_string_equal(be.keys[i].value, bk.keys[i].value);
+        }
+        sch_entity_release(&bk);
         (*ok)++;
-    else
+    } else {
+        assert_null(e.json);
+        assert_null(be.id);
         (*bad)++;
+    }
     free(a);
-    free(b);
+    sch_entity_release(&e);
+    sch_entity_release(&be);
     json_decref(m);
     json_decref(bt);
     free(ptext);
@@ -1757,6 +1983,7 @@ int main(void)
         cmocka_unit_test(test_text_samples),
         cmocka_unit_test(test_text_matches_tree),
         cmocka_unit_test(test_merge_text_matches_tree),
+        cmocka_unit_test(test_flags_each_matches_oracle),
         cmocka_unit_test(test_jv_matches_jansson),
         cmocka_unit_test(test_throughput),
         cmocka_unit_test(test_lower),
