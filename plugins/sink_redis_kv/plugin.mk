@@ -1,0 +1,1 @@
+sink_redis_kv_LIBS := $(shell pkg-config --libs hiredis)
