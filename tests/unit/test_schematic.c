@@ -1104,8 +1104,8 @@ static void test_rest_user_and_errors(void **state)
             fail_msg("converted malformed %s", bad[i]);
         assert_true(err[0] != '\0');
         err[0] = '\0';
-        assert_int_equal(
-            sch_rest_entity(SCH_COMPANY, in, &e, err, sizeof(err)), -1);
+        assert_int_equal(sch_rest_entity(SCH_COMPANY, in, &e, err, sizeof(err)),
+                         -1);
         assert_null(e.json);
         assert_true(err[0] != '\0');
         json_decref(in);
@@ -1451,8 +1451,7 @@ static void compare_paths(enum sch_type type, json_t *v, int *ok, int *bad)
     char e1[256], e2[256];
     char *a = oracle_normalize(type, back, e1, sizeof(e1));
     struct sch_entity e;
-    int rc = sch_entity_normalize(type, text, strlen(text), &e, e2,
-                                  sizeof(e2));
+    int rc = sch_entity_normalize(type, text, strlen(text), &e, e2, sizeof(e2));
     const char *b = rc == 0 ? e.json : NULL;
 
     if (!a != !b || (a && strcmp(a, b)) || (!a && strcmp(e1, e2)))
@@ -1525,8 +1524,8 @@ static void compare_merge(enum sch_type type, json_t *base, json_t *partial,
     m = oracle_merge(type, bt, partial, e1, sizeof(e1));
     if (m)
         a = oracle_normalize(type, m, e1, sizeof(e1));
-    rc = sch_entity_merge(type, btext, strlen(btext), ptext, strlen(ptext),
-                          &e, &be, e2, sizeof(e2));
+    rc = sch_entity_merge(type, btext, strlen(btext), ptext, strlen(ptext), &e,
+                          &be, e2, sizeof(e2));
     b = rc == 0 ? e.json : NULL;
     if (!a != !b || (a && strcmp(a, b)))
         fail_msg("merge paths differ\nbase: %s\npartial: %s\ntree: %s\n"

@@ -1,6 +1,8 @@
 /*
- * plugins/lib/json/utf8.h: strict UTF-8 helpers shared by the datastream
- * parser and the Schematic model code. Pure functions: thread-safe.
+ * plugins/lib/json/utf8.h: strict UTF-8 (RFC 3629) checking, decoding,
+ * encoding and Unicode simple lower-casing, for the JSON kit and any
+ * plugin that handles text. Pure functions over caller-owned memory:
+ * thread-safe, no allocation.
  */
 #ifndef FERRY_COMMON_UTF8_H
 #define FERRY_COMMON_UTF8_H
@@ -31,7 +33,7 @@ size_t utf8_encode(uint32_t cp, char *out);
  * strings.ToLower; bytes of a bad sequence are copied as they are) and a
  * NUL; returns the length written without the NUL. out must hold
  * UTF8_LOWER_MAX(len) bytes: a lowercase form is at most 3/2 as long
- * (2-byte U+023A becomes 3-byte U+2C65). Defined in lower.c.
+ * (2-byte U+023A becomes 3-byte U+2C65). Defined in utf8_lower.c.
  */
 #define UTF8_LOWER_MAX(len) ((len) + (len) / 2 + 1)
 size_t utf8_lower(const char *s, size_t len, char *out);

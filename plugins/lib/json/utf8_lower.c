@@ -1,6 +1,7 @@
 /*
- * plugins/lib/schematic/lower.c: sch_lower(), Unicode simple lower-casing of UTF-8
- * as Go's strings.ToLower does it (unicode.ToLower on every code point).
+ * plugins/lib/json/utf8_lower.c: utf8_lower() (utf8.h), Unicode simple
+ * lower-casing of UTF-8 as Go's strings.ToLower does it (unicode.ToLower
+ * on every code point).
  *
  * The table holds every code point whose simple lowercase mapping differs
  * from itself, as runs {lo, hi, stride, delta}: each cp = lo + k * stride
@@ -12,10 +13,7 @@
  * host and thread.
  */
 #include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
 
-#include "schematic/schematic.h"
 #include "json/utf8.h"
 
 struct lower_run {
@@ -167,15 +165,4 @@ size_t utf8_lower(const char *s, size_t len, char *out)
     }
     out[o] = '\0';
     return o;
-}
-
-char *sch_lower(const char *s)
-{
-    size_t len = strlen(s);
-    char *out = malloc(UTF8_LOWER_MAX(len));
-
-    if (!out)
-        return NULL;
-    utf8_lower(s, len, out);
-    return out;
 }

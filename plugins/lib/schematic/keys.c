@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "json/gojson.h"
+#include "json/utf8.h"
 
 /* ---- keys
  * --------------------------------------------------------------------- */
@@ -97,4 +98,15 @@ char *sch_lookup_value(const char *id)
     gj_init(&b);
     gj_str(&b, id, strlen(id));
     return gj_take(&b);
+}
+
+char *sch_lower(const char *s)
+{
+    size_t len = strlen(s);
+    char *out = malloc(UTF8_LOWER_MAX(len));
+
+    if (!out)
+        return NULL;
+    utf8_lower(s, len, out);
+    return out;
 }

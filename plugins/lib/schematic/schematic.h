@@ -8,7 +8,7 @@
  *
  * The library's files: model.c (schema tables, errors, times), write.c (the
  * text writer), normalize.c and merge.c (the entity API), rest.c (REST
- * conversion), keys.c (key names), lower.c, datastream.c (frames).
+ * conversion), keys.c (key names, sch_lower), datastream.c (frames).
  *
  * Ownership: functions returning json_t * return a new reference (caller
  * json_decref()s); char * results are malloc'd (caller free()s). Inputs are
