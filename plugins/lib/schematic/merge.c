@@ -27,6 +27,8 @@ struct merge_state {
     struct merge_metric *metrics;        /* merged metrics (elements) */
     size_t nmetrics;
     int metrics_merged;
+    const struct jv *credits; /* the partial's credit_balances object */
+    int ents_in;              /* the partial carries entitlements */
 };
 
 static void merge_metric_id(struct merge_metric *wm, const struct jv *m)
@@ -224,42 +226,125 @@ static int merge_rederived(struct sch_ctx *c, struct gj_buf *b,
     return 0;
 }
 
+/* Indexes the merge: partial and base members by field, the incoming
+ * credit balances, the merged metrics, whether entitlements come in. */
+static int merge_index(struct sch_ctx *c, struct merge_state *w,
+                       const struct jv *base, const struct jv *partial)
+{
+    const struct sch_schema *s = &sch_schema_company;
+    size_t i;
+    uint32_t k;
+
+    sch_jv_slots(s, base, w->bv);
+    /* Partial members match exactly (merge.go switches on the name). */
+    for (k = 0; k < partial->n; k++) {
+        for (i = 0; i < s->n; i++) {
+            if (!strcmp(partial->u.members[k].key, s->fields[i].name))
+                w->pv[i] = &partial->u.members[k].val;
+        }
+    }
+    for (i = 0; i < s->n; i++) {
+        const char *name = s->fields[i].name;
+
+        if (!w->pv[i])
+            continue;
+        if (!strcmp(name, "credit_balances") && w->pv[i]->type == JV_OBJ)
+            w->credits = w->pv[i];
+        if (!strcmp(name, "entitlements"))
+            w->ents_in = 1;
+        if (!strcmp(name, "metrics") &&
+            merge_metrics(c, w, w->bv[i], w->pv[i]) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The merged metrics list (merge_metrics made it). */
+static int merge_write_metrics(struct sch_ctx *c, struct gj_buf *b,
+                               const struct merge_state *w)
+{
+    size_t j;
+    int rc = 0;
+
+    gj_char(b, '[');
+    for (j = 0; j < w->nmetrics && rc == 0; j++) {
+        const struct jv *m = w->metrics[j].m;
+
+        if (j)
+            gj_char(b, ',');
+        sch_push(c, NULL, (long)j);
+        if (m->type == JV_NULL) {
+            gj_raw(b, "null", 4);
+        } else if (m->type == JV_OBJ) {
+            rc = sch_write_struct(c, b, &sch_schema_metric, m, NULL, NULL, 0);
+        } else {
+            sch_fail(c, "expected object, got %s", sch_jv_tname(m));
+            rc = -1;
+        }
+        sch_pop(c);
+    }
+    gj_char(b, ']');
+    return rc;
+}
+
+/* Writes merged company field i (its path pushed by the caller). */
+static int merge_company_field(struct sch_ctx *c, struct gj_buf *b,
+                               const struct merge_state *w, size_t i,
+                               const struct jv *pv, const struct jv *bv,
+                               int *first)
+{
+    const struct sch_field *f = &sch_schema_company.fields[i];
+    const struct jv *src = pv ? pv : bv;
+    int rc;
+
+    if (!strcmp(f->name, "credit_balances") && !pv) {
+        sch_write_key(b, first, f->name);
+        return sch_write_value_or_zero(c, b, f, bv);
+    }
+    if (!strcmp(f->name, "keys") || !strcmp(f->name, "credit_balances")) {
+        /* Go makes the map, then copies the partial's into it. */
+        sch_write_key(b, first, f->name);
+        return sch_write_map(c, b, f->kind == K_MAP_FLOAT,
+                             bv && bv->type != JV_NULL ? bv : NULL,
+                             pv && pv->type != JV_NULL ? pv : NULL);
+    }
+    if (!strcmp(f->name, "metrics") && w->metrics_merged) {
+        sch_write_key(b, first, f->name);
+        return merge_write_metrics(c, b, w);
+    }
+    if (!strcmp(f->name, "entitlements") && !w->ents_in &&
+        (w->credits || w->metrics_merged) && bv && bv->type == JV_ARR &&
+        bv->n > 0) {
+        /* Re-derived entitlements report their own paths. */
+        sch_pop(c);
+        sch_write_key(b, first, f->name);
+        rc = merge_rederived(c, b, w, bv, w->credits);
+        sch_push(c, f->name, -1);
+        return rc;
+    }
+    if (!strcmp(f->name, "subscription") && pv) {
+        /* Decoded into the existing subscription. */
+        sch_write_key(b, first, f->name);
+        return sch_write_value(c, b, f, pv, w->bv[i]);
+    }
+    if (f->omitempty && sch_omitted(f, src))
+        return 0;
+    sch_write_key(b, first, f->name);
+    return sch_write_value_or_zero(c, b, f, src);
+}
+
 static int merge_company(struct sch_ctx *c, struct gj_buf *b,
                          const struct jv *base, const struct jv *partial)
 {
     const struct sch_schema *s = &sch_schema_company;
     struct merge_state w;
-    const struct jv *credits = NULL;
     size_t i;
-    int first = 1, rc = 0, ents_in;
-    uint32_t k;
+    int first = 1, rc;
 
     memset(&w, 0, sizeof(w));
-    sch_jv_slots(s, base, w.bv);
-    /* Partial members match exactly (merge.go switches on the name). */
-    for (k = 0; k < partial->n; k++) {
-        for (i = 0; i < s->n; i++) {
-            if (!strcmp(partial->u.members[k].key, s->fields[i].name))
-                w.pv[i] = &partial->u.members[k].val;
-        }
-    }
-    for (i = 0; i < s->n; i++) {
-        if (!strcmp(s->fields[i].name, "credit_balances") && w.pv[i] &&
-            w.pv[i]->type == JV_OBJ)
-            credits = w.pv[i];
-        if (!strcmp(s->fields[i].name, "metrics") && w.pv[i] &&
-            merge_metrics(c, &w, w.bv[i], w.pv[i]) < 0) {
-            free(w.metrics);
-            return -1;
-        }
-    }
-    ents_in = 0;
-    for (i = 0; i < s->n; i++) {
-        if (!strcmp(s->fields[i].name, "entitlements") && w.pv[i])
-            ents_in = 1;
-    }
-
-    gj_char(b, '{');
+    rc = merge_index(c, &w, base, partial);
+    if (rc == 0)
+        gj_char(b, '{');
     for (i = 0; i < s->n && rc == 0; i++) {
         const struct sch_field *f = &s->fields[i];
         const struct jv *pv = w.pv[i], *bv = w.bv[i];
@@ -270,65 +355,11 @@ static int merge_company(struct sch_ctx *c, struct gj_buf *b,
             pv = NULL;
         sch_cap_field(c, f, pv ? pv : bv);
         sch_push(c, f->name, -1);
-        if (!strcmp(f->name, "keys") || !strcmp(f->name, "credit_balances")) {
-            int floats = f->kind == K_MAP_FLOAT;
-
-            sch_write_key(b, &first, f->name);
-            if (!pv && !strcmp(f->name, "credit_balances")) {
-                rc = sch_write_value_or_zero(c, b, f, bv);
-            } else {
-                /* Go makes the map, then copies the partial's into it. */
-                rc = sch_write_map(c, b, floats,
-                                   bv && bv->type != JV_NULL ? bv : NULL,
-                                   pv && pv->type != JV_NULL ? pv : NULL);
-            }
-        } else if (!strcmp(f->name, "metrics") && w.metrics_merged) {
-            size_t j;
-
-            sch_write_key(b, &first, f->name);
-            gj_char(b, '[');
-            for (j = 0; j < w.nmetrics && rc == 0; j++) {
-                const struct jv *m = w.metrics[j].m;
-
-                if (j)
-                    gj_char(b, ',');
-                sch_push(c, NULL, (long)j);
-                if (m->type == JV_NULL) {
-                    gj_raw(b, "null", 4);
-                } else if (m->type == JV_OBJ) {
-                    rc = sch_write_struct(c, b, &sch_schema_metric, m, NULL,
-                                          NULL, 0);
-                } else {
-                    sch_fail(c, "expected object, got %s", sch_jv_tname(m));
-                    rc = -1;
-                }
-                sch_pop(c);
-            }
-            gj_char(b, ']');
-        } else if (!strcmp(f->name, "entitlements") && !ents_in &&
-                   (credits || w.metrics_merged) && bv && bv->type == JV_ARR &&
-                   bv->n > 0) {
-            sch_pop(c);
-            sch_write_key(b, &first, f->name);
-            rc = merge_rederived(c, b, &w, bv, credits);
-            sch_push(c, f->name, -1);
-        } else {
-            const struct jv *src = pv ? pv : bv;
-
-            if (!strcmp(f->name, "subscription") && pv) {
-                /* decoded into the existing subscription */
-                sch_write_key(b, &first, f->name);
-                rc = sch_write_value(c, b, f, pv, w.bv[i]);
-            } else if (f->omitempty && sch_omitted(f, src)) {
-                /* omitted */
-            } else {
-                sch_write_key(b, &first, f->name);
-                rc = sch_write_value_or_zero(c, b, f, src);
-            }
-        }
+        rc = merge_company_field(c, b, &w, i, pv, bv, &first);
         sch_pop(c);
     }
-    gj_char(b, '}');
+    if (rc == 0)
+        gj_char(b, '}');
     free(w.metrics);
     return rc;
 }
