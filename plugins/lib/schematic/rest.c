@@ -518,6 +518,88 @@ static int rest_ids(struct sch_ctx *c, json_t *list, const char *name,
     return 0;
 }
 
+/* base_plan_id and plan_version_ids (the plan's, then the add-ons'). */
+static int rest_plans(struct sch_ctx *c, json_t *plan, json_t *addons,
+                      json_t *o)
+{
+    json_t *pv = NEW(json_array());
+    const char *s;
+    int rc = -1;
+
+    json_object_set_new(o, "plan_version_ids", pv);
+    if (plan) {
+        sch_push(c, "plan", -1);
+        if (rest_str(c, plan, "id", &s))
+            goto pop;
+        if (s && *s)
+            set_str(o, "base_plan_id", s);
+        if (rest_str(c, plan, "plan_version_id", &s))
+            goto pop;
+        sch_pop(c);
+        if (s && *s)
+            json_array_append_new(pv, NEW(json_string(s)));
+    }
+    return rest_ids(c, addons, "add_ons", 1, "plan_version_id", pv);
+pop:
+    sch_pop(c);
+    return rc;
+}
+
+/* Appends the non-empty product ids of subscription sv to ids; with
+ * dedupe, only those not listed yet. */
+static int rest_products(struct sch_ctx *c, json_t *sv, int dedupe, json_t *ids)
+{
+    json_t *arr;
+    const char *s;
+    size_t j, k;
+
+    if (rest_member(c, sv, "products", JSON_ARRAY, &arr))
+        return -1;
+    for (j = 0; j < json_array_size(arr); j++) {
+        json_t *p = json_array_get(arr, j);
+        int dup = 0;
+
+        if (!json_is_object(p))
+            continue;
+        if (rest_str(c, p, "id", &s))
+            return -1;
+        if (!s || !*s)
+            continue;
+        for (k = 0; dedupe && k < json_array_size(ids); k++) {
+            if (!strcmp(json_string_value(json_array_get(ids, k)), s))
+                dup = 1;
+        }
+        if (!dup)
+            json_array_append_new(ids, NEW(json_string(s)));
+    }
+    return 0;
+}
+
+/* billing_product_ids: every subscription's products, then the current
+ * subscription's products not already listed. */
+static int rest_billing_products(struct sch_ctx *c, json_t *subs, json_t *sub,
+                                 json_t *o)
+{
+    json_t *ids = NEW(json_array());
+    size_t i, n = json_array_size(subs);
+
+    json_object_set_new(o, "billing_product_ids", ids);
+    for (i = 0; i <= n; i++) {
+        json_t *sv = i < n ? json_array_get(subs, i) : sub;
+        int rc;
+
+        if (!json_is_object(sv))
+            continue;
+        sch_push(c, i == n ? "billing_subscription" : "billing_subscriptions",
+                 -1);
+        rc = rest_products(c, sv, i == n, ids);
+        sch_pop(c);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
 static int rest_company(struct sch_ctx *c, json_t *in, json_t *o)
 {
     static const struct {
@@ -526,9 +608,8 @@ static int rest_company(struct sch_ctx *c, json_t *in, json_t *o)
     } lists[] = {{"metrics", rest_metric},
                  {"rules", rest_rule},
                  {"entitlements", rest_entitlement}};
-    json_t *plan, *addons, *plans, *subs, *sub, *credits, *arr, *ids, *pv;
-    size_t i, j;
-    const char *s;
+    json_t *plan, *addons, *plans, *subs, *sub, *credits, *arr;
+    size_t i;
 
     if (rest_common(c, in, o, "company") < 0)
         return -1;
@@ -540,66 +621,9 @@ static int rest_company(struct sch_ctx *c, json_t *in, json_t *o)
         rest_member(c, in, "billing_credit_balances", JSON_OBJECT, &credits))
         return -1;
 
-    /* base_plan_id, plan_version_ids */
-    pv = NEW(json_array());
-    json_object_set_new(o, "plan_version_ids", pv);
-    if (plan) {
-        sch_push(c, "plan", -1);
-        if (rest_str(c, plan, "id", &s)) {
-            sch_pop(c);
-            return -1;
-        }
-        if (s && *s)
-            set_str(o, "base_plan_id", s);
-        if (rest_str(c, plan, "plan_version_id", &s)) {
-            sch_pop(c);
-            return -1;
-        }
-        sch_pop(c);
-        if (s && *s)
-            json_array_append_new(pv, NEW(json_string(s)));
-    }
-    if (rest_ids(c, addons, "add_ons", 1, "plan_version_id", pv))
+    if (rest_plans(c, plan, addons, o) ||
+        rest_billing_products(c, subs, sub, o))
         return -1;
-
-    /* billing_product_ids: every subscription's products, then the current
-     * subscription's products not already listed. */
-    ids = NEW(json_array());
-    json_object_set_new(o, "billing_product_ids", ids);
-    for (i = 0; i <= json_array_size(subs); i++) {
-        json_t *sv = i < json_array_size(subs) ? json_array_get(subs, i) : sub;
-        int dedupe = i == json_array_size(subs);
-
-        if (!json_is_object(sv))
-            continue;
-        sch_push(c, dedupe ? "billing_subscription" : "billing_subscriptions",
-                 -1);
-        if (rest_member(c, sv, "products", JSON_ARRAY, &arr)) {
-            sch_pop(c);
-            return -1;
-        }
-        for (j = 0; j < json_array_size(arr); j++) {
-            json_t *p = json_array_get(arr, j);
-            size_t k;
-            int dup = 0;
-
-            if (!json_is_object(p))
-                continue;
-            if (rest_str(c, p, "id", &s)) {
-                sch_pop(c);
-                return -1;
-            }
-            if (!s || !*s)
-                continue;
-            for (k = 0; dedupe && k < json_array_size(ids); k++) {
-                if (!strcmp(json_string_value(json_array_get(ids, k)), s))
-                    dup = 1;
-            }
-            if (!dup)
-                json_array_append_new(ids, NEW(json_string(s)));
-        }
-        sch_pop(c);
-    }
 
     /* plan_ids */
     arr = NEW(json_array());
