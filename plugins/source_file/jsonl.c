@@ -149,9 +149,9 @@ static int file_jsonl_check_name(struct file_jsonl *l,
                                  const char *member, int is_id)
 {
     if (v->type == JS_END) {
-        file_jsonl_reject(l, is_id ? FILE_JSONL_MISSING_ID
-                                   : FILE_JSONL_MISSING_TYPE,
-                          "no member \"%s\"", member);
+        file_jsonl_reject(
+            l, is_id ? FILE_JSONL_MISSING_ID : FILE_JSONL_MISSING_TYPE,
+            "no member \"%s\"", member);
         return -1;
     }
     if (v->type != JS_STR && !(is_id && v->type == JS_INT)) {
@@ -162,8 +162,8 @@ static int file_jsonl_check_name(struct file_jsonl *l,
         return -1;
     }
     if (v->text.len == 0) {
-        file_jsonl_reject(l, is_id ? FILE_JSONL_EMPTY_ID
-                                   : FILE_JSONL_EMPTY_TYPE,
+        file_jsonl_reject(l,
+                          is_id ? FILE_JSONL_EMPTY_ID : FILE_JSONL_EMPTY_TYPE,
                           "member \"%s\" is empty", member);
         return -1;
     }
@@ -260,9 +260,9 @@ static char *file_jsonl_put(const struct file_jsonl_val *v, char *p)
 
 /* Fills l->msg from a scanned object obj[0..olen) and its members;
  * compact tells that the object holds no whitespace. */
-static void file_jsonl_fill(struct file_jsonl *l, const char *obj,
-                            size_t olen, int compact,
-                            const struct file_jsonl_val *v, uint32_t op)
+static void file_jsonl_fill(struct file_jsonl *l, const char *obj, size_t olen,
+                            int compact, const struct file_jsonl_val *v,
+                            uint32_t op)
 {
     struct ferry_msg *msg = &l->msg;
     char *p;

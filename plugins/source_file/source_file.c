@@ -92,7 +92,7 @@ struct file_source {
 /* A parsed line kept for preload. */
 struct file_frame {
     union {
-        struct ds_frame ds; /* FILE_FORMAT_DATASTREAM */
+        struct ds_frame ds;   /* FILE_FORMAT_DATASTREAM */
         struct file_jsonl jl; /* FILE_FORMAT_JSONL */
     } u;
     uint64_t line;
@@ -492,8 +492,7 @@ static int file_init_fields(struct file_source *s)
             host->log(s->ctx, FERRY_LOG_WARN,
                       "%s has no effect with format = datastream", keys[i]);
         if (v == NULL || v[0] == '\0') {
-            host->log(s->ctx, FERRY_LOG_ERROR, "%s must not be empty",
-                      keys[i]);
+            host->log(s->ctx, FERRY_LOG_ERROR, "%s must not be empty", keys[i]);
             return FERRY_EINVAL;
         }
         *dst[i] = host->strdup(v);
@@ -611,13 +610,13 @@ static int file_run(void *state)
     file_resume_begin(s);
     if (s->preload) {
         rc = file_each_line(s, file_keep_line, &fr);
-        s->host->log(s->ctx, FERRY_LOG_INFO, "preloaded %zu %s from %s",
-                     fr.n, noun, s->path);
+        s->host->log(s->ctx, FERRY_LOG_INFO, "preloaded %zu %s from %s", fr.n,
+                     noun, s->path);
     }
     stopped = file_stopping(s);
     s->next_ns = s->host->now_ns();
-    for (s->pass = 0; s->pass < (uint64_t)s->repeat && rc == FERRY_OK &&
-                      !stopped;
+    for (s->pass = 0;
+         s->pass < (uint64_t)s->repeat && rc == FERRY_OK && !stopped;
          s->pass++) {
         if (s->preload)
             stopped = file_replay_preloaded(s, &fr);
@@ -626,11 +625,10 @@ static int file_run(void *state)
     }
     file_frames_release(s, &fr);
     file_resume_end(s);
-    s->host->log(s->ctx, FERRY_LOG_INFO,
-                 "%s %s: %llu messages emitted, %llu invalid %s",
-                 stopped ? "stopped replaying" : "replayed", s->path,
-                 (unsigned long long)s->emitted,
-                 (unsigned long long)s->invalid, noun);
+    s->host->log(
+        s->ctx, FERRY_LOG_INFO, "%s %s: %llu messages emitted, %llu invalid %s",
+        stopped ? "stopped replaying" : "replayed", s->path,
+        (unsigned long long)s->emitted, (unsigned long long)s->invalid, noun);
     return rc;
 }
 

@@ -356,9 +356,8 @@ static void jsonl_setup(struct plugin *p, const char *name, const char *text)
     fh_opt(fake_ctx, "format", "jsonl");
 }
 
-static void assert_msg(size_t i, uint32_t op, const char *type,
-                       const char *id, const char *payload, uint64_t ms,
-                       uint64_t seq)
+static void assert_msg(size_t i, uint32_t op, const char *type, const char *id,
+                       const char *payload, uint64_t ms, uint64_t seq)
 {
     const struct fh_msg *e = fh_emitted(i);
 
@@ -414,8 +413,8 @@ static void test_jsonl_default_fields(void **state)
                "\"op\":\"delete\",\"op\":\"set\"}",
                0, 6);
     assert_msg(5, FERRY_OP_FULL, "order", "-7",
-               "{\"id\":-7,\"type\":\"order\",\"list\":[1,2.5e3,true,null]}",
-               0, 7);
+               "{\"id\":-7,\"type\":\"order\",\"list\":[1,2.5e3,true,null]}", 0,
+               7);
     assert_true(fh_metric("ferry_source_messages_total",
                           "entity_type=user,message_type=full") == 1);
     assert_true(fh_metric("ferry_source_messages_total",
@@ -448,8 +447,8 @@ static void test_jsonl_custom_fields(void **state)
                "{\"id\":\"no\",\"type\":\"no\",\"op\":\"bogus\","
                "\"key\":\"k1\",\"kind\":\"doc\",\"action\":\"delete\"}",
                0, 1);
-    assert_msg(1, FERRY_OP_FULL, "doc", "k2", "{\"key\":\"k2\",\"kind\":\"doc\"}",
-               0, 2);
+    assert_msg(1, FERRY_OP_FULL, "doc", "k2",
+               "{\"key\":\"k2\",\"kind\":\"doc\"}", 0, 2);
     assert_true(fh_metric("ferry_source_invalid_messages_total",
                           "reason=missing_id") == 1);
     p->desc.fini(st);
@@ -528,8 +527,8 @@ static void test_jsonl_invalid(void **state)
         snprintf(labels, sizeof(labels), "reason=%s", cases[i].reason);
         if (fh_metric("ferry_source_invalid_messages_total", labels) != 1)
             fail_msg("case %zu: not counted as %s", i, cases[i].reason);
-        assert_true(fh_metric_sum("ferry_source_invalid_messages_total",
-                                  "") == 1);
+        assert_true(fh_metric_sum("ferry_source_invalid_messages_total", "") ==
+                    1);
         snprintf(want, sizeof(want), "%s:2: %s: ", tmp_path("bad.jsonl"),
                  cases[i].reason);
         if (!fh_logged(fake_ctx, want))
@@ -607,8 +606,8 @@ static void test_jsonl_resume(void **state)
         assert_int_equal(fh_emitted(0)->pos.seq, 4);
         assert_string_equal(fh_emitted(1)->entity_id, "6");
         /* The invalid line 2 was counted by the run that applied it. */
-        assert_true(fh_metric_sum("ferry_source_invalid_messages_total",
-                                  "") == 0);
+        assert_true(fh_metric_sum("ferry_source_invalid_messages_total", "") ==
+                    0);
         assert_true(fh_logged(fake_ctx, "committed position 0-3"));
         assert_true(fh_logged(
             fake_ctx,
