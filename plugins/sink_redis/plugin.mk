@@ -1,1 +1,1 @@
-sink_redis_LIBS := $(shell pkg-config --libs hiredis jansson)
+sink_redis_LIBS := $(shell pkg-config --libs hiredis)

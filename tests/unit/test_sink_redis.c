@@ -37,7 +37,10 @@
 #include "config.h"
 
 #include "../../plugins/sink_redis/apply.c"
+#include "../../plugins/sink_redis/flags.c"
+#include "../../plugins/sink_redis/fold.c"
 #include "../../plugins/sink_redis/keys.c"
+#include "../../plugins/sink_redis/load.c"
 #include "../../plugins/sink_redis/sink.c"
 
 #define SAMPLES "tests/fixtures/samples/"
