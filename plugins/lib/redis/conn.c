@@ -1,5 +1,5 @@
 /*
- * plugins/lib/redis/conn.c: the sink's Redis transport (see conn.h).
+ * plugins/lib/redis/conn.c: the Redis transport (see conn.h).
  */
 #include <errno.h>
 #include <fcntl.h>

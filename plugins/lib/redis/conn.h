@@ -1,7 +1,15 @@
 /*
  * plugins/lib/redis/conn.h: one connection to one Redis server.
  *
- * The sink owns its sockets (non-blocking connect bounded by
+ * struct redis_conn is opaque: the sinks queue commands and read replies
+ * and never see the transport. That is where the next issue's pieces go,
+ * behind the same functions: TLS (rediss://, a TLS session over fd, in
+ * conn.c's connect/send/recv), Cluster (MOVED/ASK and slot routing, a
+ * redis_conn holding one socket per node) and Sentinel (resolving the
+ * master before connect); their options go to redis/options.h and into
+ * struct redis_endpoint.
+ *
+ * The library owns its sockets (non-blocking connect bounded by
  * connect_timeout, poll()-driven pipelined I/O bounded by command_timeout)
  * and uses hiredis only to format commands (argv-style, so untrusted text
  * is never formatted into a command string) and to parse replies. Keeping
@@ -22,8 +30,8 @@
  *
  * A struct redis_conn is not thread-safe: one thread at a time.
  */
-#ifndef FERRY_SINK_REDIS_CONN_H
-#define FERRY_SINK_REDIS_CONN_H
+#ifndef FERRY_REDIS_CONN_H
+#define FERRY_REDIS_CONN_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -11,8 +11,8 @@
  *
  * Not thread-safe: callers lock.
  */
-#ifndef FERRY_SINK_REDIS_KEYSET_H
-#define FERRY_SINK_REDIS_KEYSET_H
+#ifndef FERRY_REDIS_KEYSET_H
+#define FERRY_REDIS_KEYSET_H
 
 #include <stddef.h>
 #include <stdint.h>

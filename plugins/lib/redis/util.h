@@ -5,8 +5,8 @@
  * alloc(), so callers need no NULL checks; memory they return is released
  * with free() (they wrap libc, so hiredis and jansson results mix freely).
  */
-#ifndef FERRY_SINK_REDIS_UTIL_H
-#define FERRY_SINK_REDIS_UTIL_H
+#ifndef FERRY_REDIS_UTIL_H
+#define FERRY_REDIS_UTIL_H
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +20,7 @@
 
 static inline void redis_oom(void)
 {
-    fputs("sink_redis: out of memory\n", stderr);
+    fputs("ferry redis library: out of memory\n", stderr);
     abort();
 }
 
