@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "config.h"
 #include "health.h"
+#include "host.h"
 #include "log.h"
 #include "metrics.h"
 #include "sched.h"

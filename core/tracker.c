@@ -3,6 +3,7 @@
  */
 #include "tracker.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,4 +139,12 @@ uint64_t tracker_pending(struct tracker *t)
     uint64_t n = t->next - t->base;
     pthread_mutex_unlock(&t->lock);
     return n;
+}
+
+void tracker_format_pos(const struct ferry_pos *p, char *buf, size_t len)
+{
+    if (p->set)
+        ferry_pos_format(p, buf, len);
+    else
+        snprintf(buf, len, "-");
 }

@@ -48,5 +48,8 @@ struct ferry_pos tracker_committed(struct tracker *t);
 void tracker_set_committed(struct tracker *t, const struct ferry_pos *pos);
 /* Number of sequence numbers handed out and not yet done. */
 uint64_t tracker_pending(struct tracker *t);
+/* Formats p for logs and /debug into buf: "<ms>-<seq>", or "-" when p is
+ * not set. Pure; any thread. */
+void tracker_format_pos(const struct ferry_pos *p, char *buf, size_t len);
 
 #endif
