@@ -52,6 +52,132 @@ static void log_failed(struct route *r, const struct ferry_msg *m,
               why);
 }
 
+/* Whether a policy's before_write() holds the batch; the one that does may
+ * set *retry_at (when to ask again). Policies after it are not asked. */
+static int policies_hold(struct route *r, const struct ferry_write_event *ev,
+                         uint64_t *retry_at)
+{
+    for (size_t i = 0; i < r->npolicies; i++) {
+        struct ferry_ctx *p = r->policies[i];
+        if (p->desc->before_write &&
+            p->desc->before_write(p->state, ev, retry_at) ==
+                FERRY_WOULD_BLOCK)
+            return 1;
+    }
+    return 0;
+}
+
+/* Waits before asking the policies about a held batch again. */
+static void wait_held(struct pipeline *pl, uint64_t retry_at)
+{
+    uint64_t now = clock_now_ns();
+
+    /* Ask again at retry_at, but at least every second (a stop or a
+     * policy change is noticed) and not in a busy loop. */
+    if (retry_at > now + 1000000000ull)
+        retry_at = now + 1000000000ull;
+    if (retry_at <= now)
+        retry_at = now + 10000000ull;
+    sleep_until(pl, retry_at);
+}
+
+/* The replay position that becomes committed when msgs[0..n) are applied,
+ * for a sink that records it with the batch. */
+static struct ferry_pos batch_commit(struct route *r, struct cmsg **msgs,
+                                     size_t n)
+{
+    uint64_t seqs[256];
+    size_t ns = 0;
+
+    /* Only messages this batch completes: no other route (and not
+     * emit's guard) still holds them. A fanned-out message another
+     * route has not applied yet would make the commit lead; so would a
+     * barrier, done only when every sink has it. */
+    for (size_t i = 0; i < n && ns < 256; i++)
+        if (atomic_load(&msgs[i]->refs) == 1 &&
+            !atomic_load(&msgs[i]->abandoned) && !cmsg_is_control(msgs[i]))
+            seqs[ns++] = msgs[i]->m.seq;
+    /* Batches larger than 256 only preview their first 256: the commit
+     * may then lag, never lead. */
+    return tracker_preview(&r->source->tracker, seqs, ns);
+}
+
+/* One write() of the batch, every result preset to FERRY_OK, followed by
+ * the policies' after_write(). Returns the sink's verdict. */
+static int write_batch(struct worker *w, struct cmsg **msgs, size_t n,
+                       struct ferry_batch *batch,
+                       struct ferry_write_event *ev)
+{
+    struct route *r = w->route;
+    struct ferry_ctx *sink = r->sink;
+    int rc;
+
+    for (size_t i = 0; i < n; i++)
+        batch->results[i] = FERRY_OK;
+    if (sink->desc->checkpoint)
+        batch->commit = batch_commit(r, msgs, n);
+    rc = sink->desc->write(w->wctx, batch);
+    ev->now_ns = clock_now_ns();
+    for (size_t i = 0; i < r->npolicies; i++) {
+        struct ferry_ctx *p = r->policies[i];
+        if (p->desc->after_write)
+            p->desc->after_write(p->state, ev, rc);
+    }
+    return rc;
+}
+
+/* Logs a retried batch: the first attempt and every 20th. */
+static void log_retry(struct worker *w, size_t n, unsigned attempt,
+                      uint64_t backoff_ms)
+{
+    struct route *r = w->route;
+
+    if (attempt == 1 || attempt % 20 == 0)
+        log_write(FERRY_LOG_WARN, r->sink->label,
+                  "route %s worker %u: batch of %zu will be retried "
+                  "(attempt %u, next in %llums); nothing is dropped",
+                  r->name, w->index, n, attempt,
+                  (unsigned long long)backoff_ms);
+}
+
+/* Sleeps *backoff_ms before the next attempt, then doubles it up to 5 s. */
+static void backoff_sleep(struct pipeline *pl, uint64_t *backoff_ms)
+{
+    /* Up to 25% jitter so workers do not retry in lockstep. */
+    uint64_t jitter = (uint64_t)rand() % (*backoff_ms / 4 + 1);
+
+    sleep_until(pl, clock_now_ns() + (*backoff_ms + jitter) * 1000000ull);
+    if (*backoff_ms < 5000)
+        *backoff_ms *= 2;
+    if (*backoff_ms > 5000)
+        *backoff_ms = 5000;
+}
+
+/* Counts the verdicts of a batch the sink answered (rc): the latency of
+ * each applied message, a log line for each other. */
+static void count_verdicts(struct route *r, struct cmsg **msgs, size_t n,
+                           const int *results, int rc)
+{
+    uint64_t now = clock_now_ns();
+    size_t ok = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (results[i] == FERRY_OK) {
+            ok++;
+            if (msgs[i]->m.recv_ns && now > msgs[i]->m.recv_ns)
+                metrics_observe(r->m_latency,
+                                (double)(now - msgs[i]->m.recv_ns) / 1e9);
+        } else {
+            log_failed(r, &msgs[i]->m,
+                       rc == FERRY_OK ? "rejected by the sink"
+                                      : "the sink failed the batch");
+        }
+    }
+    metrics_add(r->m_applied, (double)ok);
+    if (ok < n)
+        metrics_add(r->m_failed, (double)(n - ok));
+}
+
 /*
  * Applies msgs[0..n) through the route's policies and sink, retrying with
  * backoff while the sink answers FERRY_RETRY or a policy holds the batch.
@@ -89,56 +215,18 @@ static int deliver(struct worker *w, struct cmsg **msgs, size_t n)
         goto abandon;
     for (;;) {
         uint64_t retry_at = 0;
-        int held = 0;
 
         if (past_abort(pl))
             goto abandon;
 
         ev.now_ns = clock_now_ns();
-        for (size_t i = 0; i < r->npolicies && !held; i++) {
-            struct ferry_ctx *p = r->policies[i];
-            if (p->desc->before_write &&
-                p->desc->before_write(p->state, &ev, &retry_at) ==
-                    FERRY_WOULD_BLOCK)
-                held = 1;
-        }
-        if (held) {
+        if (policies_hold(r, &ev, &retry_at)) {
             if (past_abort(pl))
                 goto abandon;
-            uint64_t now = clock_now_ns();
-            /* Ask again at retry_at, but at least every second (a stop
-             * or a policy change is noticed) and not in a busy loop. */
-            if (retry_at > now + 1000000000ull)
-                retry_at = now + 1000000000ull;
-            if (retry_at <= now)
-                retry_at = now + 10000000ull;
-            sleep_until(pl, retry_at);
+            wait_held(pl, retry_at);
             continue;
         }
-        for (size_t i = 0; i < n; i++)
-            results[i] = FERRY_OK;
-        if (sink->desc->checkpoint) {
-            uint64_t seqs[256];
-            size_t ns = 0;
-            /* Only messages this batch completes: no other route (and not
-             * emit's guard) still holds them. A fanned-out message another
-             * route has not applied yet would make the commit lead; so
-             * would a barrier, done only when every sink has it. */
-            for (size_t i = 0; i < n && ns < 256; i++)
-                if (atomic_load(&msgs[i]->refs) == 1 &&
-                    !atomic_load(&msgs[i]->abandoned) && !cmsg_is_control(msgs[i]))
-                    seqs[ns++] = msgs[i]->m.seq;
-            /* Batches larger than 256 only preview their first 256: the
-             * commit may then lag, never lead. */
-            batch.commit = tracker_preview(&r->source->tracker, seqs, ns);
-        }
-        rc = sink->desc->write(w->wctx, &batch);
-        ev.now_ns = clock_now_ns();
-        for (size_t i = 0; i < r->npolicies; i++) {
-            struct ferry_ctx *p = r->policies[i];
-            if (p->desc->after_write)
-                p->desc->after_write(p->state, &ev, rc);
-        }
+        rc = write_batch(w, msgs, n, &batch, &ev);
         if (rc == FERRY_OK) {
             metrics_add(r->m_batch_ok, 1);
             break;
@@ -146,22 +234,10 @@ static int deliver(struct worker *w, struct cmsg **msgs, size_t n)
         if (rc == FERRY_RETRY) {
             metrics_add(r->m_batch_retry, 1);
             attempt++;
-            if (attempt == 1 || attempt % 20 == 0)
-                log_write(FERRY_LOG_WARN, sink->label,
-                          "route %s worker %u: batch of %zu will be retried "
-                          "(attempt %u, next in %llums); nothing is dropped",
-                          r->name, w->index, n, attempt,
-                          (unsigned long long)backoff_ms);
+            log_retry(w, n, attempt, backoff_ms);
             if (past_abort(pl))
                 goto abandon;
-            /* Up to 25% jitter so workers do not retry in lockstep. */
-            uint64_t jitter = (uint64_t)rand() % (backoff_ms / 4 + 1);
-            sleep_until(pl, clock_now_ns() +
-                                (backoff_ms + jitter) * 1000000ull);
-            if (backoff_ms < 5000)
-                backoff_ms *= 2;
-            if (backoff_ms > 5000)
-                backoff_ms = 5000;
+            backoff_sleep(pl, &backoff_ms);
             continue;
         }
         metrics_add(r->m_batch_error, 1);
@@ -174,23 +250,7 @@ static int deliver(struct worker *w, struct cmsg **msgs, size_t n)
                   "route %s worker %u: batch applied after %u retries",
                   r->name, w->index, attempt);
 
-    uint64_t now = clock_now_ns();
-    size_t ok = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (results[i] == FERRY_OK) {
-            ok++;
-            if (msgs[i]->m.recv_ns && now > msgs[i]->m.recv_ns)
-                metrics_observe(r->m_latency,
-                                (double)(now - msgs[i]->m.recv_ns) / 1e9);
-        } else {
-            log_failed(r, &msgs[i]->m,
-                       rc == FERRY_OK ? "rejected by the sink"
-                                      : "the sink failed the batch");
-        }
-    }
-    metrics_add(r->m_applied, (double)ok);
-    if (ok < n)
-        metrics_add(r->m_failed, (double)(n - ok));
+    count_verdicts(r, msgs, n, results, rc);
     if (results != results_buf)
         free(results);
     return 0;
@@ -258,6 +318,84 @@ static void update_lag(struct route *r)
     }
 }
 
+/* Sets w->wctx: the sink's worker context from open(), retried every
+ * second; NULL when the worker gave up at shutdown. A sink without open()
+ * gets its instance state as worker context. */
+static void worker_open(struct worker *w)
+{
+    struct route *r = w->route;
+    struct ferry_ctx *sink = r->sink;
+    int rc;
+
+    w->wctx = sink->state;
+    if (!sink->desc->open)
+        return;
+    while ((rc = sink->desc->open(sink->state, w->index, &w->wctx)) !=
+           FERRY_OK) {
+        log_write(FERRY_LOG_ERROR, sink->label,
+                  "route %s worker %u: open failed (%s); retrying", r->name,
+                  w->index, ferry_status_str(rc));
+        sleep_until(r->pl, clock_now_ns() + 1000000000ull);
+        if (past_abort(r->pl) || channel_is_closed(w->ch)) {
+            w->wctx = NULL;
+            break;
+        }
+    }
+}
+
+/*
+ * Pops into q[*qlen..cap) up to batch_size or batch_timeout, stopping at a
+ * barrier. Returns how many messages at the head of q precede the first
+ * barrier (0 when q[0] is one).
+ */
+static size_t fill_batch(struct worker *w, struct cmsg **q, size_t *qlen,
+                         size_t cap)
+{
+    uint64_t first_ns = clock_now_ns();
+    uint64_t until = first_ns + w->route->batch_timeout_ms * 1000000ull;
+    size_t k;
+
+    for (;;) {
+        for (k = 0; k < *qlen && !cmsg_is_control(q[k]); k++)
+            ;
+        if (k < *qlen || *qlen == cap)
+            break;
+        if (clock_now_ns() >= until)
+            break;
+        size_t got = channel_pop_batch(w->ch, (void **)q + *qlen,
+                                       cap - *qlen, until);
+        if (got == 0 && channel_is_closed(w->ch))
+            break;
+        *qlen += got;
+    }
+    return k;
+}
+
+/* Once the channel is drained: waits until every worker of every route of
+ * this source has drained, so the final position is the one after the
+ * whole drain; the last worker of the route then persists it. */
+static void worker_finish(struct worker *w)
+{
+    struct route *r = w->route;
+    struct pipeline *pl = r->pl;
+
+    if (w->abandoned)
+        log_write(FERRY_LOG_ERROR, r->sink->label,
+                  "route %s worker %u: shutdown_timeout reached; %zu "
+                  "messages not applied (they stay behind the replay cursor "
+                  "and are replayed on the next start)",
+                  r->name, w->index, w->abandoned);
+    pthread_mutex_lock(&pl->lock);
+    if (--r->source->drain_left == 0)
+        pthread_cond_broadcast(&pl->cond);
+    while (r->source->drain_left > 0)
+        pthread_cond_wait(&pl->cond, &pl->lock);
+    pthread_mutex_unlock(&pl->lock);
+    if (atomic_fetch_sub(&r->workers_left, 1) == 1 && w->wctx)
+        worker_checkpoint(w, 1);
+}
+
+/* The worker's thread; see core/worker.h. */
 void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -269,22 +407,7 @@ void *worker_main(void *arg)
 
     if (!q)
         abort();
-    /* A sink without open() gets its instance state as worker context. */
-    w->wctx = sink->state;
-    if (sink->desc->open) {
-        int rc;
-        while ((rc = sink->desc->open(sink->state, w->index, &w->wctx)) !=
-               FERRY_OK) {
-            log_write(FERRY_LOG_ERROR, sink->label,
-                      "route %s worker %u: open failed (%s); retrying",
-                      r->name, w->index, ferry_status_str(rc));
-            sleep_until(r->pl, clock_now_ns() + 1000000000ull);
-            if (past_abort(r->pl) || channel_is_closed(w->ch)) {
-                w->wctx = NULL;
-                break;
-            }
-        }
-    }
+    worker_open(w);
 
     for (;;) {
         if (qlen == 0) {
@@ -299,24 +422,8 @@ void *worker_main(void *arg)
             }
             qlen = got;
         }
-        uint64_t first_ns = clock_now_ns();
-        uint64_t until = first_ns + r->batch_timeout_ms * 1000000ull;
-        size_t k;
+        size_t k = fill_batch(w, q, &qlen, cap);
 
-        /* Fill up to batch_size or batch_timeout, stopping at a barrier. */
-        for (;;) {
-            for (k = 0; k < qlen && !cmsg_is_control(q[k]); k++)
-                ;
-            if (k < qlen || qlen == cap)
-                break;
-            if (clock_now_ns() >= until)
-                break;
-            size_t got = channel_pop_batch(w->ch, (void **)q + qlen,
-                                           cap - qlen, until);
-            if (got == 0 && channel_is_closed(w->ch))
-                break;
-            qlen += got;
-        }
         if (k > 0) {
             deliver(w, q, k);
             for (size_t i = 0; i < k; i++)
@@ -333,24 +440,7 @@ void *worker_main(void *arg)
         }
     }
 
-    if (w->abandoned)
-        log_write(FERRY_LOG_ERROR, sink->label,
-                  "route %s worker %u: shutdown_timeout reached; %zu "
-                  "messages not applied (they stay behind the replay cursor "
-                  "and are replayed on the next start)",
-                  r->name, w->index, w->abandoned);
-    /* Wait until every worker of every route of this source has drained,
-     * so the final position is the one after the whole drain. */
-    struct pipeline *pl = r->pl;
-    pthread_mutex_lock(&pl->lock);
-    if (--r->source->drain_left == 0)
-        pthread_cond_broadcast(&pl->cond);
-    while (r->source->drain_left > 0)
-        pthread_cond_wait(&pl->cond, &pl->lock);
-    pthread_mutex_unlock(&pl->lock);
-    /* The last worker of the route persists the final position. */
-    if (atomic_fetch_sub(&r->workers_left, 1) == 1 && w->wctx)
-        worker_checkpoint(w, 1);
+    worker_finish(w);
     if (sink->desc->open && sink->desc->close && w->wctx)
         sink->desc->close(w->wctx);
     w->wctx = NULL;
