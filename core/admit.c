@@ -132,17 +132,6 @@ static int drop_oldest_ok(void *queued, void *arg)
     return !cmsg_is_control(queued);
 }
 
-struct reservation {
-    struct route *route;
-    struct channel *ch;
-};
-
-static void unreserve(struct reservation *res, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        channel_unreserve(res[i].ch);
-}
-
 /* Counts ferry_source_emitted_total{source,entity_type,op} (what entered
  * the pipeline; sources count what they received themselves in
  * ferry_source_messages_total) with a small per-thread cache of series. */
@@ -206,84 +195,95 @@ static void barrier_init(struct cmsg *cm, struct ferry_ctx *src)
     cm->barrier = b;
 }
 
-/*
- * All-or-nothing admission of cm into every matching route; called with
- * the source's emit lock held. Returns FERRY_OK (cm is owned by the
- * pipeline now), FERRY_WOULD_BLOCK or FERRY_CLOSED (cm still the caller's).
- */
-static int try_admit(struct ferry_ctx *src, struct cmsg *cm)
+/* What one admission has taken so far. A control message takes a
+ * reservation in every worker channel of every route of its source. */
+struct admission {
+    struct reservation {
+        struct route *route;
+        struct channel *ch;
+    } res[ADMIT_MAX_TARGETS * 4];
+    size_t nres;
+    struct route *coalesce[ADMIT_MAX_TARGETS]; /* placed after the rest */
+    size_t ncoalesce;
+    size_t matched; /* routes that take the message */
+};
+
+/* Not a status: the admission's tables are full (logged by try_admit()). */
+#define ADMIT_TOO_MANY 1
+
+/* Reserves room for a barrier in every worker channel of route r.
+ * Returns FERRY_OK, a channel's refusal, or ADMIT_TOO_MANY. */
+static int reserve_barrier(struct admission *a, struct route *r)
 {
-    struct reservation res[ADMIT_MAX_TARGETS * 4];
-    size_t nres = 0;
-    struct route *coalesce[ADMIT_MAX_TARGETS];
-    size_t ncoalesce = 0;
-    size_t matched = 0;
-    int control = cmsg_is_control(cm);
+    for (unsigned w = 0; w < r->nworkers; w++) {
+        if (a->nres == sizeof(a->res) / sizeof(a->res[0]))
+            return ADMIT_TOO_MANY;
+        int rc = channel_reserve(r->workers[w].ch);
+        if (rc != FERRY_OK)
+            return rc;
+        a->res[a->nres].route = r;
+        a->res[a->nres++].ch = r->workers[w].ch;
+    }
+    return FERRY_OK;
+}
+
+/*
+ * Admits data message cm into route r as the route's policies decide:
+ * dropped (the newest), noted for coalescing, or reserved in the channel
+ * of its worker (after dropping the oldest queued message if asked).
+ * Returns FERRY_OK, the channel's refusal, or ADMIT_TOO_MANY.
+ */
+static int reserve_data(struct admission *a, struct route *r,
+                        struct cmsg *cm)
+{
+    struct channel *ch = route_channel(r, cm);
+    /* Policies with admit() are asked for every message, so a policy
+     * with watermarks can act before the channel is full; without one
+     * a full channel blocks. */
+    int verdict = r->has_admit ? route_admit(r, cm, ch) : FERRY_ADMIT_BLOCK;
     int rc;
 
-    for (size_t i = 0; i < src->nroutes; i++) {
-        struct route *r = src->routes[i];
-
-        if (!control && !route_matches(r, cm->m.entity_type))
-            continue;
-        matched++;
-        if (control) {
-            /* A barrier goes into every worker of the route. */
-            for (unsigned w = 0; w < r->nworkers; w++) {
-                if (nres == sizeof(res) / sizeof(res[0]))
-                    goto too_many;
-                rc = channel_reserve(r->workers[w].ch);
-                if (rc != FERRY_OK)
-                    goto refuse;
-                res[nres].route = r;
-                res[nres++].ch = r->workers[w].ch;
-            }
-            continue;
-        }
-        struct channel *ch = route_channel(r, cm);
-        /* Policies with admit() are asked for every message, so a policy
-         * with watermarks can act before the channel is full; without one
-         * a full channel blocks. */
-        int verdict = r->has_admit ? route_admit(r, cm, ch)
-                                   : FERRY_ADMIT_BLOCK;
-        if (verdict == FERRY_ADMIT_DROP_NEWEST) {
-            metrics_add(r->m_dropped_newest, 1);
-            continue;
-        }
-        /* When it cannot be coalesced, the reservation below refuses it
-         * (and arms the on_room callback). */
-        if (verdict == FERRY_ADMIT_COALESCE && ncoalesce < ADMIT_MAX_TARGETS &&
-            coalesce_feasible(ch, cm)) {
-            coalesce[ncoalesce++] = r;
-            continue;
-        }
-        if (verdict == FERRY_ADMIT_DROP_OLDEST) {
-            void *old;
-            if (channel_drop_oldest_if(ch, drop_oldest_ok, NULL, &old) ==
-                FERRY_OK) {
-                metrics_add(r->m_dropped_oldest, 1);
-                cmsg_release(old);
-            }
-        }
-        rc = channel_reserve(ch);
-        if (rc != FERRY_OK)
-            goto refuse;
-        if (nres == sizeof(res) / sizeof(res[0]))
-            goto too_many;
-        res[nres].route = r;
-        res[nres++].ch = ch;
+    if (verdict == FERRY_ADMIT_DROP_NEWEST) {
+        metrics_add(r->m_dropped_newest, 1);
+        return FERRY_OK;
     }
+    /* When it cannot be coalesced, the reservation below refuses it
+     * (and arms the on_room callback). */
+    if (verdict == FERRY_ADMIT_COALESCE &&
+        a->ncoalesce < ADMIT_MAX_TARGETS && coalesce_feasible(ch, cm)) {
+        a->coalesce[a->ncoalesce++] = r;
+        return FERRY_OK;
+    }
+    if (verdict == FERRY_ADMIT_DROP_OLDEST) {
+        void *old;
+        if (channel_drop_oldest_if(ch, drop_oldest_ok, NULL, &old) ==
+            FERRY_OK) {
+            metrics_add(r->m_dropped_oldest, 1);
+            cmsg_release(old);
+        }
+    }
+    rc = channel_reserve(ch);
+    if (rc != FERRY_OK)
+        return rc;
+    if (a->nres == sizeof(a->res) / sizeof(a->res[0]))
+        return ADMIT_TOO_MANY;
+    a->res[a->nres].route = r;
+    a->res[a->nres++].ch = ch;
+    return FERRY_OK;
+}
 
-    if (control)
-        barrier_init(cm, src);
-
-    /* The sequence number this message will get (we hold the emit lock,
-     * so nobody else takes it meanwhile). */
-    cm->m.seq = tracker_peek(&src->tracker);
-
+/*
+ * Places cm (its sequence number already chosen) into the channel of each
+ * route that coalesces it, replacing a queued message where it may.
+ * Returns FERRY_OK, or FERRY_WOULD_BLOCK when the first channel is full
+ * with nothing replaceable: then no route holds cm.
+ */
+static int place_coalesced(struct admission *a, struct cmsg *cm)
+{
     size_t placed = 0;
-    for (size_t i = 0; i < ncoalesce; i++) {
-        struct route *r = coalesce[i];
+
+    for (size_t i = 0; i < a->ncoalesce; i++) {
+        struct route *r = a->coalesce[i];
         struct channel *ch = route_channel(r, cm);
         struct coalesce_arg arg = {cm, 0, 0};
         void *old;
@@ -305,8 +305,7 @@ static int try_admit(struct ferry_ctx *src, struct cmsg *cm)
             /* Full and nothing replaceable: behave as block. */
             atomic_fetch_sub(&cm->refs, 1);
             cm->m.seq = 0;
-            rc = FERRY_WOULD_BLOCK;
-            goto refuse;
+            return FERRY_WOULD_BLOCK;
         }
         /* Another route already holds cm: wait for room here (a worker is
          * draining this channel, so this is short). */
@@ -316,37 +315,91 @@ static int try_admit(struct ferry_ctx *src, struct cmsg *cm)
         }
         placed++;
     }
+    return FERRY_OK;
+}
 
+/* The admission succeeded: cm takes its sequence number, is counted and
+ * is pushed into every reserved channel; emit's guard is dropped. */
+static void admit_commit(struct ferry_ctx *src, struct admission *a,
+                         struct cmsg *cm, int control)
+{
     uint64_t seq = tracker_add(&src->tracker, &cm->m.pos);
     (void)seq;
-    if (matched == 0)
+    if (a->matched == 0)
         metrics_add(src->m_unrouted, 1);
     count_received(src, &cm->m);
     /* A control message holds one reference, dropped by the last worker
      * to leave its barrier; other messages one per reservation. */
-    if (control && nres)
+    if (control && a->nres)
         atomic_fetch_add(&cm->refs, 1);
-    for (size_t i = 0; i < nres; i++) {
+    for (size_t i = 0; i < a->nres; i++) {
         if (!control)
             atomic_fetch_add(&cm->refs, 1);
-        channel_push_reserved(res[i].ch, cm);
+        channel_push_reserved(a->res[i].ch, cm);
     }
     /* Drop emit's guard: if nothing took the message it is done now. */
     cmsg_release(cm);
-    return FERRY_OK;
+}
 
-too_many:
-    log_write(FERRY_LOG_ERROR, src->label,
-              "message fans out to more than %d channels", ADMIT_MAX_TARGETS * 4);
-    rc = FERRY_EINVAL;
-refuse:
-    unreserve(res, nres);
+/* The admission was refused: gives back every reservation and the
+ * barrier, leaving cm as it came. */
+static void admit_undo(struct admission *a, struct cmsg *cm)
+{
+    for (size_t i = 0; i < a->nres; i++)
+        channel_unreserve(a->res[i].ch);
     if (cm->barrier) {
         pthread_mutex_destroy(&cm->barrier->lock);
         pthread_cond_destroy(&cm->barrier->cond);
         free(cm->barrier);
         cm->barrier = NULL;
     }
+}
+
+/*
+ * All-or-nothing admission of cm into every matching route; called with
+ * the source's emit lock held. Returns FERRY_OK (cm is owned by the
+ * pipeline now), FERRY_WOULD_BLOCK or FERRY_CLOSED (cm still the caller's).
+ */
+static int try_admit(struct ferry_ctx *src, struct cmsg *cm)
+{
+    struct admission a;
+    int control = cmsg_is_control(cm);
+    int rc = FERRY_OK;
+
+    a.nres = 0;
+    a.ncoalesce = 0;
+    a.matched = 0;
+    for (size_t i = 0; i < src->nroutes && rc == FERRY_OK; i++) {
+        struct route *r = src->routes[i];
+
+        if (!control && !route_matches(r, cm->m.entity_type))
+            continue;
+        a.matched++;
+        /* A barrier goes into every worker of the route. */
+        rc = control ? reserve_barrier(&a, r) : reserve_data(&a, r, cm);
+    }
+    if (rc == ADMIT_TOO_MANY) {
+        log_write(FERRY_LOG_ERROR, src->label,
+                  "message fans out to more than %d channels",
+                  ADMIT_MAX_TARGETS * 4);
+        rc = FERRY_EINVAL;
+    }
+    if (rc != FERRY_OK)
+        goto refuse;
+
+    if (control)
+        barrier_init(cm, src);
+    /* The sequence number this message will get (we hold the emit lock,
+     * so nobody else takes it meanwhile). */
+    cm->m.seq = tracker_peek(&src->tracker);
+    rc = place_coalesced(&a, cm);
+    if (rc != FERRY_OK)
+        goto refuse;
+    admit_commit(src, &a, cm, control);
+    return FERRY_OK;
+
+refuse:
+    admit_undo(&a, cm);
     return rc;
 }
 
