@@ -221,32 +221,20 @@ static void list_free(char **l)
     free(l);
 }
 
-static struct route *route_new(struct pipeline *pl,
-                               const struct config_section *s, char *err,
-                               size_t errlen)
+/* Resolves the route's from, to and policies to instances of pl. Returns
+ * 0, or -1 with the error (and a did-you-mean) in err. */
+static int route_resolve(struct pipeline *pl, struct route *r,
+                         const struct config_section *s,
+                         const struct optset *o, char *err, size_t errlen)
 {
-    struct optset *o = optset_new(s, s->name, sched_route_options, NULL, err,
-                                  errlen);
-    if (!o)
-        return NULL;
-
-    struct route *r = calloc(1, sizeof(*r));
-    if (!r)
-        abort();
-    r->name = xstrdup(s->inst);
-    r->pl = pl;
     const char *from = optset_str(o, "from");
     const char *to = optset_str(o, "to");
     r->source = find_instance(pl, FERRY_KIND_SOURCE, from);
-    if (!r->source) {
-        ref_error(pl, s, "from", FERRY_KIND_SOURCE, from, err, errlen);
-        goto fail;
-    }
+    if (!r->source)
+        return ref_error(pl, s, "from", FERRY_KIND_SOURCE, from, err, errlen);
     r->sink = find_instance(pl, FERRY_KIND_SINK, to);
-    if (!r->sink) {
-        ref_error(pl, s, "to", FERRY_KIND_SINK, to, err, errlen);
-        goto fail;
-    }
+    if (!r->sink)
+        return ref_error(pl, s, "to", FERRY_KIND_SINK, to, err, errlen);
     const char *const *items;
     size_t n = optset_list(o, "policies", &items);
     r->policies = calloc(n + 1, sizeof(*r->policies));
@@ -254,17 +242,22 @@ static struct route *route_new(struct pipeline *pl,
         abort();
     for (size_t i = 0; i < n; i++) {
         r->policies[i] = find_instance(pl, FERRY_KIND_POLICY, items[i]);
-        if (!r->policies[i]) {
-            ref_error(pl, s, "policies", FERRY_KIND_POLICY, items[i], err,
-                      errlen);
-            goto fail;
-        }
+        if (!r->policies[i])
+            return ref_error(pl, s, "policies", FERRY_KIND_POLICY, items[i],
+                             err, errlen);
     }
     r->npolicies = n;
     for (size_t i = 0; i < n; i++)
         if (r->policies[i]->desc->admit)
             r->has_admit = 1;
-    n = optset_list(o, "match", &items);
+    return 0;
+}
+
+/* Copies the route's match list and sizes from its options. */
+static void route_settings(struct route *r, const struct optset *o)
+{
+    const char *const *items;
+    size_t n = optset_list(o, "match", &items);
     int all = n == 0;
     for (size_t i = 0; i < n; i++)
         if (strcmp(items[i], "*") == 0)
@@ -274,9 +267,11 @@ static struct route *route_new(struct pipeline *pl,
     r->channel_size = (size_t)optset_int(o, "channel_size");
     r->batch_size = (size_t)optset_int(o, "batch_size");
     r->batch_timeout_ms = optset_duration_ms(o, "batch_timeout");
-    optset_free(o);
-    o = NULL;
+}
 
+/* Creates the route's workers, each with its share of channel_size. */
+static void route_workers(struct route *r)
+{
     r->workers = calloc(r->nworkers, sizeof(*r->workers));
     if (!r->workers)
         abort();
@@ -293,7 +288,12 @@ static struct route *route_new(struct pipeline *pl,
         channel_on_room(r->workers[i].ch, source_on_room, r->source);
     }
     atomic_init(&r->workers_left, (int)r->nworkers);
+}
 
+/* Registers the route's series (applied, failed, latency, coalesced,
+ * dropped by reason, and its sink's batches by verdict). */
+static void route_metrics(struct route *r)
+{
     const char *rl[] = {"route", r->name, NULL};
     r->m_applied = metrics_get(FERRY_METRIC_COUNTER,
                                "ferry_messages_applied_total",
@@ -331,6 +331,30 @@ static struct route *route_new(struct pipeline *pl,
     r->m_batch_error = metrics_get(FERRY_METRIC_COUNTER,
                                    "ferry_sink_batches_total",
                                    "Sink batches by verdict.", ber);
+}
+
+static struct route *route_new(struct pipeline *pl,
+                               const struct config_section *s, char *err,
+                               size_t errlen)
+{
+    struct optset *o = optset_new(s, s->name, sched_route_options, NULL, err,
+                                  errlen);
+    if (!o)
+        return NULL;
+
+    struct route *r = calloc(1, sizeof(*r));
+    if (!r)
+        abort();
+    r->name = xstrdup(s->inst);
+    r->pl = pl;
+    if (route_resolve(pl, r, s, o, err, errlen) < 0)
+        goto fail;
+    route_settings(r, o);
+    optset_free(o);
+    o = NULL;
+
+    route_workers(r);
+    route_metrics(r);
     return r;
 
 fail:
@@ -365,22 +389,15 @@ static void add_instance(struct pipeline *pl, struct ferry_ctx *c)
     pl->instances[pl->ninstances++] = c;
 }
 
-struct pipeline *pipeline_new(struct config *cfg, const char *plugin_dir,
-                              char *err, size_t errlen)
+/* Validates [ferry] into pl->ferry_opts and pl->settings. Returns 0, or -1
+ * with the error in err. */
+static int read_settings(struct pipeline *pl, char *err, size_t errlen)
 {
-    struct pipeline *pl = calloc(1, sizeof(*pl));
-    if (!pl)
-        abort();
-    pl->cfg = *cfg;
-    memset(cfg, 0, sizeof(*cfg));
-    pthread_mutex_init(&pl->lock, NULL);
-    pthread_cond_init(&pl->cond, NULL);
-
     const struct config_section *fs = config_section(&pl->cfg, "ferry");
     pl->ferry_opts =
         optset_new(fs, "ferry", sched_ferry_options, NULL, err, errlen);
     if (!pl->ferry_opts)
-        goto fail;
+        return -1;
     struct ferry_settings *st = &pl->settings;
     st->log_level = log_level_parse(optset_str(pl->ferry_opts, "log_level"));
     st->log_format = optset_str(pl->ferry_opts, "log_format");
@@ -393,30 +410,35 @@ struct pipeline *pipeline_new(struct config *cfg, const char *plugin_dir,
             char at[512];
             where(at, sizeof(at), fs, "http_listen");
             snprintf(err, errlen, "%s %s", at, why);
-            goto fail;
+            return -1;
         }
     }
     st->metrics_interval_ms =
         optset_duration_ms(pl->ferry_opts, "metrics_interval");
     st->shutdown_timeout_ms =
         optset_duration_ms(pl->ferry_opts, "shutdown_timeout");
+    return 0;
+}
 
-    char *dir;
+/* The plugin folder, malloc'd: the command line's, else [ferry]
+ * plugin_dir (relative to the configuration file), else
+ * $FERRY_PLUGIN_DIR, else the installed folder. */
+static char *plugin_dir_of(struct pipeline *pl, const char *plugin_dir)
+{
     const char *cfg_dir = optset_str(pl->ferry_opts, "plugin_dir");
     if (plugin_dir)
-        dir = xstrdup(plugin_dir);
-    else if (cfg_dir && cfg_dir[0])
-        dir = resolve_dir(pl->cfg.path, cfg_dir);
-    else if (getenv("FERRY_PLUGIN_DIR"))
-        dir = xstrdup(getenv("FERRY_PLUGIN_DIR"));
-    else
-        dir = xstrdup(FERRY_PLUGIN_DIR);
-    pl->plugins = plugin_set_new(dir);
-    free(dir);
-    if (!pl->plugins)
-        abort();
+        return xstrdup(plugin_dir);
+    if (cfg_dir && cfg_dir[0])
+        return resolve_dir(pl->cfg.path, cfg_dir);
+    if (getenv("FERRY_PLUGIN_DIR"))
+        return xstrdup(getenv("FERRY_PLUGIN_DIR"));
+    return xstrdup(FERRY_PLUGIN_DIR);
+}
 
-    /* Instances: sinks first (they start first), then sources, policies. */
+/* Creates every instance: sinks first (they start first), then sources,
+ * policies. Returns 0, or -1 with the error in err. */
+static int add_instances(struct pipeline *pl, char *err, size_t errlen)
+{
     static const int order[] = {FERRY_KIND_SINK, FERRY_KIND_SOURCE,
                                 FERRY_KIND_POLICY};
     for (size_t k = 0; k < 3; k++) {
@@ -427,45 +449,63 @@ struct pipeline *pipeline_new(struct config *cfg, const char *plugin_dir,
             struct ferry_ctx *c =
                 instance_new(pl, s, order[k], err, errlen);
             if (!c)
-                goto fail;
+                return -1;
             add_instance(pl, c);
         }
     }
+    return 0;
+}
 
+/* Adds r to pl and to its source's routes. */
+static void add_route(struct pipeline *pl, struct route *r)
+{
+    struct route **nr =
+        realloc(pl->routes, (pl->nroutes + 1) * sizeof(*nr));
+    if (!nr)
+        abort();
+    pl->routes = nr;
+    pl->routes[pl->nroutes++] = r;
+    struct ferry_ctx *src = r->source;
+    struct route **sr =
+        realloc(src->routes, (src->nroutes + 1) * sizeof(*sr));
+    if (!sr)
+        abort();
+    src->routes = sr;
+    /* The first route of this source into a sink hands that sink
+     * the source's control messages. */
+    r->delivers_control = 1;
+    for (size_t k = 0; k < src->nroutes; k++)
+        if (src->routes[k]->sink == r->sink)
+            r->delivers_control = 0;
+    src->routes[src->nroutes++] = r;
+}
+
+/* Creates every [route.*]; at least one must exist. Returns 0, or -1 with
+ * the error in err. */
+static int add_routes(struct pipeline *pl, char *err, size_t errlen)
+{
     for (size_t i = 0; i < pl->cfg.count; i++) {
         const struct config_section *s = &pl->cfg.sections[i];
         if (strcmp(s->kind, "route") != 0)
             continue;
         struct route *r = route_new(pl, s, err, errlen);
         if (!r)
-            goto fail;
-        struct route **nr =
-            realloc(pl->routes, (pl->nroutes + 1) * sizeof(*nr));
-        if (!nr)
-            abort();
-        pl->routes = nr;
-        pl->routes[pl->nroutes++] = r;
-        struct ferry_ctx *src = r->source;
-        struct route **sr =
-            realloc(src->routes, (src->nroutes + 1) * sizeof(*sr));
-        if (!sr)
-            abort();
-        src->routes = sr;
-        /* The first route of this source into a sink hands that sink
-         * the source's control messages. */
-        r->delivers_control = 1;
-        for (size_t k = 0; k < src->nroutes; k++)
-            if (src->routes[k]->sink == r->sink)
-                r->delivers_control = 0;
-        src->routes[src->nroutes++] = r;
+            return -1;
+        add_route(pl, r);
     }
     if (pl->nroutes == 0) {
         snprintf(err, errlen, "%s: no [route.NAME] section: nothing to run",
                  pl->cfg.path);
-        goto fail;
+        return -1;
     }
-    /* A barrier takes a reservation in every worker channel of every
-     * route of its source, from try_admit()'s fixed table. */
+    return 0;
+}
+
+/* A barrier takes a reservation in every worker channel of every route of
+ * its source, from try_admit()'s fixed table (core/admit.c): refuses a
+ * source whose routes have more workers. Returns 0 or -1 (err). */
+static int check_fanout(struct pipeline *pl, char *err, size_t errlen)
+{
     for (size_t i = 0; i < pl->ninstances; i++) {
         struct ferry_ctx *c = pl->instances[i];
         size_t nw = 0;
@@ -478,9 +518,15 @@ struct pipeline *pipeline_new(struct config *cfg, const char *plugin_dir,
                      "%s routes from this source have %zu workers in all; "
                      "at most %d",
                      at, nw, ADMIT_MAX_TARGETS * 4);
-            goto fail;
+            return -1;
         }
     }
+    return 0;
+}
+
+/* Logs a warning for each instance no route uses. */
+static void warn_unused(struct pipeline *pl)
+{
     for (size_t i = 0; i < pl->ninstances; i++) {
         struct ferry_ctx *c = pl->instances[i];
         int used = 0;
@@ -495,8 +541,12 @@ struct pipeline *pipeline_new(struct config *cfg, const char *plugin_dir,
         if (!used)
             log_write(FERRY_LOG_WARN, c->label, "not used by any route");
     }
+}
 
-    /* init() every instance, sinks first. */
+/* Calls init() of every instance, sinks first. Returns 0, or -1 with the
+ * failing instance in err. */
+static int init_instances(struct pipeline *pl, char *err, size_t errlen)
+{
     for (size_t i = 0; i < pl->ninstances; i++) {
         struct ferry_ctx *c = pl->instances[i];
         int rc = c->desc->init(&host_table, c, &c->state);
@@ -507,10 +557,38 @@ struct pipeline *pipeline_new(struct config *cfg, const char *plugin_dir,
                      "above)",
                      s ? s->file : "?", s ? s->line : 0, c->label,
                      ferry_status_str(rc));
-            goto fail;
+            return -1;
         }
         c->inited = 1;
     }
+    return 0;
+}
+
+/* Builds the pipeline in the steps above; see core/sched.h. Main thread. */
+struct pipeline *pipeline_new(struct config *cfg, const char *plugin_dir,
+                              char *err, size_t errlen)
+{
+    struct pipeline *pl = calloc(1, sizeof(*pl));
+    if (!pl)
+        abort();
+    pl->cfg = *cfg;
+    memset(cfg, 0, sizeof(*cfg));
+    pthread_mutex_init(&pl->lock, NULL);
+    pthread_cond_init(&pl->cond, NULL);
+
+    if (read_settings(pl, err, errlen) < 0)
+        goto fail;
+    char *dir = plugin_dir_of(pl, plugin_dir);
+    pl->plugins = plugin_set_new(dir);
+    free(dir);
+    if (!pl->plugins)
+        abort();
+    if (add_instances(pl, err, errlen) < 0 ||
+        add_routes(pl, err, errlen) < 0 || check_fanout(pl, err, errlen) < 0)
+        goto fail;
+    warn_unused(pl);
+    if (init_instances(pl, err, errlen) < 0)
+        goto fail;
     return pl;
 
 fail:
