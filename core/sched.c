@@ -128,7 +128,9 @@ static void load_positions(struct pipeline *pl, struct ferry_ctx *src)
     }
 }
 
-int pipeline_start(struct pipeline *pl)
+/* Starts every sink in order (start() may block while standby). Returns
+ * 0, or -1 when one failed or a stop was requested meanwhile. */
+static int start_sinks(struct pipeline *pl)
 {
     for (size_t i = 0; i < pl->ninstances; i++) {
         struct ferry_ctx *c = pl->instances[i];
@@ -149,10 +151,13 @@ int pipeline_start(struct pipeline *pl)
             return -1;
         }
     }
-    for (size_t i = 0; i < pl->ninstances; i++)
-        if (pl->instances[i]->kind == FERRY_KIND_SOURCE)
-            load_positions(pl, pl->instances[i]);
+    return 0;
+}
 
+/* Registers each route's channel gauges and starts its workers. Returns
+ * 0, or -1 after requesting a stop. */
+static int start_workers(struct pipeline *pl)
+{
     for (size_t i = 0; i < pl->nroutes; i++) {
         struct route *r = pl->routes[i];
         /* Registered here, not in pipeline_new(): a pipeline that is
@@ -183,6 +188,13 @@ int pipeline_start(struct pipeline *pl)
             r->workers[w].thread_started = 1;
         }
     }
+    return 0;
+}
+
+/* Starts a thread for every source. Returns 0, or -1 after requesting a
+ * stop. */
+static int start_sources(struct pipeline *pl)
+{
     for (size_t i = 0; i < pl->ninstances; i++) {
         struct ferry_ctx *c = pl->instances[i];
         if (c->kind != FERRY_KIND_SOURCE)
@@ -201,6 +213,20 @@ int pipeline_start(struct pipeline *pl)
         }
         c->thread_started = 1;
     }
+    return 0;
+}
+
+/* Starts sinks, then workers from the replay positions, then sources;
+ * see core/sched.h. Main thread. */
+int pipeline_start(struct pipeline *pl)
+{
+    if (start_sinks(pl) < 0)
+        return -1;
+    for (size_t i = 0; i < pl->ninstances; i++)
+        if (pl->instances[i]->kind == FERRY_KIND_SOURCE)
+            load_positions(pl, pl->instances[i]);
+    if (start_workers(pl) < 0 || start_sources(pl) < 0)
+        return -1;
     return 0;
 }
 
@@ -251,9 +277,10 @@ int pipeline_probe(struct pipeline *pl, FILE *out)
     return failed;
 }
 
-int pipeline_shutdown(struct pipeline *pl)
+/* Asks every running source to stop, wakes it if it waits for room, and
+ * joins its thread. */
+static void stop_sources(struct pipeline *pl)
 {
-    atomic_store(&pl->stopping, 1);
     for (size_t i = 0; i < pl->ninstances; i++) {
         struct ferry_ctx *c = pl->instances[i];
         if (c->kind == FERRY_KIND_SOURCE && c->thread_started) {
@@ -272,7 +299,12 @@ int pipeline_shutdown(struct pipeline *pl)
             c->thread_started = 0;
         }
     }
+}
 
+/* Closes every channel and joins the workers, which drain what is
+ * queued until the shutdown_timeout deadline. */
+static void drain_workers(struct pipeline *pl)
+{
     atomic_store(&pl->abort_at_ns,
                  clock_now_ns() +
                      pl->settings.shutdown_timeout_ms * 1000000ull + 1);
@@ -296,6 +328,11 @@ int pipeline_shutdown(struct pipeline *pl)
             }
         }
     }
+}
+
+/* Calls stop() of every started sink that has not had it yet. */
+static void stop_sinks(struct pipeline *pl)
+{
     for (size_t i = 0; i < pl->ninstances; i++) {
         struct ferry_ctx *c = pl->instances[i];
         /* stop() is called once: a stop request may have interrupted
@@ -308,6 +345,11 @@ int pipeline_shutdown(struct pipeline *pl)
         if (call)
             c->desc->stop(c->state);
     }
+}
+
+/* Logs where each source stopped: its committed position. */
+static void log_stop_positions(struct pipeline *pl)
+{
     for (size_t i = 0; i < pl->ninstances; i++) {
         struct ferry_ctx *c = pl->instances[i];
         if (c->kind != FERRY_KIND_SOURCE)
@@ -318,6 +360,16 @@ int pipeline_shutdown(struct pipeline *pl)
         tracker_format_pos(&p, buf, sizeof(buf));
         log_write(FERRY_LOG_INFO, c->label, "stopped at position %s", buf);
     }
+}
+
+/* Stops and drains in the steps above; see core/sched.h. Main thread. */
+int pipeline_shutdown(struct pipeline *pl)
+{
+    atomic_store(&pl->stopping, 1);
+    stop_sources(pl);
+    drain_workers(pl);
+    stop_sinks(pl);
+    log_stop_positions(pl);
     return pl->exit_code;
 }
 
