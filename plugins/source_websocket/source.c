@@ -3,8 +3,10 @@
  * (schematic-datastream.md sections 1-3, 9, 10, 15.1) on libwebsockets.
  *
  * One thread (run()) owns an lws context (event loop, raw client socket,
- * timers) and everything in struct ws_source not marked otherwise; the
- * WebSocket protocol and TLS on that socket are proto.c's. Other threads
+ * timers) and everything in struct ws_source not marked otherwise. The
+ * WebSocket protocol and TLS on that socket are the codec's (plugins/lib/
+ * ws, wsc.h): this file feeds it what the socket reads, writes what it
+ * hands to its send callback, and takes messages from it. Other threads
  * reach the loop only through ws_source_kick() (lws_cancel_service), which
  * delivers LWS_CALLBACK_EVENT_WAIT_CANCELLED, where the loop looks at the
  * flags the other thread set: stop(), wakeup() and the end of an initial
@@ -272,8 +274,12 @@ static void ws_pong_arm(struct ws_source *s);
 static void ws_load_begin(struct ws_source *s);
 static void ws_kill(struct ws_source *s);
 
-int ws_source_can_read(struct ws_source *s)
+/* Nonzero while parsing may go on (nothing blocked, hold not full); the
+ * codec's can_read callback. */
+static int ws_source_can_read(void *arg)
 {
+    struct ws_source *s = arg;
+
     return s->queue.len == 0 || (s->holding && s->queue.len < s->max_held);
 }
 
@@ -344,7 +350,7 @@ static void ws_resume(struct ws_source *s)
 {
     ws_drain_queue(s);
     if (s->wsi && s->conn_state == WS_CONN_OPEN && ws_source_can_read(s) &&
-        ws_proto_pump(s) < 0)
+        wsc_pump(s->wsc) < 0)
         ws_kill(s);
     ws_update_flow(s);
 }
@@ -479,8 +485,10 @@ static void ws_probe_result(struct ws_source *s, int ok, const char *fmt,
     va_end(ap);
 }
 
-void ws_source_dial_failed(struct ws_source *s, const char *why,
-                           int http_status)
+/* The dial failed (TCP, TLS or HTTP); http_status is 0 unless the server
+ * answered with another status than 101. Schedules the redial. */
+static void ws_source_dial_failed(struct ws_source *s, const char *why,
+                                  int http_status)
 {
     char d[32];
     uint64_t delay;
@@ -533,7 +541,8 @@ static void ws_dial(struct ws_source *s)
 
     if (atomic_load(&s->stopping) || s->conn_state != WS_CONN_IDLE)
         return;
-    ws_proto_reset(s);
+    wsc_reset(s->wsc);
+    s->out_len = 0;
     memset(&cc, 0, sizeof(cc));
     cc.context = s->lws;
     cc.address = s->wsurl.host;
@@ -565,7 +574,7 @@ static void ws_ping_cb(lws_sorted_usec_list_t *sul)
 
     if (s->conn_state != WS_CONN_OPEN || !s->wsi)
         return;
-    ws_proto_send(s, WS_OP_PING, NULL, 0);
+    wsc_send(s->wsc, WSC_OP_PING, NULL, 0);
     lws_sul_schedule(s->lws, 0, &s->sul_ping, ws_ping_cb,
                      (lws_usec_t)s->ping_ms * LWS_US_PER_MS);
 }
@@ -607,8 +616,11 @@ static void ws_confirmed(struct ws_source *s)
     ws_set_connected(s, 1);
 }
 
-void ws_source_pong(struct ws_source *s)
+/* A pong from the server (the codec's on_pong). */
+static void ws_source_pong(void *arg)
 {
+    struct ws_source *s = arg;
+
     if (s->probe) {
         ws_probe_result(s, 1,
                         "%.200s: WebSocket handshake and ping answered in "
@@ -620,13 +632,18 @@ void ws_source_pong(struct ws_source *s)
     ws_confirmed(s);
 }
 
-void ws_source_close_code(struct ws_source *s, int code)
+/* The close handshake began (the codec's on_close). */
+static void ws_source_close_code(void *arg, int code)
 {
+    struct ws_source *s = arg;
+
     s->close_code = code;
 }
 
-void ws_source_open(struct ws_source *s)
+/* The server accepted the upgrade (the codec's on_open): subscribe. */
+static void ws_source_open(void *arg)
 {
+    struct ws_source *s = arg;
     static const unsigned order[3] = { WS_SUB_COMPANIES, WS_SUB_USERS,
                                        WS_SUB_FLAGS };
     struct ferry_pos cursor = { 0, 0, 0 };
@@ -643,7 +660,7 @@ void ws_source_open(struct ws_source *s)
     if (s->probe) {
         /* A refused key shows only as close 4001 after the upgrade: wait
          * for the answer to a ping before calling it a success. */
-        ws_proto_send(s, WS_OP_PING, NULL, 0);
+        wsc_send(s->wsc, WSC_OP_PING, NULL, 0);
         return;
     }
     if (s->key_refused)
@@ -679,7 +696,7 @@ void ws_source_open(struct ws_source *s)
             continue;
         n = ws_subscribe_request(order[i], &cursor, req, sizeof(req));
         if (n > 0)
-            ws_proto_send(s, WS_OP_TEXT, req, (size_t)n);
+            wsc_send(s->wsc, WSC_OP_TEXT, req, (size_t)n);
     }
     if (cursor.set)
         ds_pos_format(&cursor, s->replay_from, sizeof(s->replay_from));
@@ -761,16 +778,20 @@ static void ws_on_closed(struct ws_source *s)
 
 /* ---- messages ----------------------------------------------------------------- */
 
-void ws_source_invalid(struct ws_source *s, const char *reason,
-                       const char *detail)
+static void ws_source_invalid(struct ws_source *s, const char *reason,
+                              const char *detail)
 {
     if (s->probe)
         return;
     ws_invalid(s, reason, detail, NULL);
 }
 
-void ws_source_message(struct ws_source *s, const char *buf, size_t len)
+/* A complete text message (the codec's on_message; binary messages are
+ * discarded by the codec). */
+static void ws_source_message(void *arg, int opcode, const char *buf,
+                              size_t len)
 {
+    struct ws_source *s = arg;
     struct ds_frame f;
     unsigned long suppressed;
 
@@ -818,6 +839,148 @@ void ws_source_message(struct ws_source *s, const char *buf, size_t len)
     ds_frame_release(&f);
 }
 
+/* ---- the codec's transport --------------------------------------------- */
+
+/* Bytes the codec wants written: queued until the socket is writable. */
+static void ws_wsc_send(void *arg, const void *bytes, size_t len)
+{
+    struct ws_source *s = arg;
+
+    if (LWS_PRE + s->out_len + len > s->out_cap) {
+        size_t cap = s->out_cap ? s->out_cap : 4096;
+
+        while (cap < LWS_PRE + s->out_len + len)
+            cap *= 2;
+        s->out = s->host->realloc(s->out, cap);
+        s->out_cap = cap;
+    }
+    memcpy(s->out + LWS_PRE + s->out_len, bytes, len);
+    s->out_len += len;
+    if (s->wsi)
+        lws_callback_on_writable(s->wsi);
+}
+
+/* The socket is writable: writes what is queued. Returns -1 to close (a
+ * write failed, or a close frame left). */
+static int ws_writeable(struct ws_source *s, struct lws *wsi)
+{
+    if (s->out_len && !lws_send_pipe_choked(wsi)) {
+        /* lws keeps what the socket did not take and writes it first. */
+        if (lws_write(wsi, s->out + LWS_PRE, s->out_len, LWS_WRITE_RAW) < 0)
+            return -1;
+        s->out_len = 0;
+    }
+    if (s->out_len) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    return wsc_closing(s->wsc) ? -1 : 0;
+}
+
+static void ws_wsc_discard(void *arg, enum wsc_discard why, uint64_t total)
+{
+    struct ws_source *s = arg;
+    char detail[96];
+
+    if (why == WSC_DISCARD_BINARY) {
+        snprintf(detail, sizeof(detail), "binary message of %" PRIu64
+                 " bytes", total);
+        ws_source_invalid(s, "binary", detail);
+    } else {
+        snprintf(detail, sizeof(detail),
+                 "message of %" PRIu64 " bytes exceeds max_message_size",
+                 total);
+        ws_source_invalid(s, "too_large", detail);
+    }
+}
+
+static void ws_wsc_ping(void *arg)
+{
+    struct ws_source *s = arg;
+
+    WS_LOG(s, FERRY_LOG_DEBUG, "ping from the server answered");
+}
+
+static void ws_wsc_error(void *arg, enum wsc_error kind, int http_status,
+                         const char *what)
+{
+    struct ws_source *s = arg;
+
+    if (kind == WSC_ERR_HANDSHAKE)
+        ws_source_dial_failed(s, what, http_status);
+    else
+        ws_source_invalid(s, "protocol_error", what);
+}
+
+static const struct wsc_callbacks ws_wsc_callbacks = {
+    .send = ws_wsc_send,
+    .can_read = ws_source_can_read,
+    .on_open = ws_source_open,
+    .on_message = ws_source_message,
+    .on_discard = ws_wsc_discard,
+    .on_ping = ws_wsc_ping,
+    .on_pong = ws_source_pong,
+    .on_close = ws_source_close_code,
+    .on_error = ws_wsc_error,
+};
+
+/*
+ * Creates the codec of s (and, for wss://, its TLS context). Returns 0, or
+ * -1 with one line in err.
+ */
+static int ws_wsc_new(struct ws_source *s, char *err, size_t errlen)
+{
+    struct wsc_config cfg;
+    char e[256];
+    size_t n;
+
+    if (s->wsurl.tls) {
+        s->tls = wsc_tls_new(s->tls_verify, s->ca_file, e, sizeof(e));
+        if (!s->tls) {
+            /* The codec names a CA file it could not load first. */
+            n = s->ca_file ? strlen(s->ca_file) : 0;
+            snprintf(err, errlen, "%s%s",
+                     n && !strncmp(e, s->ca_file, n) ? "tls_ca_file " : "",
+                     e);
+            return -1;
+        }
+    }
+    n = strlen(s->api_key) + 256;
+    s->ws_headers = s->host->alloc(n);
+    snprintf(s->ws_headers, n,
+             "X-Schematic-Api-Key: %s\r\n"
+             "X-Schematic-Datastream-Mode: replicator\r\n"
+             "X-Schematic-Client: ferry\r\n"
+             "X-Schematic-Client-Version: " FERRY_VERSION "\r\n",
+             s->api_key);
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.host = s->wsurl.host;
+    cfg.hostport = s->wsurl.hostport;
+    cfg.path = s->wsurl.path;
+    cfg.user_agent = "ferry/" FERRY_VERSION;
+    cfg.headers = s->ws_headers;
+    cfg.max_message = s->max_msg;
+    cfg.discard_binary = 1;
+    cfg.tls = s->tls;
+    s->wsc = wsc_conn_new(&cfg, &ws_wsc_callbacks, s);
+    return 0;
+}
+
+/* Frees what ws_wsc_new made (the headers hold the key: wiped). */
+static void ws_wsc_free(struct ws_source *s)
+{
+    wsc_conn_free(s->wsc);
+    s->wsc = NULL;
+    wsc_tls_free(s->tls);
+    s->tls = NULL;
+    if (s->ws_headers) {
+        memset(s->ws_headers, 0, strlen(s->ws_headers));
+        s->host->free(s->ws_headers);
+        s->ws_headers = NULL;
+    }
+    s->out_len = 0;
+}
+
 /* ---- the lws callback ------------------------------------------------------ */
 
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
@@ -832,19 +995,19 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
     switch (reason) {
     case LWS_CALLBACK_RAW_CONNECTED:
         s->wsi = wsi;
-        if (ws_proto_connected(s) < 0)
+        if (wsc_start(s->wsc) < 0)
             return -1;
         return 0;
     case LWS_CALLBACK_RAW_RX:
         if (wsi != s->wsi)
             return -1;
-        if (ws_proto_rx(s, in, len) < 0 && !s->closing)
+        if (wsc_rx(s->wsc, in, len) < 0 && !wsc_closing(s->wsc))
             return -1;
         return 0;
     case LWS_CALLBACK_RAW_WRITEABLE:
         if (wsi != s->wsi)
             return -1;
-        if (ws_proto_writeable(s, wsi) < 0)
+        if (ws_writeable(s, wsi) < 0)
             return -1;
         if (s->conn_state == WS_CONN_OPEN && !s->sub_flushed &&
             !s->out_len && !s->probe)
@@ -864,7 +1027,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
         s->wsi = NULL;
         if (s->conn_state == WS_CONN_DIALING) {
             ws_dial_error(why, sizeof(why), NULL, 0);
-            ws_source_dial_failed(s, s->tls_ctx && !s->tls_up
+            ws_source_dial_failed(s, s->tls && wsc_state(s->wsc) <= WSC_TLS
                                          ? "connection closed during the "
                                            "TLS handshake"
                                          : strcmp(why, "connection failed")
@@ -1012,9 +1175,7 @@ static void ws_fini(void *state)
     if (!s)
         return;
     ws_queue_clear(&s->queue);
-    ws_proto_reset(s);
-    s->host->free(s->rx);
-    s->host->free(s->in);
+    ws_wsc_free(s);
     s->host->free(s->out);
     s->host->free(s->api_key);
     s->host->free(s->ca_file);
@@ -1086,18 +1247,15 @@ static int ws_context_new(struct ws_source *s)
 {
     struct lws_context_creation_info info;
     struct lws_context *lws;
-    char err[256];
+    char err[320];
 
     lws_set_log_level(LLL_ERR, ws_lws_log);
-    if (s->wsurl.tls) {
-        s->tls_ctx = ws_tls_ctx_new(s, err, sizeof(err));
-        if (!s->tls_ctx) {
-            if (s->probe)
-                ws_probe_result(s, 0, "%s", err);
-            else
-                WS_LOG(s, FERRY_LOG_ERROR, "%s", err);
-            return -1;
-        }
+    if (ws_wsc_new(s, err, sizeof(err)) < 0) {
+        if (s->probe)
+            ws_probe_result(s, 0, "%s", err);
+        else
+            WS_LOG(s, FERRY_LOG_ERROR, "%s", err);
+        return -1;
     }
     memset(&info, 0, sizeof(info));
     info.port = CONTEXT_PORT_NO_LISTEN;
@@ -1114,8 +1272,7 @@ static int ws_context_new(struct ws_source *s)
             ws_probe_result(s, 0, "cannot create the event loop");
         else
             WS_LOG(s, FERRY_LOG_ERROR, "cannot create the event loop");
-        SSL_CTX_free(s->tls_ctx);
-        s->tls_ctx = NULL;
+        ws_wsc_free(s);
         return -1;
     }
     pthread_mutex_lock(&s->ctl_lock);
@@ -1140,9 +1297,7 @@ static void ws_context_free(struct ws_source *s)
     lws_context_destroy(lws);
     s->wsi = NULL;
     s->conn_state = WS_CONN_IDLE;
-    ws_proto_reset(s);
-    SSL_CTX_free(s->tls_ctx);
-    s->tls_ctx = NULL;
+    ws_wsc_free(s);
 }
 
 static int ws_run(void *state)

@@ -28,9 +28,9 @@
 #include <stdint.h>
 
 #include <libwebsockets.h>
-#include <openssl/ssl.h>
 
 #include "ferry/ferry.h"
+#include "ws/wsc.h"
 
 /* ---- util.c ------------------------------------------------------------ */
 
@@ -153,60 +153,7 @@ void ws_load_cancel(struct ws_load *l);
  * 0. Accepts NULL (returns 0). */
 int ws_load_finish(struct ws_load *l);
 
-/* ---- proto.c ------------------------------------------------------------- */
-
-/* Creates the TLS client context of a wss:// source (CA file or system
- * CAs, verification per tls_verify). NULL with one line in err. */
-SSL_CTX *ws_tls_ctx_new(struct ws_source *s, char *err, size_t errlen);
-
-/* The TCP connection is up: starts TLS, or sends the HTTP upgrade. */
-int ws_proto_connected(struct ws_source *s);
-/* Bytes from the socket. Returns 0, or -1 when the connection must
- * close (the reason is already handled). */
-int ws_proto_rx(struct ws_source *s, const void *in, size_t len);
-/* Parses what is buffered while reading is allowed (ws_source_can_read).
- * Returns 0 or -1 (close). */
-int ws_proto_pump(struct ws_source *s);
-/* The socket is writable: flushes queued output. Returns -1 to close. */
-int ws_proto_writeable(struct ws_source *s, struct lws *wsi);
-/* Queues one frame (masked, as a client must) and asks for writable. */
-void ws_proto_send(struct ws_source *s, int opcode, const void *payload,
-                   size_t len);
-/* Queues a close frame with code, then closes once it is flushed. */
-void ws_proto_close(struct ws_source *s, int code);
-/* Frees per-connection protocol state. */
-void ws_proto_reset(struct ws_source *s);
-/* Unmasked copy of the handshake key check, for tests: the
- * Sec-WebSocket-Accept value for key into out (>= 29 bytes). */
-void ws_proto_accept(const char *key, char *out, size_t outlen);
-
-enum {
-    WS_OP_CONT = 0,
-    WS_OP_TEXT = 1,
-    WS_OP_BINARY = 2,
-    WS_OP_CLOSE = 8,
-    WS_OP_PING = 9,
-    WS_OP_PONG = 10
-};
-
 /* ---- source.c ------------------------------------------------------------ */
-
-/* Called by proto.c. */
-/* Nonzero while parsing may go on (nothing blocked, hold not full). */
-int ws_source_can_read(struct ws_source *s);
-/* The server accepted the upgrade (HTTP 101). */
-void ws_source_open(struct ws_source *s);
-/* The handshake failed (TCP, TLS or HTTP); http_status is 0 unless the
- * server answered with another status than 101. */
-void ws_source_dial_failed(struct ws_source *s, const char *why,
-                           int http_status);
-/* A complete text message; binary and oversized messages are reported
- * through ws_source_invalid instead. */
-void ws_source_message(struct ws_source *s, const char *buf, size_t len);
-void ws_source_invalid(struct ws_source *s, const char *reason,
-                       const char *detail);
-void ws_source_pong(struct ws_source *s);
-void ws_source_close_code(struct ws_source *s, int code);
 
 /* Wakes the lws service loop (any thread). */
 void ws_source_kick(struct ws_source *s);
@@ -276,33 +223,14 @@ struct ws_source {
     lws_sorted_usec_list_t sul_connect;
     unsigned int rng;
 
-    /* Protocol state of the current connection (proto.c). */
-    SSL_CTX *tls_ctx;       /* wss:// only; for the whole run */
-    SSL *ssl;
-    BIO *rbio;              /* ciphertext from the socket */
-    BIO *wbio;              /* ciphertext to the socket */
-    int tls_up;             /* TLS handshake done */
-    int http_up;            /* HTTP 101 received and checked */
-    int closing;            /* close once the output is flushed */
-    int in_pump;            /* ws_proto_pump is running */
-    char ws_key[32];        /* Sec-WebSocket-Key of this handshake */
-    unsigned char *in;      /* received plaintext not yet parsed */
-    size_t in_off;
-    size_t in_len;
-    size_t in_cap;
+    /* The WebSocket codec (plugins/lib/ws) of the connection, and what
+     * it gave us to write that the socket has not taken yet. */
+    struct wsc_tls *tls;    /* wss:// only; for the whole run */
+    struct wsc_conn *wsc;   /* for the whole run */
+    char *ws_headers;       /* extra upgrade headers (hold the key) */
     unsigned char *out;     /* LWS_PRE + bytes to write */
     size_t out_len;
     size_t out_cap;
-    int msg_active;         /* a fragmented message is in progress */
-    uint64_t skip;          /* payload bytes of a frame to discard */
-    int skip_fin;           /* the discarded frame ends its message */
-
-    /* Message reassembly. */
-    char *rx;
-    size_t rx_len;
-    size_t rx_cap;
-    size_t rx_total;
-    const char *rx_bad;     /* reason the current message is discarded */
 
     /* Held / blocked messages (lws thread). */
     struct ws_queue queue;

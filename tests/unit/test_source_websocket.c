@@ -31,7 +31,6 @@
 
 #include "../../plugins/source_websocket/util.c"
 #include "../../plugins/source_websocket/load.c"
-#include "../../plugins/source_websocket/proto.c"
 #include "../../plugins/source_websocket/source.c"
 
 #include "clock.h"
@@ -1438,7 +1437,7 @@ static void *rawsrv_main(void *arg)
         k = strcasestr(req, "Sec-WebSocket-Key: ");
         if (k)
             sscanf(k + 19, "%63[^\r]", key);
-        ws_proto_accept(key, accept, sizeof(accept));
+        wsc_accept_key(key, accept, sizeof(accept));
         if (RS.mode == RAW_SILENT) {
             while (!atomic_load(&RS.stop) && recv(c, req, sizeof(req), 0))
                 ;
@@ -1571,7 +1570,7 @@ static void test_accept_value(void **unused)
 
     (void)unused;
     /* RFC 6455 section 1.3. */
-    ws_proto_accept("dGhlIHNhbXBsZSBub25jZQ==", out, sizeof(out));
+    wsc_accept_key("dGhlIHNhbXBsZSBub25jZQ==", out, sizeof(out));
     assert_string_equal(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 }
 

@@ -1,0 +1,75 @@
+/*
+ * plugins/lib/ws/internal.h: the connection struct and the functions the
+ * files of the codec share (conn.c, frame.c, handshake.c, tls.c). Not for
+ * plugins: they use wsc.h. Names shared between files carry wsc__.
+ */
+#ifndef FERRY_WS_INTERNAL_H
+#define FERRY_WS_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "ws/wsc.h"
+
+struct wsc_tls {
+    SSL_CTX *ctx;
+    int verify;
+};
+
+struct wsc_conn {
+    struct wsc_config cfg;
+    struct wsc_callbacks cb;
+    void *arg;
+    enum wsc_state state;
+    int in_pump;            /* wsc_pump is running */
+
+    /* TLS of this connection (cfg.tls set). */
+    SSL *ssl;
+    BIO *rbio;              /* ciphertext from the socket */
+    BIO *wbio;              /* ciphertext to the socket */
+
+    char key[32];           /* Sec-WebSocket-Key of this handshake */
+
+    /* Received plaintext not yet parsed: in[in_off, in_len). */
+    unsigned char *in;
+    size_t in_off;
+    size_t in_len;
+    size_t in_cap;
+
+    /* Frame and message state. */
+    int msg_active;         /* a fragmented message is in progress */
+    int msg_op;             /* its opcode */
+    uint64_t skip;          /* payload bytes of a frame to discard */
+    int skip_fin;           /* the discarded frame ends its message */
+    char *rx;               /* fragments joined */
+    size_t rx_len;
+    size_t rx_cap;
+    uint64_t rx_total;      /* bytes of the message so far */
+    enum wsc_discard rx_bad; /* 0, or why the message is discarded */
+};
+
+/* conn.c */
+void wsc__in_reserve(struct wsc_conn *c, size_t more);
+void wsc__write(struct wsc_conn *c, const void *p, size_t n);
+int wsc__can_read(struct wsc_conn *c);
+void wsc__fail(struct wsc_conn *c, enum wsc_error kind, int http_status,
+               const char *what);
+void *wsc__realloc(void *p, size_t n);
+
+/* frame.c: parses frames from c->in while the consumer can read. */
+int wsc__frames(struct wsc_conn *c);
+
+/* handshake.c */
+void wsc__send_upgrade(struct wsc_conn *c);
+int wsc__http_response(struct wsc_conn *c);
+
+/* tls.c */
+int wsc__tls_start(struct wsc_conn *c);
+long wsc__tls_read(struct wsc_conn *c);
+void wsc__tls_flush(struct wsc_conn *c);
+int wsc__tls_more(struct wsc_conn *c);
+void wsc__tls_reset(struct wsc_conn *c);
+
+#endif
