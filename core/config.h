@@ -7,6 +7,10 @@
  * (a plugin's, or the core's own for [ferry] and [route.*]) turns a
  * section into a struct optset of typed values.
  *
+ * Files: core/ini.c reads files, includes and overlays and expands
+ * ${VAR}; core/optset.c holds the value parsers and option sets;
+ * core/config.c the sections, entries and suggestions they share.
+ *
  * Every error message has the form "FILE:LINE: [section] message", e.g.
  *   etc/ferry.ini:14: [sink.cache] unknown key 'adress' (did you mean
  *   'address'?)
