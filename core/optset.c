@@ -335,6 +335,41 @@ static void config_split_list(const char *s, struct optval *v)
     v->items[v->nitems] = NULL;
 }
 
+/* Parses text as one of opt's enum values (any case) into v, keeping the
+ * table's spelling. Returns 0, or -1 with the choices (and a did-you-mean)
+ * in why. */
+static int optval_parse_enum(const struct ferry_option *opt, const char *text,
+                             struct optval *v, char *why, size_t whylen)
+{
+    const char *const *ev = opt->enum_values;
+    const char *hint;
+    struct sbuf b = {0};
+
+    assert(ev && ev[0]);
+    for (size_t i = 0; ev[i]; i++) {
+        if (strcasecmp(text, ev[i]) == 0) {
+            v->text = config_xstrdup(ev[i]);
+            return 0;
+        }
+    }
+    config_sbuf_add(&b, "", 0);
+    for (size_t i = 0; ev[i]; i++) {
+        if (i > 0)
+            config_sbuf_add(&b, ", ", 2);
+        config_sbuf_add(&b, ev[i], strlen(ev[i]));
+    }
+    hint = config_suggest(text, ev);
+    if (hint)
+        config_err(why, whylen,
+                   "%s: '%s' is not one of %s (did you mean '%s'?)",
+                   opt->name, text, b.s, hint);
+    else
+        config_err(why, whylen, "%s: '%s' is not one of %s", opt->name,
+                   text, b.s);
+    free(b.s);
+    return -1;
+}
+
 /*
  * Parses text as opt's type into v (released first). Returns 0, or -1 with
  * "key: 'text' reason" (or the range) in why.
@@ -376,35 +411,8 @@ static int optval_parse(const struct ferry_option *opt, const char *text,
     case FERRY_OPT_LIST:
         config_split_list(text, v);
         break;
-    case FERRY_OPT_ENUM: {
-        const char *const *ev = opt->enum_values;
-        const char *hint;
-        struct sbuf b = {0};
-
-        assert(ev && ev[0]);
-        for (size_t i = 0; ev[i]; i++) {
-            if (strcasecmp(text, ev[i]) == 0) {
-                v->text = config_xstrdup(ev[i]);
-                return 0;
-            }
-        }
-        config_sbuf_add(&b, "", 0);
-        for (size_t i = 0; ev[i]; i++) {
-            if (i > 0)
-                config_sbuf_add(&b, ", ", 2);
-            config_sbuf_add(&b, ev[i], strlen(ev[i]));
-        }
-        hint = config_suggest(text, ev);
-        if (hint)
-            config_err(why, whylen,
-                       "%s: '%s' is not one of %s (did you mean '%s'?)",
-                       opt->name, text, b.s, hint);
-        else
-            config_err(why, whylen, "%s: '%s' is not one of %s", opt->name,
-                       text, b.s);
-        free(b.s);
-        return -1;
-    }
+    case FERRY_OPT_ENUM:
+        return optval_parse_enum(opt, text, v, why, whylen);
     default:
         assert(!"unknown option type");
         return -1;
