@@ -395,86 +395,110 @@ static void http_lws_log(int level, const char *line)
               "%.*s", n, line);
 }
 
+/* "[IPv6]:port": sets a->host and a->family, and *port to the text after
+ * the colon. Returns 0, or -1 with the error in err. */
+static int http_parse_ipv6(const char *listen, struct http_addr *a,
+                           const char **port, char *err, size_t errlen)
+{
+    const char *close = strchr(listen, ']');
+    unsigned char probe[sizeof(struct in6_addr)];
+    size_t hlen;
+
+    if (!close || close[1] != ':') {
+        snprintf(err, errlen,
+                 "http_listen: invalid address '%s' (expected "
+                 "[IPv6]:port)",
+                 listen);
+        return -1;
+    }
+    hlen = (size_t)(close - listen - 1);
+    *port = close + 2;
+    if (hlen == 0 || hlen >= sizeof(a->host)) {
+        snprintf(err, errlen, "http_listen: invalid IPv6 address in '%s'",
+                 listen);
+        return -1;
+    }
+    memcpy(a->host, listen + 1, hlen);
+    a->host[hlen] = '\0';
+    if (inet_pton(AF_INET6, a->host, probe) != 1) {
+        snprintf(err, errlen,
+                 "http_listen: invalid IPv6 address '%s' in '%s'", a->host,
+                 listen);
+        return -1;
+    }
+    a->family = AF_INET6;
+    return 0;
+}
+
+/* "host:port" with an IPv4 address, localhost, or * or nothing for every
+ * interface: sets a->host and a->family, and *port to the text after the
+ * colon. Returns 0, or -1 with the error in err. */
+static int http_parse_host(const char *listen, struct http_addr *a,
+                           const char **port, char *err, size_t errlen)
+{
+    const char *colon = strrchr(listen, ':');
+    unsigned char probe[sizeof(struct in6_addr)];
+    size_t hlen;
+
+    if (!colon) {
+        snprintf(err, errlen,
+                 "http_listen: invalid address '%s' (expected "
+                 "host:port, e.g. 127.0.0.1:8090)",
+                 listen);
+        return -1;
+    }
+    hlen = (size_t)(colon - listen);
+    *port = colon + 1;
+    if (memchr(listen, ':', hlen)) {
+        snprintf(err, errlen,
+                 "http_listen: invalid address '%s' (write IPv6 "
+                 "addresses in brackets: [::1]:8090)",
+                 listen);
+        return -1;
+    }
+    if (hlen >= sizeof(a->host)) {
+        snprintf(err, errlen, "http_listen: host too long in '%s'", listen);
+        return -1;
+    }
+    memcpy(a->host, listen, hlen);
+    a->host[hlen] = '\0';
+    if (hlen == 0 || strcmp(a->host, "*") == 0) {
+        a->host[0] = '\0';
+        a->family = AF_UNSPEC;
+    } else if (strcmp(a->host, "localhost") == 0) {
+        strcpy(a->host, "127.0.0.1");
+        a->family = AF_INET;
+    } else if (inet_pton(AF_INET, a->host, probe) == 1) {
+        a->family = AF_INET;
+    } else {
+        snprintf(err, errlen,
+                 "http_listen: invalid host '%s' in '%s' (expected an "
+                 "IPv4 address, localhost, [IPv6] or empty for every "
+                 "interface)",
+                 a->host, listen);
+        return -1;
+    }
+    return 0;
+}
+
 /*
  * Parses listen into a. Returns 0, or -1 with a message in err.
  */
 static int http_parse_listen(const char *listen, struct http_addr *a, char *err,
                              size_t errlen)
 {
-    const char *colon, *port;
+    const char *port;
     char *endp;
-    size_t hlen;
     long v;
-    unsigned char probe[sizeof(struct in6_addr)];
+    int rc;
 
     memset(a, 0, sizeof(*a));
-    if (listen[0] == '[') {
-        const char *close = strchr(listen, ']');
-
-        if (!close || close[1] != ':') {
-            snprintf(err, errlen,
-                     "http_listen: invalid address '%s' (expected "
-                     "[IPv6]:port)",
-                     listen);
-            return -1;
-        }
-        hlen = (size_t)(close - listen - 1);
-        port = close + 2;
-        if (hlen == 0 || hlen >= sizeof(a->host)) {
-            snprintf(err, errlen, "http_listen: invalid IPv6 address in '%s'",
-                     listen);
-            return -1;
-        }
-        memcpy(a->host, listen + 1, hlen);
-        a->host[hlen] = '\0';
-        if (inet_pton(AF_INET6, a->host, probe) != 1) {
-            snprintf(err, errlen,
-                     "http_listen: invalid IPv6 address '%s' in '%s'", a->host,
-                     listen);
-            return -1;
-        }
-        a->family = AF_INET6;
-    } else {
-        colon = strrchr(listen, ':');
-        if (!colon) {
-            snprintf(err, errlen,
-                     "http_listen: invalid address '%s' (expected "
-                     "host:port, e.g. 127.0.0.1:8090)",
-                     listen);
-            return -1;
-        }
-        hlen = (size_t)(colon - listen);
-        port = colon + 1;
-        if (memchr(listen, ':', hlen)) {
-            snprintf(err, errlen,
-                     "http_listen: invalid address '%s' (write IPv6 "
-                     "addresses in brackets: [::1]:8090)",
-                     listen);
-            return -1;
-        }
-        if (hlen >= sizeof(a->host)) {
-            snprintf(err, errlen, "http_listen: host too long in '%s'", listen);
-            return -1;
-        }
-        memcpy(a->host, listen, hlen);
-        a->host[hlen] = '\0';
-        if (hlen == 0 || strcmp(a->host, "*") == 0) {
-            a->host[0] = '\0';
-            a->family = AF_UNSPEC;
-        } else if (strcmp(a->host, "localhost") == 0) {
-            strcpy(a->host, "127.0.0.1");
-            a->family = AF_INET;
-        } else if (inet_pton(AF_INET, a->host, probe) == 1) {
-            a->family = AF_INET;
-        } else {
-            snprintf(err, errlen,
-                     "http_listen: invalid host '%s' in '%s' (expected an "
-                     "IPv4 address, localhost, [IPv6] or empty for every "
-                     "interface)",
-                     a->host, listen);
-            return -1;
-        }
-    }
+    if (listen[0] == '[')
+        rc = http_parse_ipv6(listen, a, &port, err, errlen);
+    else
+        rc = http_parse_host(listen, a, &port, err, errlen);
+    if (rc < 0)
+        return -1;
     errno = 0;
     v = strtol(port, &endp, 10);
     if (!*port || *endp || port[0] == '-' || port[0] == '+' || errno || v < 0 ||
