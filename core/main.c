@@ -214,6 +214,36 @@ static struct pipeline *reload(struct pipeline *old, const char *path,
     return pl;
 }
 
+/* Runs pl, reloading it on SIGHUP (an invalid file keeps the running
+ * pipeline), until a stop is requested or every source finished. Returns
+ * the pipeline that ran last, for the caller to shut down. */
+static struct pipeline *run_pipeline(struct pipeline *pl, const char *path,
+                                     const char *plugin_dir,
+                                     const char *listen, int *rc)
+{
+    for (;;) {
+        if (pipeline_start(pl) != 0)
+            break;
+        log_write(FERRY_LOG_INFO, NULL, "running");
+        if (!pipeline_wait(pl))
+            break;
+        struct pipeline *next = reload(pl, path, plugin_dir, rc);
+        if (next == pl) {
+            /* Invalid file: keep running the old pipeline. */
+            while (pipeline_wait(pl))
+                if ((next = reload(pl, path, plugin_dir, rc)) != pl)
+                    break;
+            if (next == pl)
+                break;
+        }
+        pl = next;
+        if (strcmp(listen, pl->settings.http_listen) != 0)
+            log_write(FERRY_LOG_WARN, NULL,
+                      "http_listen changed; it takes effect on restart");
+    }
+    return pl;
+}
+
 static int cmd_run(const char *path, const char *plugin_dir)
 {
     sigset_t set;
@@ -263,26 +293,7 @@ static int cmd_run(const char *path, const char *plugin_dir)
 
     log_write(FERRY_LOG_INFO, NULL, "ferry %s starting with %s",
               FERRY_VERSION, path);
-    for (;;) {
-        if (pipeline_start(pl) != 0)
-            break;
-        log_write(FERRY_LOG_INFO, NULL, "running");
-        if (!pipeline_wait(pl))
-            break;
-        struct pipeline *next = reload(pl, path, plugin_dir, &rc);
-        if (next == pl) {
-            /* Invalid file: keep running the old pipeline. */
-            while (pipeline_wait(pl))
-                if ((next = reload(pl, path, plugin_dir, &rc)) != pl)
-                    break;
-            if (next == pl)
-                break;
-        }
-        pl = next;
-        if (strcmp(listen, pl->settings.http_listen) != 0)
-            log_write(FERRY_LOG_WARN, NULL,
-                      "http_listen changed; it takes effect on restart");
-    }
+    pl = run_pipeline(pl, path, plugin_dir, listen, &rc);
     rc = pipeline_shutdown(pl);
     timer_stop(summary);
     if (interval)
