@@ -6,6 +6,7 @@
  */
 #include "admit.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
