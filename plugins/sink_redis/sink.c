@@ -39,6 +39,15 @@ static const struct ferry_option redis_options[] = {
                     "/ready; keep it stable across restarts"},
     REDIS_OPTIONS_TTL,
     REDIS_OPTIONS_LINK,
+    {.name = "lock_key",
+     .type = FERRY_OPT_STRING,
+     .description = "writer lock key (the Go replicator's WRITER_LOCK_KEY); "
+                    "default {key_prefix}:datastream:writer_lock"},
+    {.name = "cursor_key",
+     .type = FERRY_OPT_STRING,
+     .description = "replay cursor key (the Go replicator's "
+                    "REPLAY_CURSOR_KEY); default "
+                    "{key_prefix}:datastream:replay_cursor"},
     {.name = "cleanup_interval",
      .type = FERRY_OPT_DURATION,
      .def = "1h",
@@ -97,6 +106,20 @@ static char *redis_join(const char *a, const char *b)
     return r;
 }
 
+/* The key option `name` when it is set and not empty (malloc'd), else
+ * {key_prefix}:{tail}: the Go replicator's key names as defaults. */
+static char *redis_key_option(const struct redis_sink *s,
+                              const struct ferry_host *host,
+                              struct ferry_ctx *ctx, const char *name,
+                              const char *tail)
+{
+    const char *v = host->opt_str(ctx, name);
+
+    if (v && *v)
+        return redis_xstrdup(v);
+    return redis_join(s->prefix, tail);
+}
+
 static void redis_register_metrics(struct redis_sink *s)
 {
     static const char ev[] = "keys deleted by eviction, per reason";
@@ -146,8 +169,10 @@ static int redis_read_layout(struct redis_sink *s,
                             0) < 0)
         return -1;
     s->version = redis_xstrdup(v);
-    s->cursor_key = redis_join(s->prefix, "datastream:replay_cursor");
-    s->lock_key = redis_join(s->prefix, "datastream:writer_lock");
+    s->cursor_key = redis_key_option(s, host, ctx, "cursor_key",
+                                     "datastream:replay_cursor");
+    s->lock_key =
+        redis_key_option(s, host, ctx, "lock_key", "datastream:writer_lock");
     s->complete_key = redis_join(s->prefix, "datastream:load_complete");
     return 0;
 }
