@@ -46,12 +46,18 @@ static int redis_snapshot_each(void *arg, struct sch_entity *flag,
     struct redis_sink *s = run->s;
     char *fk;
 
-    if (!flag) {
-        /* The flag's cached value, if any, stays until a snapshot that
-         * carries it again; this one cannot say which key it had. */
-        s->host->log(s->ctx, FERRY_LOG_ERROR, "snapshot flag skipped: %s",
-                     why);
+    if (!flag->json) {
+        /* Skipped, but a flag whose key can be read keeps its cached
+         * value: this snapshot does not evict it. */
+        fk = flag->flag_key
+                 ? sch_key_flag(s->prefix, s->version, flag->flag_key)
+                 : NULL;
+        s->host->log(s->ctx, FERRY_LOG_ERROR, "snapshot flag %s skipped: %s",
+                     fk ? fk : "(without a key)", why);
         s->host->metric_add(s->in.m.poison, 1);
+        if (fk)
+            redis_keyset_add(&run->fl.acc, fk, strlen(fk));
+        free(fk);
         return 0;
     }
     /* Only flags with a key are written (7.4). */

@@ -1000,6 +1000,27 @@ static void test_snapshot_eviction(void **state)
         assert_true(exists("schematic:flags:" V ":plan-flag"));
         tmsg_free(e);
     }
+    /* A snapshot element that does not normalise is skipped and counted,
+     * and keeps its cached value: its key still reads, so it is not
+     * evicted, while a flag the snapshot does not name is. */
+    {
+        struct tmsg *e = tmsg_new(
+            "flags", FERRY_OP_SNAPSHOT, "",
+            "[{\"id\":\"f1\",\"key\":\"Plan-Flag\",\"rules\":7},"
+            "{\"id\":\"f2\",\"rules\":7},"
+            "{\"id\":\"f3\",\"key\":\"new-flag\"}]");
+        double poison = fh_metric_sum("ferry_sink_poison_total", "");
+
+        Rdo("SET schematic:flags:" V ":gone-flag x");
+        w1(w, e);
+        assert_key_file("schematic:flags:" V ":plan-flag",
+                        "cache-flag-plan-flag.json");
+        assert_true(exists("schematic:flags:" V ":new-flag"));
+        assert_false(exists("schematic:flags:" V ":gone-flag"));
+        assert_int_equal(fh_metric_sum("ferry_sink_poison_total", ""),
+                         poison + 2);
+        tmsg_free(e);
+    }
     ferry_plugin.close(w);
     inst_end(&in);
 }

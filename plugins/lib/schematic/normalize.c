@@ -163,6 +163,28 @@ int sch_entity_keys(enum sch_type type, const char *json, size_t len,
     return 0;
 }
 
+/* For an invalid snapshot element: its "key" member when it is a
+ * non-empty string (exact name, the last one wins), so that a sink can
+ * keep that flag's cached value instead of evicting it. */
+static void sch_flag_key_lenient(const struct jv *item, struct sch_entity *f)
+{
+    const char *key = NULL;
+    uint32_t i;
+
+    if (item->type != JV_OBJ)
+        return;
+    for (i = 0; i < item->n; i++) {
+        const struct jv_member *mb = &item->u.members[i];
+
+        if (strcmp(mb->key, "key") == 0)
+            key = mb->val.type == JV_STR && mb->val.n > 0 ? mb->val.u.s : NULL;
+    }
+    if (key)
+        f->flag_key = strdup(key);
+    if (key && !f->flag_key)
+        abort();
+}
+
 int sch_flags_each(const char *json, size_t len,
                    int (*each)(void *arg, struct sch_entity *flag,
                                const char *why),
@@ -196,7 +218,9 @@ int sch_flags_each(const char *json, size_t len,
             sch_fail(&ec, "%s is not an object", sch_schema_flag.name);
         else
             rc = sch_ent_write(&ec, &sch_schema_flag, item, &f);
-        r = each(arg, rc == 0 ? &f : NULL, rc == 0 ? NULL : why);
+        if (rc < 0)
+            sch_flag_key_lenient(item, &f);
+        r = each(arg, &f, rc == 0 ? NULL : why);
         sch_entity_release(&f);
     }
     jv_free(doc);

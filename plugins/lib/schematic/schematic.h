@@ -254,8 +254,11 @@ int sch_entity_keys(enum sch_type type, const char *json, size_t len,
                     struct sch_entity *out, char *err, size_t errlen);
 
 /* A flags snapshot (a JSON array of flags): calls each() once per element
- * in order, with the normalised flag, or with flag NULL and the reason in
- * why when that element is invalid (the caller skips it). each() may take
+ * in order, with the normalised flag and why NULL; or, when that element
+ * is invalid, with flag->json NULL, flag->flag_key the element's "key"
+ * member if it has a non-empty string one (read leniently, so a sink can
+ * keep that flag's cached value rather than evict it) and the reason in
+ * why (the caller skips the element). flag is never NULL. each() may take
  * the flag's contents (it is released after the call). Returns -1 only
  * when json is not an array; each() returning nonzero stops the walk
  * (and is returned). */
