@@ -56,17 +56,6 @@ int redis_type_of(const struct ferry_msg *m)
     return -1;
 }
 
-void redis_poison(struct redis_worker *w, struct ferry_batch *b, size_t i,
-                  const char *fmt, ...)
-{
-    va_list ap;
-
-    b->results[i] = FERRY_ERROR;
-    va_start(ap, fmt);
-    vsnprintf(w->reasons[i], REDIS_REASON_LEN, fmt, ap);
-    va_end(ap);
-}
-
 void redis_q_set(struct redis_run *run, const char *key, const char *val,
                  size_t vlen)
 {
@@ -101,13 +90,13 @@ static int redis_mget_refused(struct redis_run *run, const redisReply *r)
     struct redis_sink *s = run->s;
     int cls = redis_reply_class(r);
 
-    snprintf(w->last_error, sizeof(w->last_error), "%s", r->str);
+    snprintf(w->v.last_error, sizeof(w->v.last_error), "%s", r->str);
     if (cls == REDIS_CLASS_DATA)
         return REDIS_DATA_ERROR;
     if (cls == REDIS_CLASS_RECONNECT)
         redis_conn_close(w->conn);
     s->host->log(s->ctx, FERRY_LOG_WARN, "worker %u: Redis: %s", w->index,
-                 w->last_error);
+                 w->v.last_error);
     return FERRY_RETRY;
 }
 
@@ -133,7 +122,7 @@ static int redis_fetch_bases(struct redis_run *run)
     run->n_mget++;
     run->n_rt++;
     if (redis_conn_exec(c) != FERRY_OK) {
-        snprintf(run->w->last_error, sizeof(run->w->last_error), "%s",
+        snprintf(run->w->v.last_error, sizeof(run->w->v.last_error), "%s",
                  redis_conn_error(c));
         return FERRY_RETRY;
     }
@@ -144,7 +133,7 @@ static int redis_fetch_bases(struct redis_run *run)
         return rc;
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements != run->ngroups) {
-        snprintf(run->w->last_error, sizeof(run->w->last_error),
+        snprintf(run->w->v.last_error, sizeof(run->w->v.last_error),
                  "unexpected MGET reply");
         redis_conn_close(c);
         return FERRY_RETRY;
@@ -250,7 +239,7 @@ static int redis_tx_send(struct redis_run *run, struct redis_tx *tx)
     int rc = redis_tx_commit(tx);
 
     if (rc != FERRY_OK)
-        snprintf(run->w->last_error, sizeof(run->w->last_error), "%s",
+        snprintf(run->w->v.last_error, sizeof(run->w->v.last_error), "%s",
                  tx->error);
     return rc;
 }
@@ -345,95 +334,41 @@ out:
 
 /* ---- the batch ---------------------------------------------------------- */
 
-/*
- * A run with the failure policy: a reply error makes it go again once;
- * failing again for a reason other than the connection, its messages go
- * one at a time in order, each refused one becomes a poison message and
- * the others are applied. Then the cursor.
- */
+/* redis_run() as the Redis library's redis_run_fn. */
+struct redis_run_arg {
+    struct redis_worker *w;
+    struct ferry_batch *b;
+};
+
+static int redis_run_cb(void *arg, const size_t *idx, size_t n,
+                        const struct ferry_pos *commit)
+{
+    struct redis_run_arg *ra = arg;
+
+    return redis_run(ra->w, ra->b, idx, n, commit);
+}
+
+/* A run with the shared failure policy (redis/verdict.h). */
 static int redis_run_isolating(struct redis_worker *w, struct ferry_batch *b,
                                const size_t *idx, size_t n,
                                const struct ferry_pos *commit)
 {
-    struct redis_sink *s = w->s;
-    size_t k;
-    int rc;
+    struct redis_run_arg ra = {w, b};
 
-    rc = redis_run(w, b, idx, n, commit);
-    if (rc != REDIS_DATA_ERROR)
-        return rc;
-    s->host->log(s->ctx, FERRY_LOG_WARN,
-                 "worker %u: batch refused by Redis (%s); sending it again",
-                 w->index, w->last_error);
-    rc = redis_run(w, b, idx, n, commit);
-    if (rc != REDIS_DATA_ERROR)
-        return rc;
-    s->host->log(s->ctx, FERRY_LOG_WARN,
-                 "worker %u: batch refused again (%s); applying its %zu "
-                 "messages one at a time",
-                 w->index, w->last_error, n);
-    for (k = 0; k < n; k++) {
-        if (b->results[idx[k]] != FERRY_OK)
-            continue;
-        rc = redis_run(w, b, &idx[k], 1, NULL);
-        if (rc == REDIS_DATA_ERROR)
-            redis_poison(w, b, idx[k], "refused by Redis: %s", w->last_error);
-        else if (rc != FERRY_OK)
-            return rc;
-    }
-    if (commit) {
-        rc = redis_run(w, b, NULL, 0, commit);
-        if (rc == REDIS_DATA_ERROR) {
-            s->host->log(s->ctx, FERRY_LOG_ERROR,
-                         "replay cursor not stored: %s", w->last_error);
-            rc = FERRY_OK;
-        }
-    }
-    return rc;
+    return redis_verdicts_run(&w->v, b, idx, n, commit, redis_run_cb, &ra,
+                                  w->s->host, w->s->ctx, w->index);
 }
 
-static void redis_report_poison(struct redis_worker *w, struct ferry_batch *b)
-{
-    struct redis_sink *s = w->s;
-    size_t i;
-
-    for (i = 0; i < b->count; i++) {
-        const struct ferry_msg *m = b->msgs[i];
-        char pos[FERRY_POS_STRLEN] = "none";
-
-        if (b->results[i] != FERRY_ERROR)
-            continue;
-        if (m->pos.set)
-            ferry_pos_format(&m->pos, pos, sizeof(pos));
-        s->host->metric_add(s->in.m.poison, 1);
-        s->host->log(s->ctx, FERRY_LOG_ERROR,
-                     "poison message skipped: %s '%.80s' at %s: %s",
-                     m->entity_type, m->entity_id, pos,
-                     w->reasons[i] ? w->reasons[i] : "?");
-    }
-}
 int redis_apply(struct redis_worker *w, struct ferry_batch *b)
 {
     size_t *idx, i, n = 0;
     const struct ferry_pos *commit = NULL;
     int rc = FERRY_OK, control = 0;
 
-    if (b->count > w->reasons_cap) {
-        free(w->reasons);
-        w->reasons_cap = b->count;
-        w->reasons = redis_xalloc(b->count * sizeof(*w->reasons) +
-                                  b->count * REDIS_REASON_LEN);
-        for (i = 0; i < b->count; i++)
-            w->reasons[i] =
-                (char *)(w->reasons + b->count) + i * REDIS_REASON_LEN;
-    }
-    for (i = 0; i < b->count; i++) {
-        b->results[i] = FERRY_OK;
-        w->reasons[i][0] = '\0';
+    redis_verdicts_begin(&w->v, b);
+    for (i = 0; i < b->count; i++)
         if (FERRY_OP_IS_CONTROL(b->msgs[i]->op))
             control = 1;
-    }
-    w->last_error[0] = '\0';
     /* A batch with a control message stores no cursor: after a reload
      * the old position must not come back. */
     if (b->commit.set && !control)
@@ -454,6 +389,7 @@ int redis_apply(struct redis_worker *w, struct ferry_batch *b)
         rc = redis_run_isolating(w, b, idx, n, commit);
     free(idx);
     if (rc == FERRY_OK)
-        redis_report_poison(w, b);
+        redis_verdicts_report(&w->v, b, w->s->host, w->s->ctx,
+                              w->s->in.m.poison);
     return rc;
 }

@@ -13,7 +13,6 @@
 #include "schematic/schematic.h"
 #include "sink.h"
 
-#define REDIS_REASON_LEN 240
 #define REDIS_EVICT_COUNT "1000"
 #define REDIS_NONE SIZE_MAX
 /* redis_type_of() of a flag message. */
@@ -79,9 +78,6 @@ enum sch_type redis_sch_type(int t);
 const char *redis_type_name(int t);
 /* REDIS_T_COMPANY, REDIS_T_USER, REDIS_T_FLAGS, or -1. */
 int redis_type_of(const struct ferry_msg *m);
-/* Marks batch message i as poison with a reason (logged by redis_apply). */
-void redis_poison(struct redis_worker *w, struct ferry_batch *b, size_t i,
-                  const char *fmt, ...) REDIS_PRINTF(4, 5);
 /* Queue SET key val [PX ttl] / one DEL of key0 (may be NULL) and more. */
 void redis_q_set(struct redis_run *run, const char *key, const char *val,
                  size_t vlen);

@@ -80,7 +80,7 @@ static void redis_queue_snapshot(struct redis_run *run, size_t k)
 
     if (sch_flags_each(m->payload, m->payload_len, redis_snapshot_each, &sw,
                        err, sizeof(err)) < 0) {
-        redis_poison(run->w, run->b, run->idx[k], "flags snapshot: %s", err);
+        redis_verdicts_poison(&run->w->v, run->b, run->idx[k], "flags snapshot: %s", err);
         return;
     }
     fl->acc_written += sw.written;
@@ -136,7 +136,7 @@ void redis_queue_flag(struct redis_run *run, size_t k)
     if (m->op == FERRY_OP_DELETE) {
         fk = redis_flag_delete_key(run, m);
         if (!fk) {
-            redis_poison(run->w, run->b, bi, "flag delete without a key");
+            redis_verdicts_poison(&run->w->v, run->b, bi, "flag delete without a key");
             return;
         }
         redis_q_del(run, fk, NULL);
@@ -147,11 +147,11 @@ void redis_queue_flag(struct redis_run *run, size_t k)
         return;
     if (sch_entity_normalize(SCH_FLAG, m->payload, m->payload_len, &f, err,
                              sizeof(err)) < 0) {
-        redis_poison(run->w, run->b, bi, "invalid flag: %s", err);
+        redis_verdicts_poison(&run->w->v, run->b, bi, "invalid flag: %s", err);
         return;
     }
     if (!f.flag_key) {
-        redis_poison(run->w, run->b, bi, "flag without a key");
+        redis_verdicts_poison(&run->w->v, run->b, bi, "flag without a key");
         sch_entity_release(&f);
         return;
     }

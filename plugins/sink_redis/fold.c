@@ -228,7 +228,7 @@ void redis_group_messages(struct redis_run *run)
             continue;
         id = redis_msg_id(run, k, t);
         if (!id) {
-            redis_poison(run->w, run->b, run->idx[k],
+            redis_verdicts_poison(&run->w->v, run->b, run->idx[k],
                          "%s message without entity_id or data.id",
                          m->entity_type);
             continue;
@@ -256,12 +256,12 @@ static int redis_fold_full(struct redis_run *run, struct redis_group *g,
         if (sch_entity_normalize(redis_sch_type(g->t), m->payload,
                                  m->payload_len, &next.ent, err,
                                  sizeof(err)) < 0) {
-            redis_poison(run->w, run->b, run->idx[k], "invalid %s: %s",
+            redis_verdicts_poison(&run->w->v, run->b, run->idx[k], "invalid %s: %s",
                          redis_type_name(g->t), err);
             return -1;
         }
         if (strcmp(next.ent.id, g->id) != 0) {
-            redis_poison(run->w, run->b, run->idx[k],
+            redis_verdicts_poison(&run->w->v, run->b, run->idx[k],
                          "data.id '%.60s' differs from entity_id",
                          next.ent.id);
             sch_entity_release(&next.ent);
@@ -292,7 +292,7 @@ static int redis_fold_partial(struct redis_run *run, struct redis_group *g,
                           on_base && !bk->have ? &bout : NULL, err,
                           sizeof(err));
     if (rc < 0) {
-        redis_poison(run->w, run->b, run->idx[k], "partial: %s", err);
+        redis_verdicts_poison(&run->w->v, run->b, run->idx[k], "partial: %s", err);
         return -1;
     }
     if (on_base && !bk->have) {

@@ -130,15 +130,15 @@ int redis_control(struct redis_worker *w, struct ferry_batch *b,
         if (r->type == REDIS_REPLY_ERROR) {
             int cls = redis_reply_class(r);
 
-            snprintf(w->last_error, sizeof(w->last_error), "%s", r->str);
+            snprintf(w->v.last_error, sizeof(w->v.last_error), "%s", r->str);
             redis_conn_reset(w->conn);
             if (cls != REDIS_CLASS_DATA) {
                 if (cls == REDIS_CLASS_RECONNECT)
                     redis_conn_close(w->conn);
                 return FERRY_RETRY;
             }
-            redis_poison(w, b, i, "deleting the replay cursor: %s",
-                         w->last_error);
+            redis_verdicts_poison(&w->v, b, i, "deleting the replay cursor: %s",
+                         w->v.last_error);
         }
         redis_conn_reset(w->conn);
         pthread_mutex_lock(&s->track_mu);

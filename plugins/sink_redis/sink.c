@@ -306,7 +306,7 @@ static void redis_close(void *wctx)
     if (!w)
         return;
     redis_link_release(&w->link);
-    free(w->reasons);
+    redis_verdicts_release(&w->v);
     free(w);
 }
 

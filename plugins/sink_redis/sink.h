@@ -35,6 +35,7 @@
 #include "redis/instance.h"
 #include "redis/keyset.h"
 #include "redis/util.h"
+#include "redis/verdict.h"
 
 /* Longest key_prefix and cache_version accepted. */
 #define REDIS_MAX_PREFIX 128
@@ -95,11 +96,8 @@ struct redis_worker {
     struct redis_link link;
     struct redis_conn *conn; /* link.conn */
     unsigned index;
-    /* Why results[i] became FERRY_ERROR (per message of the batch). */
-    char **reasons;
-    size_t reasons_cap;
-    /* The last reply error seen, for log lines. */
-    char last_error[256];
+    /* Verdicts on the batch being written, and the last reply error. */
+    struct redis_verdicts v;
 };
 
 /*

@@ -38,8 +38,8 @@
 #include "redis/instance.h"
 #include "redis/tx.h"
 #include "redis/util.h"
+#include "redis/verdict.h"
 
-#define KV_REASON_LEN 240
 
 static const struct ferry_option kv_options[] = {
     REDIS_OPTIONS_SERVER,
@@ -90,11 +90,10 @@ struct kv_sink {
 struct kv_worker {
     struct kv_sink *s;
     struct redis_link link;
-    char **reasons; /* why results[i] became FERRY_ERROR */
-    size_t reasons_cap;
+    struct redis_verdicts v;  /* on the batch being written */
+    struct ferry_batch *b;    /* the batch being written */
     char *key; /* the key being built */
     size_t key_cap;
-    char last_error[256];
 };
 
 /* ---- the key template --------------------------------------------------- */
@@ -368,23 +367,9 @@ static void kv_close(void *wctx)
     if (!w)
         return;
     redis_link_release(&w->link);
-    free(w->reasons);
+    redis_verdicts_release(&w->v);
     free(w->key);
     free(w);
-}
-
-static void kv_poison(struct kv_worker *w, struct ferry_batch *b, size_t i,
-                      const char *fmt, ...) REDIS_PRINTF(4, 5);
-
-static void kv_poison(struct kv_worker *w, struct ferry_batch *b, size_t i,
-                      const char *fmt, ...)
-{
-    va_list ap;
-
-    b->results[i] = FERRY_ERROR;
-    va_start(ap, fmt);
-    vsnprintf(w->reasons[i], KV_REASON_LEN, fmt, ap);
-    va_end(ap);
 }
 
 /* Nonzero when message m is one this sink writes; counts and logs (once
@@ -431,14 +416,17 @@ static void kv_queue(struct kv_worker *w, const struct ferry_msg *m)
 }
 
 /*
- * One transaction of the messages idx[0..n) of b that are still OK, with
- * the cursor commit when not NULL. Returns FERRY_OK, FERRY_RETRY or
- * REDIS_DATA_ERROR (reason in w->last_error).
+ * One transaction of the messages idx[0..n) of the batch being written
+ * that are still OK, with the cursor commit when not NULL: a
+ * redis_run_fn (redis/verdict.h). Returns FERRY_OK, FERRY_RETRY or
+ * REDIS_DATA_ERROR (reason in w->v.last_error).
  */
-static int kv_run(struct kv_worker *w, struct ferry_batch *b,
-                  const size_t *idx, size_t n, const struct ferry_pos *commit)
+static int kv_run(void *arg, const size_t *idx, size_t n,
+                  const struct ferry_pos *commit)
 {
+    struct kv_worker *w = arg;
     struct kv_sink *s = w->s;
+    struct ferry_batch *b = w->b;
     struct redis_tx tx;
     size_t k;
     int rc;
@@ -455,83 +443,8 @@ static int kv_run(struct kv_worker *w, struct ferry_batch *b,
     }
     rc = redis_tx_commit(&tx);
     if (rc != FERRY_OK)
-        snprintf(w->last_error, sizeof(w->last_error), "%s", tx.error);
+        snprintf(w->v.last_error, sizeof(w->v.last_error), "%s", tx.error);
     return rc;
-}
-
-/* The failure policy of the `redis` sink: again once, then one message at
- * a time, each one refused alone is poison; then the cursor alone. */
-static int kv_run_isolating(struct kv_worker *w, struct ferry_batch *b,
-                            const size_t *idx, size_t n,
-                            const struct ferry_pos *commit)
-{
-    struct kv_sink *s = w->s;
-    size_t k;
-    int rc, i;
-
-    for (i = 0; i < 2; i++) {
-        rc = kv_run(w, b, idx, n, commit);
-        if (rc != REDIS_DATA_ERROR)
-            return rc;
-        s->host->log(s->ctx, FERRY_LOG_WARN,
-                     i == 0 ? "worker %u: batch refused by Redis (%s); "
-                              "sending it again"
-                            : "worker %u: batch refused again (%s); "
-                              "applying its messages one at a time",
-                     w->link.index, w->last_error);
-    }
-    for (k = 0; k < n; k++) {
-        if (b->results[idx[k]] != FERRY_OK)
-            continue;
-        rc = kv_run(w, b, &idx[k], 1, NULL);
-        if (rc == REDIS_DATA_ERROR)
-            kv_poison(w, b, idx[k], "refused by Redis: %s", w->last_error);
-        else if (rc != FERRY_OK)
-            return rc;
-    }
-    if (commit) {
-        rc = kv_run(w, b, NULL, 0, commit);
-        if (rc == REDIS_DATA_ERROR) {
-            s->host->log(s->ctx, FERRY_LOG_ERROR,
-                         "replay cursor not stored: %s", w->last_error);
-            rc = FERRY_OK;
-        }
-    }
-    return rc;
-}
-
-static void kv_report_poison(struct kv_worker *w, struct ferry_batch *b)
-{
-    struct kv_sink *s = w->s;
-    size_t i;
-
-    for (i = 0; i < b->count; i++) {
-        const struct ferry_msg *m = b->msgs[i];
-        char pos[FERRY_POS_STRLEN] = "none";
-
-        if (b->results[i] != FERRY_ERROR)
-            continue;
-        if (m->pos.set)
-            ferry_pos_format(&m->pos, pos, sizeof(pos));
-        s->host->metric_add(s->in.m.poison, 1);
-        s->host->log(s->ctx, FERRY_LOG_ERROR,
-                     "poison message skipped: %s '%.80s' at %s: %s",
-                     m->entity_type, m->entity_id, pos, w->reasons[i]);
-    }
-}
-
-/* Sizes the per-message reasons for a batch of count messages. */
-static void kv_reasons(struct kv_worker *w, size_t count)
-{
-    size_t i;
-
-    if (count <= w->reasons_cap)
-        return;
-    free(w->reasons);
-    w->reasons_cap = count;
-    w->reasons = redis_xalloc(count * (sizeof(*w->reasons) + KV_REASON_LEN));
-    for (i = 0; i < count; i++)
-        w->reasons[i] = (char *)(w->reasons + count) + i * KV_REASON_LEN;
 }
 
 static int kv_write(void *wctx, struct ferry_batch *b)
@@ -544,27 +457,28 @@ static int kv_write(void *wctx, struct ferry_batch *b)
 
     if (redis_instance_lock_lost(&s->in))
         return FERRY_RETRY;
-    kv_reasons(w, b->count);
+    redis_verdicts_begin(&w->v, b);
+    w->b = b;
     idx = redis_xalloc((b->count ? b->count : 1) * sizeof(*idx));
     for (i = 0; i < b->count; i++) {
         const struct ferry_msg *m = b->msgs[i];
 
-        b->results[i] = FERRY_OK;
-        w->reasons[i][0] = '\0';
         if (!kv_stored(s, m))
             continue;
         if (s->key.uses_id && (!m->entity_id || !*m->entity_id)) {
-            kv_poison(w, b, i, "%s message without entity_id",
-                      m->entity_type);
+            redis_verdicts_poison(&w->v, b, i, "%s message without entity_id",
+                                  m->entity_type);
             continue;
         }
         idx[n++] = i;
     }
-    w->last_error[0] = '\0';
-    rc = kv_run_isolating(w, b, idx, n, b->commit.set ? &b->commit : NULL);
+    rc = redis_verdicts_run(&w->v, b, idx, n,
+                            b->commit.set ? &b->commit : NULL, kv_run, w,
+                            s->host, s->ctx, w->link.index);
     free(idx);
+    w->b = NULL;
     if (rc == FERRY_OK)
-        kv_report_poison(w, b);
+        redis_verdicts_report(&w->v, b, s->host, s->ctx, s->in.m.poison);
     s->host->metric_observe(s->in.m.write_seconds,
                             (double)(s->host->now_ns() - t0) / 1e9);
     return rc;
