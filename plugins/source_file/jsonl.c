@@ -205,43 +205,6 @@ static int file_jsonl_op(struct file_jsonl *l, const struct file_jsonl_val *v,
     return -1;
 }
 
-/* Copies s[0..len) (a valid JSON text) to out without the whitespace
- * between tokens; returns the length written. */
-static size_t file_jsonl_minify(const char *s, size_t len, char *out)
-{
-    const char *end = s + len;
-    size_t o = 0;
-
-    while (s < end) {
-        char c = *s++;
-
-        if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
-            continue;
-        out[o++] = c;
-        if (c != '"')
-            continue;
-        /* A string: up to its closing quote, an escape as two bytes (it
-         * may be \"). */
-        for (;;) {
-            const char *q = js_span(s, end);
-
-            memcpy(out + o, s, (size_t)(q - s));
-            o += (size_t)(q - s);
-            s = q;
-            if (s >= end)
-                break;
-            if (*s == '"') {
-                out[o++] = *s++;
-                break;
-            }
-            if (*s == '\\')
-                out[o++] = *s++;
-            out[o++] = *s++;
-        }
-    }
-    return o;
-}
-
 /* Writes a string member's decoded value (or an integer's text) at p and
  * returns the byte after its NUL. */
 static char *file_jsonl_put(const struct file_jsonl_val *v, char *p)
@@ -278,7 +241,7 @@ static void file_jsonl_fill(struct file_jsonl *l, const char *obj, size_t olen,
         memcpy(p, obj, olen);
         msg->payload_len = olen;
     } else {
-        msg->payload_len = file_jsonl_minify(obj, olen, p);
+        msg->payload_len = js_minify(obj, olen, p);
     }
     p[msg->payload_len] = '\0';
     msg->payload = p;

@@ -556,3 +556,39 @@ size_t js_decode(const char *s, size_t len, char *out)
     out[o] = '\0';
     return o;
 }
+
+size_t js_minify(const char *s, size_t len, char *out)
+{
+    const char *end = s + len;
+    size_t o = 0;
+
+    while (s < end) {
+        char c = *s++;
+
+        if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
+            continue;
+        out[o++] = c;
+        if (c != '"')
+            continue;
+        /* A string: copied up to its closing quote, an escape as two
+         * bytes (it may be \"). */
+        for (;;) {
+            const char *q = js_span(s, end);
+
+            memcpy(out + o, s, (size_t)(q - s));
+            o += (size_t)(q - s);
+            s = q;
+            if (s >= end)
+                break;
+            if (*s == '"') {
+                out[o++] = *s++;
+                break;
+            }
+            if (*s == '\\')
+                out[o++] = *s++;
+            out[o++] = *s++;
+        }
+    }
+    out[o] = '\0';
+    return o;
+}

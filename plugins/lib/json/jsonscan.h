@@ -113,4 +113,9 @@ double js_real(const char *s, size_t len);
  * or end: the run of plain ASCII string bytes at p. */
 const char *js_span(const char *p, const char *end);
 
+/* Copies the valid JSON text s[0..len) (a scanned value) to out without
+ * the whitespace between tokens (escapes and number spellings kept), and
+ * a NUL; out has room for len + 1 bytes. Returns the length written. */
+size_t js_minify(const char *s, size_t len, char *out);
+
 #endif

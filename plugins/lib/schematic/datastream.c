@@ -298,44 +298,6 @@ static int ds_value(struct ds_scan *sc, int ctx, int type,
     return 0;
 }
 
-/* Copies a scanned value with the whitespace between tokens removed; out
- * has room for len + 1 bytes. Returns the length written. */
-static size_t ds_minify(const char *s, size_t len, char *out)
-{
-    const char *end = s + len;
-    size_t o = 0;
-
-    while (s < end) {
-        char c = *s++;
-
-        if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
-            continue;
-        out[o++] = c;
-        if (c != '"')
-            continue;
-        /* A string: copied up to its closing quote, an escape as two
-         * bytes (it may be \"). */
-        for (;;) {
-            const char *q = js_span(s, end);
-
-            memcpy(out + o, s, (size_t)(q - s));
-            o += (size_t)(q - s);
-            s = q;
-            if (s >= end)
-                break;
-            if (*s == '"') {
-                out[o++] = *s++;
-                break;
-            }
-            if (*s == '\\')
-                out[o++] = *s++;
-            out[o++] = *s++;
-        }
-    }
-    out[o] = '\0';
-    return o;
-}
-
 /* ---- arena ----------------------------------------------------------------
  */
 
@@ -453,7 +415,7 @@ static void ds_error_detail(struct ds_frame *f, struct ds_scan *sc)
         dump = malloc(data->len + 1);
         if (!dump)
             abort();
-        ds_minify(data->s, data->len, dump);
+        js_minify(data->s, data->len, dump);
         ds_detail(f, "%s", dump);
         free(dump);
         return;
@@ -466,7 +428,7 @@ static void ds_error_detail(struct ds_frame *f, struct ds_scan *sc)
         keys = malloc(kt->len + 1);
         if (!keys)
             abort();
-        ds_minify(kt->s, kt->len, keys);
+        js_minify(kt->s, kt->len, keys);
     }
     ds_detail(f, "%s%s%s%s%s", text, keys ? " keys=" : "", keys ? keys : "",
               etype[0] ? " entity_type=" : "", etype);
@@ -606,7 +568,7 @@ static void ds_fill(struct ds_frame *f, struct ds_scan *sc,
 
         /* The server sends compact JSON: then this is one memcpy. */
         if (data->ws) {
-            msg->payload_len = ds_minify(data->s, data->len, out);
+            msg->payload_len = js_minify(data->s, data->len, out);
         } else {
             memcpy(out, data->s, data->len);
             out[data->len] = '\0';
