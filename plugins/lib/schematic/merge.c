@@ -476,19 +476,3 @@ done:
     jv_free(pd);
     return rc;
 }
-
-char *sch_merge_text(enum sch_type type, const char *base, size_t base_len,
-                     const char *partial, size_t partial_len, char *err,
-                     size_t errlen)
-{
-    struct sch_entity e;
-    char *out;
-
-    if (sch_entity_merge(type, base, base_len, partial, partial_len, &e, NULL,
-                         err, errlen) < 0)
-        return NULL;
-    out = e.json;
-    e.json = NULL;
-    sch_entity_release(&e);
-    return out;
-}

@@ -1,7 +1,7 @@
 /*
  * plugins/lib/schematic/normalize.c: the entity API's normalising entry
  * points (schematic.h): sch_entity_normalize, sch_entity_keys,
- * sch_flags_each, and the text wrappers kept for older callers. Each
+ * sch_flags_each. Each
  * parses its payload once (jv_parse) and learns the id, flag key and keys
  * map while write.c writes them.
  */
@@ -225,24 +225,4 @@ int sch_flags_each(const char *json, size_t len,
     }
     jv_free(doc);
     return r;
-}
-
-char *sch_normalize_text(enum sch_type type, const char *json, size_t len,
-                         char **id_out, char *err, size_t errlen)
-{
-    struct sch_entity e;
-    char *out;
-
-    if (id_out)
-        *id_out = NULL;
-    if (sch_entity_normalize(type, json, len, &e, err, errlen) < 0)
-        return NULL;
-    out = e.json;
-    e.json = NULL;
-    if (id_out) {
-        *id_out = e.id;
-        e.id = NULL;
-    }
-    sch_entity_release(&e);
-    return out;
 }

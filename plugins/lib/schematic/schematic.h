@@ -63,7 +63,7 @@ struct sch_entity {
 void sch_entity_release(struct sch_entity *e);
 
 /*
- * The normaliser's rules (sch_entity_normalize, sch_normalize_text, and
+ * The normaliser's rules (sch_entity_normalize, and
  * the result of every merge and REST conversion). An entity payload is
  * written the way Go's encoding/json writes the rulesengine struct: every
  * field of the structure in struct order (unknown fields dropped, lists
@@ -97,26 +97,7 @@ void sch_entity_release(struct sch_entity *e);
  */
 
 /*
- * Normalises JSON text (len bytes, not necessarily NUL-terminated; it must
- * parse as json_loadb would parse it): sch_entity_normalize's json, kept
- * for older callers. When id_out is not NULL, *id_out receives the
- * entity's id (malloc'd) on success, NULL otherwise. Thread-safe.
- */
-char *sch_normalize_text(enum sch_type type, const char *json, size_t len,
-                         char **id_out, char *err, size_t errlen);
-
-/*
- * Merges partial into base (normally the cached value, ferry's own output)
- * and returns the merged entity's normalised JSON, or NULL with a reason in
- * err (partial or base not an object, a member of the wrong type, an empty
- * id): sch_entity_merge's json, kept for older callers. Thread-safe.
- */
-char *sch_merge_text(enum sch_type type, const char *base, size_t base_len,
-                     const char *partial, size_t partial_len, char *err,
-                     size_t errlen);
-
-/*
- * The merge rules (sch_entity_merge, sch_merge_text): a partial (section 5)
+ * The merge rules (sch_entity_merge): a partial (section 5)
  * is applied to base and the merged entity normalised. It fails when base
  * is not a valid entity, partial is not an object, or a partial member has
  * the wrong type (then nothing must be written: Go's merge fails the same
