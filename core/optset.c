@@ -43,60 +43,196 @@ static int parse_digits(const char **sp, uint64_t *v)
 }
 
 /*
- * Durations: a bare 0, or amounts with units in descending order, each
- * unit at most once (250ms, 30s, 1h30m, 1m30s500ms). A bare number other
- * than 0 is refused: "10" could mean seconds or milliseconds.
+ * Durations follow Go's time.ParseDuration, so a value that the reference
+ * replicator accepted in its environment is accepted here: an optional
+ * sign, then one or more decimal numbers, each with an optional fraction
+ * and a unit (ns, us, µs, μs, ms, s, m, h), in any order ("1.5h", "500us",
+ * "1h2m3.5s", ".5s", "1.s"), or "0" alone. Two extensions are kept from
+ * ferry's earlier grammar: a run of zeros ("00") is 0, and the amount is
+ * limited by the uint64 of milliseconds ferry stores rather than by Go's
+ * int64 of nanoseconds (about 292 years).
+ *
+ * ferry keeps milliseconds. The sum is computed exactly in nanoseconds, as
+ * Go does (Go truncates a fraction below one nanosecond), and a remainder
+ * below a millisecond rounds up to the next millisecond, so a non-zero
+ * duration never becomes 0, which means "disabled" for several options:
+ * 500us is 1ms and 1.0005s is 1001ms.
+ *
+ * The sign is returned in *neg; callers refuse a negative non-zero value
+ * (an option's range, or config_parse_duration_ms()).
  */
-static const char *config_duration(const char *s, uint64_t *ms)
-{
-    /* Longest match first: "ms" before "m". */
-    static const struct {
-        const char *unit;
-        uint64_t ms;
-        int rank;
-    } units[] = {
-        {"ms", 1, 0}, {"h", 3600000, 3}, {"m", 60000, 2}, {"s", 1000, 1}};
-    const char *bad = "is not a duration (e.g. 250ms, 30s, 5m, 1h30m)";
-    const char *p = s;
-    uint64_t total = 0, n;
-    int last = 4;
+#define NS_PER_MS 1000000ull
 
-    if (strspn(s, "0") == strlen(s) && *s) {
-        *ms = 0;
+/* Go's leadingFraction(): digits after the point, ignoring those that
+ * would overflow. Returns the digits as an integer and scale as 10^n. */
+static const char *duration_fraction(const char *p, uint64_t *f,
+                                     double *scale)
+{
+    int overflow = 0;
+
+    *f = 0;
+    *scale = 1;
+    for (; isdigit((unsigned char)*p); p++) {
+        uint64_t y;
+
+        if (overflow)
+            continue;
+        if (*f > (((uint64_t)1 << 63) - 1) / 10) {
+            overflow = 1;
+            continue;
+        }
+        y = *f * 10 + (uint64_t)(*p - '0');
+        if (y > (uint64_t)1 << 63) {
+            overflow = 1;
+            continue;
+        }
+        *f = y;
+        *scale *= 10;
+    }
+    return p;
+}
+
+/* Adds n milliseconds to *ms. Returns 0, or -1 on overflow. */
+static int duration_add_ms(uint64_t *ms, uint64_t n)
+{
+    if (*ms > UINT64_MAX - n)
+        return -1;
+    *ms += n;
+    return 0;
+}
+
+/*
+ * Adds one component (integer v, fraction f / scale, of a unit of unit_ns
+ * nanoseconds) to the total kept as *ms and *rem (nanoseconds, below
+ * a millisecond). Returns 0, or -1 on overflow.
+ */
+static int duration_add(uint64_t *ms, uint64_t *rem, uint64_t v, uint64_t f,
+                        double scale, uint64_t unit_ns)
+{
+    if (unit_ns >= NS_PER_MS) {
+        uint64_t per = unit_ns / NS_PER_MS;
+
+        if (v > UINT64_MAX / per || duration_add_ms(ms, v * per) < 0)
+            return -1;
+    } else {
+        uint64_t div = NS_PER_MS / unit_ns;
+
+        if (duration_add_ms(ms, v / div) < 0)
+            return -1;
+        *rem += (v % div) * unit_ns;
+    }
+    if (f > 0) {
+        /* Go: v += uint64(float64(f) * (float64(unit) / scale)). At most
+         * one unit (3.6e12 ns for h), so it fits. */
+        uint64_t ns = (uint64_t)((double)f * ((double)unit_ns / scale));
+
+        if (duration_add_ms(ms, ns / NS_PER_MS) < 0)
+            return -1;
+        *rem += ns % NS_PER_MS;
+    }
+    if (duration_add_ms(ms, *rem / NS_PER_MS) < 0)
+        return -1;
+    *rem %= NS_PER_MS;
+    return 0;
+}
+
+/* Returns the length of the unit at p (Go: the bytes up to the next digit
+ * or '.') and its size in *unit_ns, 0 in *unit_ns when it is unknown. */
+static size_t duration_unit(const char *p, uint64_t *unit_ns)
+{
+    static const struct {
+        const char *name;
+        uint64_t ns;
+    } units[] = {{"ns", 1},
+                 {"us", 1000},
+                 {"\xC2\xB5s", 1000}, /* U+00B5 MICRO SIGN */
+                 {"\xCE\xBCs", 1000}, /* U+03BC GREEK SMALL LETTER MU */
+                 {"ms", NS_PER_MS},
+                 {"s", 1000 * NS_PER_MS},
+                 {"m", 60000 * NS_PER_MS},
+                 {"h", 3600000 * NS_PER_MS}};
+    size_t n = 0;
+
+    while (p[n] && p[n] != '.' && !isdigit((unsigned char)p[n]))
+        n++;
+    *unit_ns = 0;
+    for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
+        if (strlen(units[u].name) == n && memcmp(p, units[u].name, n) == 0)
+            *unit_ns = units[u].ns;
+    }
+    return n;
+}
+
+static const char *config_duration_signed(const char *s, uint64_t *out,
+                                          int *neg)
+{
+    const char *bad = "is not a duration (e.g. 250ms, 30s, 5m, 1h30m)";
+    const char *unitless = "needs a unit (ms, s, m, h)";
+    const char *p = s;
+    uint64_t ms = 0, rem = 0;
+
+    *neg = 0;
+    if (*s && strspn(s, "0") == strlen(s)) {
+        *out = 0;
         return NULL;
     }
-    if (strspn(s, "0123456789") == strlen(s) && *s)
-        return "needs a unit (ms, s, m, h)";
-    while (*p) {
-        size_t u, l = 0;
-        int rc = parse_digits(&p, &n);
-
-        if (rc == -2)
-            return "is too large";
-        if (rc < 0)
-            return bad;
-        for (u = 0; u < 4; u++) {
-            l = strlen(units[u].unit);
-            if (strncmp(p, units[u].unit, l) == 0)
-                break;
-        }
-        if (u == 4) {
-            if (!*p)
-                return "needs a unit (ms, s, m, h)";
-            return bad;
-        }
-        if (units[u].rank >= last)
-            return bad;
-        last = units[u].rank;
-        p += l;
-        if (n > UINT64_MAX / units[u].ms ||
-            total > UINT64_MAX - n * units[u].ms)
-            return "is too large";
-        total += n * units[u].ms;
+    if (*p == '-' || *p == '+')
+        *neg = *p++ == '-';
+    if (strcmp(p, "0") == 0) {
+        *out = 0;
+        return NULL;
     }
-    if (p == s)
+    if (!*p)
         return bad;
-    *ms = total;
+    if (strspn(p, "0123456789") == strlen(p))
+        return unitless;
+    while (*p) {
+        uint64_t v = 0, f = 0, unit_ns;
+        double scale = 1;
+        const char *start = p;
+        int pre, post = 0;
+        size_t ulen;
+
+        if (*p != '.' && !isdigit((unsigned char)*p))
+            return bad;
+        if (isdigit((unsigned char)*p) && parse_digits(&p, &v) == -2)
+            return "is too large";
+        pre = p != start;
+        if (*p == '.') {
+            const char *q = ++p;
+
+            p = duration_fraction(p, &f, &scale);
+            post = p != q;
+        }
+        if (!pre && !post)
+            return bad;
+        ulen = duration_unit(p, &unit_ns);
+        if (ulen == 0)
+            return *p ? bad : unitless;
+        if (!unit_ns)
+            return bad;
+        p += ulen;
+        if (duration_add(&ms, &rem, v, f, scale, unit_ns) < 0)
+            return "is too large";
+    }
+    if (rem > 0 && duration_add_ms(&ms, 1) < 0)
+        return "is too large";
+    *out = ms;
+    return NULL;
+}
+
+/* Durations that are 0 or more (config_duration_signed() above). */
+static const char *config_duration(const char *s, uint64_t *ms)
+{
+    uint64_t v;
+    int neg;
+    const char *bad = config_duration_signed(s, &v, &neg);
+
+    if (bad)
+        return bad;
+    if (neg && v > 0)
+        return "is negative";
+    *ms = v;
     return NULL;
 }
 
@@ -370,6 +506,24 @@ static int optval_parse_enum(const struct ferry_option *opt, const char *text,
     return -1;
 }
 
+/* Parses a duration into v->u and its signed value into *num, for the
+ * range check. A negative value is refused by the range, or as negative
+ * when the option has none. Returns NULL or the reason. */
+static const char *optval_parse_duration(const struct ferry_option *opt,
+                                         const char *text, struct optval *v,
+                                         double *num)
+{
+    int neg;
+    const char *bad = config_duration_signed(text, &v->u, &neg);
+
+    if (bad)
+        return bad;
+    *num = neg ? -(double)v->u : (double)v->u;
+    if (neg && v->u > 0 && opt->min == 0 && opt->max == 0)
+        return "is negative";
+    return NULL;
+}
+
 /*
  * Parses text as opt's type into v (released first). Returns 0, or -1 with
  * "key: 'text' reason" (or the range) in why.
@@ -394,8 +548,7 @@ static int optval_parse(const struct ferry_option *opt, const char *text,
         bad = config_bool(text, &v->b);
         break;
     case FERRY_OPT_DURATION:
-        bad = config_duration(text, &v->u);
-        num = (double)v->u;
+        bad = optval_parse_duration(opt, text, v, &num);
         ranged = 1;
         break;
     case FERRY_OPT_SIZE:

@@ -629,22 +629,23 @@ static void test_parse_duration(void **state)
               {"1h30m", 5400000},
               {"1m30s", 90000},
               {"2s500ms", 2500},
-              {"1h1m1s1ms", 3661001}};
+              {"1h1m1s1ms", 3661001},
+              /* Refused before ferry took Go's grammar (issue 11). */
+              {"1.5s", 1500},
+              {"30s5m", 330000},
+              {"1h1h", 7200000},
+              {"+5s", 5000}};
     static const char *const bad[] = {"",
                                       "10",
                                       "5x",
                                       "-1s",
-                                      "1.5s",
                                       "s",
                                       "ms",
                                       " 5s",
                                       "5 s",
-                                      "30s5m",
-                                      "1h1h",
                                       "5S",
                                       "1h30",
                                       "5mm",
-                                      "+5s",
                                       "99999999999999999999ms",
                                       "9999999999999999h"};
     uint64_t ms;
@@ -655,6 +656,76 @@ static void test_parse_duration(void **state)
         if (config_parse_duration_ms(ok[i].s, &ms) != 0)
             fail_msg("'%s' refused", ok[i].s);
         assert_int_equal(ms, ok[i].ms);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (config_parse_duration_ms(bad[i], &ms) != -1)
+            fail_msg("'%s' accepted", bad[i]);
+    }
+}
+
+/*
+ * Go's time.ParseDuration on a table of cases, the expected values written
+ * by hand from Go's rules (nanoseconds in Go; ferry rounds a remainder
+ * below a millisecond up). neg marks what Go accepts as negative: the
+ * public parser refuses it, an option's range refuses it too.
+ */
+static void test_parse_duration_go(void **state)
+{
+    static const struct {
+        const char *s;
+        uint64_t ms; /* Go's value, rounded up to a millisecond */
+        int neg;
+    } ok[] = {{"0", 0, 0},
+              {"+0", 0, 0},
+              {"-0", 0, 0},
+              {"0s", 0, 0},
+              {"-0s", 0, 0},
+              {"1.5h", 5400000, 0},
+              {"500us", 1, 0},         /* Go: 500000ns */
+              {"500\xC2\xB5s", 1, 0},  /* U+00B5 */
+              {"500\xCE\xBCs", 1, 0},  /* U+03BC */
+              {"1500us", 2, 0},        /* Go: 1.5ms */
+              {"999999ns", 1, 0},
+              {"1000000ns", 1, 0},
+              {"1000001ns", 2, 0},
+              {"1ns", 1, 0},
+              {"1h2m3.5s", 3723500, 0},
+              {"300ms", 300, 0},
+              {".5s", 500, 0},
+              {"1.s", 1000, 0},
+              {"1.0005s", 1001, 0},
+              {"0.25m", 15000, 0},
+              {"2.5ms", 3, 0},
+              {"1.000000001h", 3600001, 0}, /* Go: 3600000003600ns */
+              {"1m1h", 3660000, 0},
+              {"1s1s1s", 3000, 0},
+              {"+1.5h", 5400000, 0},
+              {"-1s", 1000, 1},
+              {"-1.5h", 5400000, 1},
+              {"00", 0, 0},        /* ferry's extension: zeros alone */
+              /* Go truncates what is below a nanosecond. */
+              {"1.00000000000000000000000001s", 1000, 0},
+              {"2562047h", 9223369200000ull, 0}};
+    static const char *const bad[] = {"",  "1",   "1d",  "h",    "1.5",
+                                      "1hh", ".s",  "-.s", ".",    "-",
+                                      "+",   "1.5.5s", "1h 2m", "1H",
+                                      "1e3s", "0x10s", "1,5s", "--1s",
+                                      "1ms2", "us", "1\xC2s"};
+    uint64_t ms;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        ms = 12345;
+        if (ok[i].neg) {
+            if (config_parse_duration_ms(ok[i].s, &ms) != -1)
+                fail_msg("negative '%s' accepted", ok[i].s);
+            continue;
+        }
+        if (config_parse_duration_ms(ok[i].s, &ms) != 0)
+            fail_msg("'%s' refused", ok[i].s);
+        if (ms != ok[i].ms)
+            fail_msg("'%s' is %llu ms, expected %llu", ok[i].s,
+                     (unsigned long long)ms, (unsigned long long)ok[i].ms);
     }
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (config_parse_duration_ms(bad[i], &ms) != -1)
@@ -955,6 +1026,38 @@ static void test_err_out_of_range(void **state)
                      "(0.5..1000)");
     expect_opt_error("[sink.c]\ndb = -1\n", "sink.c", sink_opts,
                      "a.ini:2: [sink.c] db: -1 is out of range (0..15)");
+    /* Go accepts a negative duration; the option's range refuses it. */
+    expect_opt_error("[route.main]\nbatch_timeout = -1.5s\n", "route.main",
+                     route_opts,
+                     "a.ini:2: [route.main] batch_timeout: -1.5s is out of "
+                     "range (1ms..1h)");
+    expect_opt_error("[route.main]\nbatch_timeout = -0\n", "route.main",
+                     route_opts,
+                     "a.ini:2: [route.main] batch_timeout: -0 is out of "
+                     "range (1ms..1h)");
+}
+
+/* A sub-millisecond duration rounds up, so Go's BATCH_TIMEOUT=500us fits
+ * an option whose minimum is 1ms. */
+static void test_optset_duration_rounds_up(void **state)
+{
+    struct config cfg;
+    struct optset *o;
+    char err[256] = "";
+
+    (void)state;
+    put("a.ini", "[route.main]\n"
+                 "from = ws\n"
+                 "to = c\n"
+                 "batch_timeout = 500us\n");
+    load_ok(&cfg, "a.ini");
+    o = optset_new(config_section(&cfg, "route.main"), "route.main",
+                   route_opts, NULL, err, sizeof(err));
+    if (!o)
+        fail_msg("%s", err);
+    assert_int_equal(optset_duration_ms(o, "batch_timeout"), 1);
+    optset_free(o);
+    config_release(&cfg);
 }
 
 static void test_err_bad_enum(void **state)
@@ -1086,6 +1189,7 @@ int main(void)
         T(test_err_include_missing),
         T(test_err_in_included_file),
         T(test_parse_duration),
+        T(test_parse_duration_go),
         T(test_parse_size),
         T(test_parse_bool),
         T(test_parse_int),
@@ -1096,6 +1200,7 @@ int main(void)
         T(test_err_unknown_key_in_included_file),
         T(test_err_wrong_type),
         T(test_err_out_of_range),
+        T(test_optset_duration_rounds_up),
         T(test_err_bad_enum),
         T(test_err_missing_required),
         T(test_optset_print_masks_secrets),
