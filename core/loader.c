@@ -15,11 +15,14 @@
 #include <elf.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <link.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Longest plugin (and option) name accepted. */
 #define LOADER_NAME_MAX 64
@@ -470,11 +473,101 @@ struct plugin *plugin_set_get(struct plugin_set *s, int kind, const char *name,
                  name ? name : "", LOADER_NAME_MAX);
         return NULL;
     }
+    /* A plugin of that name loaded by path is not the folder's file: the
+     * folder's file is loaded and refused as a duplicate, as it is when
+     * the name comes first. */
     p = plugin_set_find(s, kind, name);
-    if (p != NULL)
+    if (p != NULL && !p->by_path)
         return p;
     loader_path(path, sizeof(path), s->dir, kind, name);
     return plugin_set_load(s, path, kind, name, err, errlen);
+}
+
+int loader_ref_is_path(const char *value)
+{
+    size_t n;
+
+    if (value == NULL)
+        return 0;
+    n = strlen(value);
+    return strchr(value, '/') != NULL ||
+           (n > 3 && strcmp(value + n - 3, ".so") == 0);
+}
+
+/* value joined to the folder of cfg_file unless value is absolute or
+ * cfg_file has no folder, canonical when the file exists. malloc'd, or
+ * NULL when out of memory. */
+static char *loader_resolve_file(const char *value, const char *cfg_file)
+{
+    const char *slash = cfg_file ? strrchr(cfg_file, '/') : NULL;
+    char *joined, *real;
+
+    if (value[0] == '/' || slash == NULL) {
+        joined = strdup(value);
+    } else if (asprintf(&joined, "%.*s/%s", (int)(slash - cfg_file),
+                        cfg_file, value) < 0) {
+        joined = NULL;
+    }
+    if (joined == NULL)
+        return NULL;
+    /* A missing file keeps the joined path, so that the error names
+     * where the loader looked. */
+    real = realpath(joined, NULL);
+    if (real == NULL)
+        return joined;
+    free(joined);
+    return real;
+}
+
+struct plugin *plugin_set_ref(struct plugin_set *s, int kind,
+                              const char *value, const char *cfg_file,
+                              char *err, size_t errlen)
+{
+    struct plugin *p;
+    char *path;
+
+    if (!loader_ref_is_path(value))
+        return plugin_set_get(s, kind, value, err, errlen);
+    path = loader_resolve_file(value, cfg_file);
+    if (path == NULL) {
+        snprintf(err, errlen, "%s: out of memory", value);
+        return NULL;
+    }
+    p = plugin_set_load(s, path, kind, NULL, err, errlen);
+    if (p != NULL)
+        p->by_path = 1;
+    free(path);
+    return p;
+}
+
+char *loader_default_dir(void)
+{
+    char exe[PATH_MAX], *slash, *dir;
+    struct stat st;
+    ssize_t n;
+
+    n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0)
+        return strdup(FERRY_PLUGIN_DIR);
+    exe[n] = '\0';
+    slash = strrchr(exe, '/');
+    if (slash == NULL)
+        return strdup(FERRY_PLUGIN_DIR);
+    *slash = '\0';
+    /* <prefix>/bin/ferry finds <prefix>/lib/ferry/plugins. The path is
+     * shown to users, so the "bin/.." is folded away when it can be. */
+    slash = strrchr(exe, '/');
+    if (slash != NULL && strcmp(slash, "/bin") == 0) {
+        *slash = '\0';
+        if (asprintf(&dir, "%s/lib/ferry/plugins", exe) < 0)
+            return NULL;
+    } else if (asprintf(&dir, "%s/../lib/ferry/plugins", exe) < 0) {
+        return NULL;
+    }
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+        return dir;
+    free(dir);
+    return strdup(FERRY_PLUGIN_DIR);
 }
 
 void plugin_set_free(struct plugin_set *s)

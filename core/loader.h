@@ -12,6 +12,9 @@
 struct plugin {
     char *path;
     void *dl;
+    /* Nonzero when a section's `plugin =` named this file by its path
+     * rather than by a name looked up in the plugin folder. */
+    int by_path;
     /* Copied from the .so: min(struct_size, sizeof) bytes, rest zero. */
     struct ferry_plugin desc;
 };
@@ -33,6 +36,20 @@ void loader_close(struct plugin *p);
 /* "<dir>/<kind>_<name>.so" into buf. Returns buf. */
 char *loader_path(char *buf, size_t len, const char *dir, int kind,
                   const char *name);
+/* Nonzero when a `plugin =` value is a path to a file (it contains a '/'
+ * or ends in ".so") rather than a plugin name. Any thread. */
+int loader_ref_is_path(const char *value);
+
+/*
+ * The plugin folder used when neither -d, [ferry] plugin_dir nor
+ * $FERRY_PLUGIN_DIR names one: <dir of the running binary>/../lib/ferry/
+ * plugins when that folder exists (so an install under any PREFIX finds
+ * its own plugins without a rebuild), else the compiled-in
+ * FERRY_PLUGIN_DIR. Returns a malloc'd string the caller frees, or NULL
+ * when out of memory. Any thread.
+ */
+char *loader_default_dir(void);
+
 /* "string", "int", ... for a FERRY_OPT_* type; NULL for an unknown one. */
 const char *loader_opt_type_name(int type);
 /* Nonzero when name is a valid plugin or option name: 1 to 64 letters,
@@ -69,6 +86,19 @@ struct plugin_set *plugin_set_new(const char *dir);
  * directory. NULL with the message in err. */
 struct plugin *plugin_set_get(struct plugin_set *s, int kind,
                               const char *name, char *err, size_t errlen);
+/*
+ * Resolves a section's `plugin =` value and loads it. A value that
+ * loader_ref_is_path() calls a path is a .so file: absolute, or relative
+ * to the folder of cfg_file (the configuration file that set the value;
+ * NULL or a bare file name means the working directory), made canonical
+ * with realpath() when the file exists. Any other value is a name, as for
+ * plugin_set_get(). Every check of loader_open() and the set's duplicate
+ * name check apply to both. Returns the plugin, owned by the set, or NULL
+ * with one line in err. Called from the thread that builds a pipeline.
+ */
+struct plugin *plugin_set_ref(struct plugin_set *s, int kind,
+                              const char *value, const char *cfg_file,
+                              char *err, size_t errlen);
 /* Adds an explicit file (tests, `ferry inspect`). */
 struct plugin *plugin_set_add(struct plugin_set *s, const char *path,
                               int expect_kind, char *err, size_t errlen);

@@ -353,9 +353,17 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "plugins") == 0) {
         if (!dir)
-            dir = getenv("FERRY_PLUGIN_DIR") ? getenv("FERRY_PLUGIN_DIR")
-                                             : FERRY_PLUGIN_DIR;
-        return loader_cmd_plugins(dir);
+            dir = getenv("FERRY_PLUGIN_DIR");
+        if (dir)
+            return loader_cmd_plugins(dir);
+        char *def = loader_default_dir();
+        if (!def) {
+            fprintf(stderr, "ferry: out of memory\n");
+            return EXIT_RUNTIME;
+        }
+        int rc = loader_cmd_plugins(def);
+        free(def);
+        return rc;
     }
     if (strcmp(cmd, "inspect") == 0) {
         if (!positional) {

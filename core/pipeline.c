@@ -144,8 +144,10 @@ static struct ferry_ctx *instance_new(struct pipeline *pl,
                  s->file, s->line, s->name);
         return NULL;
     }
-    struct plugin *p =
-        plugin_set_get(pl->plugins, kind, pe->value, lerr, sizeof(lerr));
+    /* A name is looked up in the plugin folder; a path is relative to the
+     * file that set it. */
+    struct plugin *p = plugin_set_ref(pl->plugins, kind, pe->value, pe->file,
+                                      lerr, sizeof(lerr));
     if (!p) {
         where(at, sizeof(at), s, "plugin");
         snprintf(err, errlen, "%s %s", at, lerr);
@@ -422,7 +424,8 @@ static int read_settings(struct pipeline *pl, char *err, size_t errlen)
 
 /* The plugin folder, malloc'd: the command line's, else [ferry]
  * plugin_dir (relative to the configuration file), else
- * $FERRY_PLUGIN_DIR, else the installed folder. */
+ * $FERRY_PLUGIN_DIR, else the folder installed beside the binary
+ * (loader_default_dir()). */
 static char *plugin_dir_of(struct pipeline *pl, const char *plugin_dir)
 {
     const char *cfg_dir = optset_str(pl->ferry_opts, "plugin_dir");
@@ -432,7 +435,10 @@ static char *plugin_dir_of(struct pipeline *pl, const char *plugin_dir)
         return resolve_dir(pl->cfg.path, cfg_dir);
     if (getenv("FERRY_PLUGIN_DIR"))
         return xstrdup(getenv("FERRY_PLUGIN_DIR"));
-    return xstrdup(FERRY_PLUGIN_DIR);
+    char *dir = loader_default_dir();
+    if (!dir)
+        abort();
+    return dir;
 }
 
 /* Creates every instance: sinks first (they start first), then sources,
@@ -602,7 +608,9 @@ void pipeline_print(struct pipeline *pl, FILE *out)
     optset_print(pl->ferry_opts, out);
     for (size_t i = 0; i < pl->ninstances; i++) {
         struct ferry_ctx *c = pl->instances[i];
-        fprintf(out, "\n[%s]\nplugin = %s\n", c->label, c->desc->hdr.name);
+        /* A plugin loaded by path prints its resolved file. */
+        fprintf(out, "\n[%s]\nplugin = %s\n", c->label,
+                c->plugin->by_path ? c->plugin->path : c->desc->hdr.name);
         optset_print(c->opts, out);
     }
     for (size_t i = 0; i < pl->cfg.count; i++) {

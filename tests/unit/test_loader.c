@@ -496,6 +496,76 @@ static void test_set_get(void **state)
     rmdir(dir);
 }
 
+/* plugin_set_ref: a name goes through the folder, a path is relative to
+ * the configuration file's folder and made canonical, and the checks of
+ * loader_open() and the duplicate rule still apply. */
+static void test_set_ref(void **state)
+{
+    char dir[] = "/tmp/ferry-loader-XXXXXX";
+    char src[1024], sub[1100], cfg[1200], file[1100], err[512], want[3000];
+    struct plugin_set *s;
+    struct plugin *p;
+
+    assert_non_null(mkdtemp(dir));
+    assert_non_null(realpath(fixture("good_sink"), src));
+    snprintf(sub, sizeof(sub), "%s/conf", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(cfg, sizeof(cfg), "%s/ferry.ini", sub);
+    snprintf(file, sizeof(file), "%s/sink_good.so", dir);
+    assert_int_equal(symlink(src, file), 0);
+
+    s = plugin_set_new(dir);
+    /* Relative to the file's folder; realpath() follows the link. */
+    p = plugin_set_ref(s, FERRY_KIND_SINK, "../sink_good.so", cfg, err,
+                       sizeof(err));
+    assert_non_null(p);
+    assert_string_equal(p->path, src);
+    assert_int_equal(p->by_path, 1);
+    assert_ptr_equal(plugin_set_ref(s, FERRY_KIND_SINK, src, NULL, err,
+                                    sizeof(err)),
+                     p);
+    /* The same plugin asked for by name is a second file: a duplicate. */
+    assert_null(plugin_set_ref(s, FERRY_KIND_SINK, "good", cfg, err,
+                               sizeof(err)));
+    snprintf(want, sizeof(want),
+             "%s: plugin name 'good' (sink) is already loaded from %s", file,
+             src);
+    assert_string_equal(err, want);
+    /* A missing file is named where the loader looked. */
+    assert_null(plugin_set_ref(s, FERRY_KIND_SINK, "nope.so", cfg, err,
+                               sizeof(err)));
+    snprintf(want, sizeof(want), "%s/nope.so: cannot load: ", sub);
+    assert_memory_equal(err, want, strlen(want));
+    /* Kind checks are unchanged. */
+    assert_null(plugin_set_ref(s, FERRY_KIND_SOURCE, src, cfg, err,
+                               sizeof(err)));
+    snprintf(want, sizeof(want), "%s: plugin kind 'sink', expected 'source'",
+             src);
+    assert_string_equal(err, want);
+    plugin_set_free(s);
+
+    assert_int_equal(loader_ref_is_path("redis"), 0);
+    assert_int_equal(loader_ref_is_path("x.so"), 1);
+    assert_int_equal(loader_ref_is_path("./x"), 1);
+    assert_int_equal(loader_ref_is_path(".so"), 0);
+    assert_int_equal(loader_ref_is_path(NULL), 0);
+
+    unlink(file);
+    rmdir(sub);
+    rmdir(dir);
+}
+
+/* The default folder is the one beside the binary when it exists (the
+ * test binary has none), else the compiled-in one. */
+static void test_default_dir(void **state)
+{
+    char *d = loader_default_dir();
+
+    assert_non_null(d);
+    assert_string_equal(d, FERRY_PLUGIN_DIR);
+    free(d);
+}
+
 static void test_helpers(void **state)
 {
     char buf[64];
@@ -673,6 +743,8 @@ int main(void)
         cmocka_unit_test(test_failing_init),
         cmocka_unit_test(test_set_duplicate),
         cmocka_unit_test(test_set_get),
+        cmocka_unit_test(test_set_ref),
+        cmocka_unit_test(test_default_dir),
         cmocka_unit_test(test_helpers),
         cmocka_unit_test(test_cmd_plugins),
         cmocka_unit_test(test_cmd_inspect),
