@@ -201,14 +201,42 @@ format-check:
 	@clang-format --dry-run --Werror core/*.[ch] include/ferry/*.h \
 	    plugins/*/*.[ch] plugins/lib/*/*.[ch] tests/unit/*.c
 
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the binary, the plugins,
+# the headers, ferry-plugin.pc, the configuration and the systemd unit.
+# The configuration goes to SYSCONFDIR/ferry: /etc for a system-wide
+# PREFIX (/usr or /usr/local, where systemd and operators look), else
+# PREFIX/etc, so that a private prefix is self-contained; an existing
+# ferry.ini is kept (the new one goes beside it as ferry.ini.dist). The
+# unit goes to PREFIX/lib/systemd/system (both /usr/lib and /usr/local/lib
+# are on systemd's search path) with its paths rewritten for PREFIX and
+# SYSCONFDIR. The binary finds PREFIX/lib/ferry/plugins from its own
+# location, so any PREFIX works without a rebuild.
+ifneq ($(filter /usr /usr/local,$(patsubst %/,%,$(PREFIX))),)
+SYSCONFDIR ?= /etc
+else
+SYSCONFDIR ?= $(PREFIX)/etc
+endif
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/ferry/plugins \
-	    $(DESTDIR)$(PREFIX)/include/ferry $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	    $(DESTDIR)$(PREFIX)/include/ferry $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	    $(DESTDIR)$(SYSCONFDIR)/ferry $(DESTDIR)$(UNITDIR)
 	install -m 755 $(BUILD)/ferry $(DESTDIR)$(PREFIX)/bin/ferry
 	install -m 755 $(PLUGIN_SOS) $(DESTDIR)$(PREFIX)/lib/ferry/plugins/
 	install -m 644 include/ferry/*.h $(DESTDIR)$(PREFIX)/include/ferry/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
 	    ferry-plugin.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ferry-plugin.pc
+	if [ -e $(DESTDIR)$(SYSCONFDIR)/ferry/ferry.ini ]; then \
+	    install -m 644 etc/ferry.ini \
+	        $(DESTDIR)$(SYSCONFDIR)/ferry/ferry.ini.dist; \
+	else \
+	    install -m 644 etc/ferry.ini $(DESTDIR)$(SYSCONFDIR)/ferry/ferry.ini; \
+	fi
+	sed -e 's|/usr/local/bin/|$(PREFIX)/bin/|g' \
+	    -e 's|/etc/ferry/|$(SYSCONFDIR)/ferry/|g' \
+	    etc/ferry.service > $(DESTDIR)$(UNITDIR)/ferry.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/ferry.service
 
 clean:
 	rm -rf $(BUILD)
