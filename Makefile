@@ -20,7 +20,8 @@ BUILD ?= build
 CC ?= cc
 VERSION := 0.1.0
 
-PKGS := libwebsockets hiredis inih jansson libcurl openssl
+# libsystemd: sd_notify() for the unit's Type=notify (core/main.c).
+PKGS := libwebsockets hiredis inih jansson libcurl openssl libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -20,6 +22,7 @@
 #include "metrics.h"
 #include "sched.h"
 #include "timer.h"
+#include "tracker.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -171,6 +174,90 @@ static void summary_line(void *arg)
     pthread_mutex_unlock(&g_lock);
 }
 
+/* ---- systemd notification ------------------------------------------------ */
+
+/*
+ * Type=notify (etc/ferry.service): READY=1 once the pipeline runs,
+ * RELOADING=1 then READY=1 around a SIGHUP reload, STOPPING=1 on the way
+ * out, STATUS= with the sources' committed positions and the lag, and
+ * WATCHDOG=1 every half WatchdogSec when systemd asks for it. Without
+ * NOTIFY_SOCKET sd_notify() does nothing, so none of this matters outside
+ * systemd.
+ */
+
+/* The STATUS= line for the running pipeline, e.g. "running: 1 source, 3
+ * routes, datastream at 1700000000000-12, lag 0.2s". Called with g_lock
+ * held. */
+static void notify_status_locked(const char *state)
+{
+    char pos[256], one[64];
+    size_t len = 0, nsources = 0;
+
+    pos[0] = '\0';
+    for (size_t i = 0; i < g_pl->ninstances; i++) {
+        struct ferry_ctx *c = g_pl->instances[i];
+        if (c->kind != FERRY_KIND_SOURCE)
+            continue;
+        nsources++;
+        struct ferry_pos p = tracker_committed(&c->tracker);
+        tracker_format_pos(&p, one, sizeof(one));
+        int n = snprintf(pos + len, sizeof(pos) - len, ", %s at %s", c->name,
+                         one);
+        if (n > 0 && (size_t)n < sizeof(pos) - len)
+            len += (size_t)n;
+    }
+    sd_notifyf(0, "STATUS=%s: %zu source%s, %zu route%s%s, lag %.1fs", state,
+               nsources, nsources == 1 ? "" : "s", g_pl->nroutes,
+               g_pl->nroutes == 1 ? "" : "s", pos,
+               metrics_sum("ferry_replication_lag_seconds", NULL));
+}
+
+/* READY=1 with a fresh status: the pipeline in g_pl runs. Main thread. */
+static void notify_ready(void)
+{
+    pthread_mutex_lock(&g_lock);
+    sd_notify(0, "READY=1");
+    notify_status_locked("running");
+    pthread_mutex_unlock(&g_lock);
+}
+
+/* RELOADING=1 with the monotonic time systemd (253 and later) asks for
+ * beside it. Main thread. */
+static void notify_reloading(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
+               (unsigned long long)ts.tv_sec * 1000000ULL +
+                   (unsigned long long)ts.tv_nsec / 1000ULL);
+}
+
+/* The watchdog tick, on the timer thread: the timer thread still runs and
+ * g_lock is not stuck, so the process is not wedged as a whole. */
+static void notify_watchdog(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&g_lock);
+    sd_notify(0, "WATCHDOG=1");
+    notify_status_locked("running");
+    pthread_mutex_unlock(&g_lock);
+}
+
+/* Starts the watchdog tick when systemd set WATCHDOG_USEC for this
+ * process. Returns the timer, or NULL when there is no watchdog. */
+static struct ferry_timer *notify_watchdog_start(void)
+{
+    uint64_t usec = 0;
+
+    if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0)
+        return NULL;
+    uint64_t ms = usec / 2000;
+    log_write(FERRY_LOG_INFO, NULL, "systemd watchdog: a ping every %llums",
+              (unsigned long long)(ms ? ms : 1));
+    return timer_start(ms ? ms : 1, notify_watchdog, NULL);
+}
+
 /*
  * SIGHUP: builds the new pipeline first (validation, plugins, init); on any
  * error the old one keeps running and the reason is logged. Otherwise the
@@ -184,11 +271,13 @@ static struct pipeline *reload(struct pipeline *old, const char *path,
                                const char *plugin_dir, int *exit_code)
 {
     char err[1024];
+    notify_reloading();
     struct pipeline *pl = build(path, plugin_dir, err, sizeof(err));
 
     if (!pl) {
         log_write(FERRY_LOG_ERROR, NULL,
                   "reload failed, keeping the running pipeline: %s", err);
+        notify_ready();
         return old;
     }
     log_write(FERRY_LOG_INFO, NULL,
@@ -225,6 +314,7 @@ static struct pipeline *run_pipeline(struct pipeline *pl, const char *path,
         if (pipeline_start(pl) != 0)
             break;
         log_write(FERRY_LOG_INFO, NULL, "running");
+        notify_ready();
         if (!pipeline_wait(pl))
             break;
         struct pipeline *next = reload(pl, path, plugin_dir, rc);
@@ -290,11 +380,14 @@ static int cmd_run(const char *path, const char *plugin_dir)
     struct ferry_timer *summary = NULL;
     if (interval)
         summary = timer_start(interval, summary_line, NULL);
+    struct ferry_timer *watchdog = notify_watchdog_start();
 
     log_write(FERRY_LOG_INFO, NULL, "ferry %s starting with %s",
               FERRY_VERSION, path);
     pl = run_pipeline(pl, path, plugin_dir, listen, &rc);
+    sd_notify(0, "STOPPING=1\nSTATUS=draining");
     rc = pipeline_shutdown(pl);
+    timer_stop(watchdog);
     timer_stop(summary);
     if (interval)
         summary_line(NULL);

@@ -6,7 +6,7 @@ set -e
 cd "$(dirname "$0")/.."
 PKGS="build-essential pkg-config libwebsockets-dev libhiredis-dev libinih-dev
 libcmocka-dev libjansson-dev libcurl4-openssl-dev libssl-dev openssl
-redis-server redis-tools curl python3 time"
+redis-server redis-tools curl python3 time libsystemd-dev systemd"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
