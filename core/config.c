@@ -109,6 +109,7 @@ void config_section_set(struct config_section *s, const char *key,
     if (e) {
         free(e->value);
         free(e->file);
+        free(e->vars);
     } else {
         if (s->count == s->cap) {
             s->cap = s->cap ? s->cap * 2 : 8;
@@ -121,6 +122,7 @@ void config_section_set(struct config_section *s, const char *key,
     e->value = config_xstrdup(value);
     e->file = config_xstrdup(file);
     e->line = line;
+    e->vars = NULL;
 }
 
 void config_section_clear(struct config_section *s)
@@ -129,6 +131,7 @@ void config_section_clear(struct config_section *s)
         free(s->entries[i].key);
         free(s->entries[i].value);
         free(s->entries[i].file);
+        free(s->entries[i].vars);
     }
     s->count = 0;
 }
@@ -150,6 +153,9 @@ void config_release(struct config *cfg)
         free(s->file);
     }
     free(cfg->sections);
+    for (size_t i = 0; i < cfg->nnotices; i++)
+        free(cfg->notices[i]);
+    free(cfg->notices);
     free(cfg->path);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -14,6 +14,18 @@
  * Every error message has the form "FILE:LINE: [section] message", e.g.
  *   etc/ferry.ini:14: [sink.cache] unknown key 'adress' (did you mean
  *   'address'?)
+ * and names the environment variable an invalid value came from:
+ *   etc/ferry.ini:33: [sink.cache] ttl: '1d' is not a duration (e.g.
+ *   250ms, 30s, 5m, 1h30m) (from $CACHE_TTL)
+ *
+ * Two forms serve files that read another program's environment (see
+ * etc/ferry.ini and core/ini.c): ${!VAR} and ${!VAR:-default} expand to
+ * the boolean negation of the value (WRITER_LOCK_DISABLED=true gives
+ * writer_lock = false), and a section [env.VAR] declares a variable that
+ * no key reads, or checks one that keys read only as part of a value:
+ * its type is checked, a refused value is an error, and a notice is
+ * logged once per load when it is set. [env.*] sections never reach the
+ * rest of the core.
  */
 #ifndef FERRY_CORE_CONFIG_H
 #define FERRY_CORE_CONFIG_H
@@ -29,6 +41,10 @@ struct config_entry {
     char *value; /* expanded */
     char *file;  /* the file that set it (last one wins) */
     int line;
+    /* The variables whose values the expansion used, as "$A" or "$A, $B";
+     * NULL when none did (no ${VAR}, or only defaults). Errors about the
+     * value name them: "... (from $CACHE_TTL)". */
+    char *vars;
 };
 
 struct config_section {
@@ -47,14 +63,20 @@ struct config {
     struct config_section *sections;
     size_t count;
     size_t cap;
+    /* Lines config_load() logged about [env.VAR] declarations, e.g.
+     * "USE_ASYNC_LOADING=false: ferry's initial load never blocks the
+     * stream", for callers and tests; owned by cfg. */
+    char **notices;
+    size_t nnotices;
 };
 
 /*
  * Loads path and everything it includes into cfg (which the caller owns
  * and must config_release() even on failure). Checks syntax, section names
  * (kinds ferry/source/sink/policy/route, a non-empty instance name),
- * include cycles and ${VAR} expansion. Returns 0, or -1 with the message in
- * err.
+ * include cycles, ${VAR} expansion and [env.VAR] declarations (logging
+ * their notices, which it also keeps in cfg->notices). Returns 0, or -1
+ * with the message in err.
  */
 int config_load(struct config *cfg, const char *path, char *err,
                 size_t errlen);

@@ -9,6 +9,7 @@
 #define FERRY_CORE_CONFIG_INT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ferry/host.h"
 
@@ -25,6 +26,13 @@ char *config_xstrdup(const char *s);
 /* snprintf() into err (nothing when err is NULL or errlen 0). */
 void config_err(char *err, size_t errlen, const char *fmt, ...)
     FERRY_PRINTF(3, 4);
+
+/* The value parsers of core/optset.c with their reasons: NULL when s
+ * parses (the value stored), else why it is refused, worded to follow
+ * "'TEXT' " ("is not a boolean (true/false, ...)"). Pure; any thread. */
+const char *config_check_bool(const char *s, int *b);
+const char *config_check_int(const char *s, int64_t *v);
+const char *config_check_duration(const char *s, uint64_t *ms);
 
 /* A growing string; starts zeroed and owns s. */
 struct sbuf {
@@ -45,7 +53,8 @@ struct config_section *config_add(struct config *cfg, const char *name,
                                   const char *kind, const char *inst,
                                   const char *file, int line);
 /* Sets key to value in s, replacing an entry of the same key, with the
- * file and line that set it. Copies every string. */
+ * file and line that set it (and no vars: expansion sets them). Copies
+ * every string. */
 void config_section_set(struct config_section *s, const char *key,
                         const char *value, const char *file, int line);
 /* Frees every entry of s (keeping the entries array). */

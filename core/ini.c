@@ -14,11 +14,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include <ini.h>
 
 #include "config_int.h"
+#include "log.h"
 
 /* Longest line accepted, newline excluded. inih's buffer also needs room
  * for the newline and the terminating NUL. */
@@ -27,8 +29,9 @@
 #define CONFIG_INCLUDE_DEPTH 32
 #define CONFIG_NAME_MAX 64
 
-static const char *const config_kinds[] = {"ferry",  "source", "sink",
-                                           "policy", "route",  NULL};
+/* "env" is core/ini.c's own: see config_env_all(). */
+static const char *const config_kinds[] = {"ferry", "source", "sink", "policy",
+                                           "route", "env",    NULL};
 
 /* ---- layers ----------------------------------------------------------- */
 
@@ -73,13 +76,66 @@ static void config_merge(struct config *dst, const struct config *src)
 
 /* ---- ${VAR} expansion --------------------------------------------------- */
 
+/* Appends "$name" to the list of variables in vars ("$A, $B"), once. */
+static void config_note_var(struct sbuf *vars, const char *name)
+{
+    const char *p = vars->s;
+    size_t n = strlen(name);
+
+    while (p && (p = strstr(p, name)) != NULL) {
+        if (p > vars->s && p[-1] == '$' && (p[n] == '\0' || p[n] == ','))
+            return;
+        p += n;
+    }
+    if (vars->len)
+        config_sbuf_add(vars, ", ", 2);
+    config_sbuf_add(vars, "$", 1);
+    config_sbuf_add(vars, name, n);
+}
+
+/*
+ * Appends the negation of the boolean text to b, for ${!VAR}. Returns 0,
+ * or -1 with the reason in why, which names the key and, when the value
+ * came from the environment, the variable.
+ */
+static int config_negate(struct sbuf *b, const char *key, const char *text,
+                         const char *var, int from_env, char *why,
+                         size_t whylen)
+{
+    const char *bad;
+    int v;
+
+    bad = config_check_bool(text, &v);
+    if (bad) {
+        if (from_env)
+            config_err(why, whylen, "%s: '%s' %s (from $%s)", key, text, bad,
+                       var);
+        else
+            config_err(why, whylen, "%s: '%s' %s (the default of ${!%s})",
+                       key, text, bad, var);
+        return -1;
+    }
+    if (v)
+        config_sbuf_add(b, "false", 5);
+    else
+        config_sbuf_add(b, "true", 4);
+    return 0;
+}
+
 /*
  * Expands ${VAR}, ${VAR:-default} (default when VAR is unset or empty, as
  * in the shell) and ${VAR-default} (default only when VAR is unset) in
- * in. A '$' not followed by '{' is literal. Expanded text is not scanned
- * again. Returns a new string, or NULL with the reason in why.
+ * in. ${!VAR}, ${!VAR:-default} and ${!VAR-default} expand to the boolean
+ * negation of what ${VAR...} would give (true for false, and so on), so
+ * that writer_lock = ${!WRITER_LOCK_DISABLED:-false} reads as the Go
+ * service's variable does; a value that is not a boolean is an error.
+ * (Unlike bash, '!' is not indirection.) A '$' not followed by '{' is
+ * literal. Expanded text is not scanned again. The variables whose values
+ * were used are added to vars (may be NULL). key names the entry in
+ * errors. Returns a new string, or NULL with the reason in why.
  */
-static char *config_expand(const char *in, char *why, size_t whylen)
+static char *config_expand(const char *in, const char *key, struct sbuf *vars,
+                           char *why, size_t whylen)
 {
     struct sbuf b = {0};
     const char *p = in;
@@ -88,7 +144,7 @@ static char *config_expand(const char *in, char *why, size_t whylen)
     while (*p) {
         const char *name, *q, *def = NULL, *end, *v;
         size_t n = 0, deflen = 0;
-        int colon = 0;
+        int colon = 0, neg = 0, rc = 0;
         char *var;
 
         if (p[0] != '$' || p[1] != '{') {
@@ -97,6 +153,10 @@ static char *config_expand(const char *in, char *why, size_t whylen)
             continue;
         }
         name = p + 2;
+        if (*name == '!') {
+            neg = 1;
+            name++;
+        }
         while (isalnum((unsigned char)name[n]) || name[n] == '_')
             n++;
         q = name + n;
@@ -123,16 +183,29 @@ static char *config_expand(const char *in, char *why, size_t whylen)
         var = config_xstrndup(name, n);
         v = getenv(var);
         if (def && (!v || (colon && !*v))) {
-            config_sbuf_add(&b, def, deflen);
+            if (neg) {
+                char *d = config_xstrndup(def, deflen);
+
+                rc = config_negate(&b, key, d, var, 0, why, whylen);
+                free(d);
+            } else {
+                config_sbuf_add(&b, def, deflen);
+            }
         } else if (!v) {
             config_err(why, whylen, "environment variable '%s' is not set",
                        var);
-            free(var);
-            goto fail;
+            rc = -1;
         } else {
-            config_sbuf_add(&b, v, strlen(v));
+            if (vars)
+                config_note_var(vars, var);
+            if (neg)
+                rc = config_negate(&b, key, v, var, 1, why, whylen);
+            else
+                config_sbuf_add(&b, v, strlen(v));
         }
         free(var);
+        if (rc < 0)
+            goto fail;
         p = end + 1;
     }
     return b.s;
@@ -372,7 +445,7 @@ static int config_handler(void *user, const char *section, const char *name,
         config_section_set(s, name, value, p->path, p->lineno);
         return 1;
     }
-    v = config_expand(value, why, sizeof(why));
+    v = config_expand(value, name, NULL, why, sizeof(why));
     if (!v) {
         config_err(p->err, p->errlen, "%s:%d: [%s] %s", p->path, p->lineno,
                    s->name, why);
@@ -632,17 +705,239 @@ static int config_expand_all(struct config *cfg, char *err, size_t errlen)
         struct config_section *s = &cfg->sections[i];
         for (size_t j = 0; j < s->count; j++) {
             struct config_entry *e = &s->entries[j];
-            char *v = config_expand(e->value, why, sizeof(why));
+            struct sbuf vars = {0};
+            char *v = config_expand(e->value, e->key, &vars, why, sizeof(why));
+
             if (!v) {
                 config_err(err, errlen, "%s:%d: [%s] %s", e->file, e->line,
                            s->name, why);
+                free(vars.s);
                 return -1;
             }
             free(e->value);
             e->value = v;
+            free(e->vars);
+            e->vars = vars.s;
         }
     }
     return 0;
+}
+
+/* ---- [env.VAR] declarations ---------------------------------------------- */
+
+/*
+ * A section [env.VAR] declares how a file treats the environment variable
+ * VAR beyond ${VAR}: etc/ferry.ini uses it for the Go service's variables
+ * that ferry has no behaviour for, so that none is ignored in silence, and
+ * to check variables that keys read only as part of a value (HEALTH_PORT
+ * in http_listen). Its keys:
+ *
+ *   type   = bool, int, duration or string (default): the value must parse
+ *   min, max = the range of an int
+ *   refuse = a value that is an error (compared as the type: for a bool,
+ *            refuse = true refuses TRUE, yes and 1 too)
+ *   error  = the reason given for a refused value
+ *   notice = a line logged (at warn level) once per load when VAR is set
+ *            and not refused, saying what ferry does instead
+ *
+ * Nothing happens when VAR is unset or empty (the Go service reads an
+ * empty variable as unset). The value appears in the notice and in
+ * errors, so do not declare a secret this way.
+ */
+static const char *const config_env_keys[] = {"type",   "min",   "max",
+                                              "refuse", "error", "notice",
+                                              NULL};
+
+/* The value of key in s, or NULL. */
+static const char *config_env_get(const struct config_section *s,
+                                  const char *key)
+{
+    const struct config_entry *e = config_entry(s, key);
+
+    return e ? e->value : NULL;
+}
+
+/* Checks that s has only known keys. Returns 0, or -1 with the error. */
+static int config_env_keys_ok(const struct config_section *s, char *err,
+                              size_t errlen)
+{
+    for (size_t i = 0; i < s->count; i++) {
+        const struct config_entry *e = &s->entries[i];
+        const char *hint;
+        int known = 0;
+
+        for (size_t k = 0; config_env_keys[k]; k++) {
+            if (strcmp(e->key, config_env_keys[k]) == 0)
+                known = 1;
+        }
+        if (known)
+            continue;
+        hint = config_suggest(e->key, config_env_keys);
+        config_err(err, errlen, "%s:%d: [%s] unknown key '%s'%s%s%s", e->file,
+                   e->line, s->name, e->key, hint ? " (did you mean '" : "",
+                   hint ? hint : "", hint ? "'?)" : "");
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Parses text as the declared type; *same is set when refuse (may be
+ * NULL) names the same value. Returns NULL, or the reason text is refused
+ * ("is not a boolean (...)"), or "BAD_DECL" when the declaration itself
+ * is wrong (its own reason in decl).
+ */
+static const char *config_env_parse(const struct config_section *s,
+                                    const char *text, int *same,
+                                    char *decl, size_t decllen)
+{
+    const char *type = config_env_get(s, "type");
+    const char *refuse = config_env_get(s, "refuse");
+    const char *bad = NULL;
+
+    *same = refuse && strcasecmp(text, refuse) == 0;
+    if (!type || strcmp(type, "string") == 0)
+        return NULL;
+    if (strcmp(type, "bool") == 0) {
+        int v, r;
+
+        bad = config_check_bool(text, &v);
+        if (!bad && refuse) {
+            if (config_check_bool(refuse, &r)) {
+                config_err(decl, decllen, "refuse: '%s' is not a boolean",
+                           refuse);
+                return "BAD_DECL";
+            }
+            *same = v == r;
+        }
+    } else if (strcmp(type, "int") == 0) {
+        const char *lo = config_env_get(s, "min");
+        const char *hi = config_env_get(s, "max");
+        int64_t v, min = INT64_MIN, max = INT64_MAX;
+
+        if ((lo && config_check_int(lo, &min)) ||
+            (hi && config_check_int(hi, &max))) {
+            config_err(decl, decllen, "min and max must be integers");
+            return "BAD_DECL";
+        }
+        bad = config_check_int(text, &v);
+        if (!bad && (v < min || v > max))
+            bad = "is out of range";
+    } else if (strcmp(type, "duration") == 0) {
+        uint64_t v;
+
+        bad = config_check_duration(text, &v);
+    } else {
+        config_err(decl, decllen,
+                   "type: '%s' is not one of bool, int, duration, string",
+                   type);
+        return "BAD_DECL";
+    }
+    return bad;
+}
+
+/* Adds a notice line to cfg. */
+static void config_add_notice(struct config *cfg, const char *var,
+                              const char *value, const char *text)
+{
+    struct sbuf b = {0};
+
+    config_sbuf_add(&b, var, strlen(var));
+    config_sbuf_add(&b, "=", 1);
+    config_sbuf_add(&b, value, strlen(value));
+    config_sbuf_add(&b, ": ", 2);
+    config_sbuf_add(&b, text, strlen(text));
+    cfg->notices = config_xrealloc(cfg->notices, (cfg->nnotices + 1) *
+                                                     sizeof(*cfg->notices));
+    cfg->notices[cfg->nnotices++] = b.s;
+}
+
+/* Applies one [env.VAR] declaration. Returns 0, or -1 with the error
+ * ("FILE:LINE: [env.VAR] ..."). */
+static int config_env_apply(struct config *cfg, const struct config_section *s,
+                            char *err, size_t errlen)
+{
+    const char *var = s->inst, *v, *bad, *why, *notice;
+    char decl[256];
+    int same = 0;
+
+    if (config_env_keys_ok(s, err, errlen) < 0)
+        return -1;
+    v = getenv(var);
+    if (!v || !*v)
+        return 0;
+    bad = config_env_parse(s, v, &same, decl, sizeof(decl));
+    if (bad && strcmp(bad, "BAD_DECL") == 0) {
+        config_err(err, errlen, "%s:%d: [%s] %s", s->file, s->line, s->name,
+                   decl);
+        return -1;
+    }
+    if (bad) {
+        config_err(err, errlen, "%s:%d: [%s] '%s' %s (from $%s)", s->file,
+                   s->line, s->name, v, bad, var);
+        return -1;
+    }
+    if (same) {
+        why = config_env_get(s, "error");
+        config_err(err, errlen, "%s:%d: [%s] %s=%s: %s", s->file, s->line,
+                   s->name, var, v, why ? why : "is refused");
+        return -1;
+    }
+    notice = config_env_get(s, "notice");
+    if (notice)
+        config_add_notice(cfg, var, v, notice);
+    return 0;
+}
+
+/*
+ * Applies every [env.VAR] section of cfg and removes them, so the rest of
+ * the core never sees the kind. Returns 0, or -1 with the error.
+ */
+static int config_env_all(struct config *cfg, char *err, size_t errlen)
+{
+    size_t kept = 0;
+    int rc = 0;
+
+    for (size_t i = 0; i < cfg->count; i++) {
+        struct config_section *s = &cfg->sections[i];
+
+        if (strcmp(s->kind, "env") != 0) {
+            cfg->sections[kept++] = *s;
+            continue;
+        }
+        if (rc == 0 && config_env_apply(cfg, s, err, errlen) < 0)
+            rc = -1;
+        config_section_clear(s);
+        free(s->entries);
+        free(s->name);
+        free(s->kind);
+        free(s->inst);
+        free(s->file);
+    }
+    cfg->count = kept;
+    return rc;
+}
+
+/*
+ * Logs cfg's notices, at warn level: each is a setting of the Go service
+ * that ferry accepts but does not act on. The [ferry] log settings are
+ * applied first (as main.c does right after loading), so the lines come
+ * out in the configured format.
+ */
+static void config_log_notices(const struct config *cfg)
+{
+    const struct config_section *fs = config_find(cfg, "ferry");
+    const struct config_entry *e;
+
+    if (cfg->nnotices == 0)
+        return;
+    if (fs && (e = config_entry(fs, "log_format")))
+        log_set_format(e->value);
+    if (fs && (e = config_entry(fs, "log_level")) &&
+        log_level_parse(e->value) >= 0)
+        log_set_level(log_level_parse(e->value));
+    for (size_t i = 0; i < cfg->nnotices; i++)
+        log_write(FERRY_LOG_WARN, NULL, "%s", cfg->notices[i]);
 }
 
 /*
@@ -655,7 +950,10 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->path = config_xstrdup(path);
-    if (config_load_file(path, "", NULL, cfg, err, errlen) < 0)
+    if (config_load_file(path, "", NULL, cfg, err, errlen) < 0 ||
+        config_expand_all(cfg, err, errlen) < 0 ||
+        config_env_all(cfg, err, errlen) < 0)
         return -1;
-    return config_expand_all(cfg, err, errlen);
+    config_log_notices(cfg);
+    return 0;
 }

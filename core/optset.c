@@ -354,6 +354,21 @@ int config_parse_double(const char *s, double *v)
     return config_double(s, v) ? -1 : 0;
 }
 
+const char *config_check_bool(const char *s, int *b)
+{
+    return config_bool(s, b);
+}
+
+const char *config_check_int(const char *s, int64_t *v)
+{
+    return config_int(s, v);
+}
+
+const char *config_check_duration(const char *s, uint64_t *ms)
+{
+    return config_duration(s, ms);
+}
+
 /* ---- option sets -------------------------------------------------------- */
 
 struct optval {
@@ -570,6 +585,10 @@ static int optval_parse(const struct ferry_option *opt, const char *text,
         assert(!"unknown option type");
         return -1;
     }
+    if (bad && (opt->flags & FERRY_OPT_SECRET)) {
+        config_err(why, whylen, "%s: the value %s", opt->name, bad);
+        return -1;
+    }
     if (bad) {
         config_err(why, whylen, "%s: '%s' %s", opt->name, text, bad);
         return -1;
@@ -635,6 +654,12 @@ static void optset_unknown(const struct config_entry *e, const char *sname,
     free(cands);
 }
 
+/* The three strings of " (from $VAR)" after an error about e's value, or
+ * three empty strings when no variable supplied it. */
+#define FROM_VARS(e)                                                         \
+    (e)->vars ? " (from " : "", (e)->vars ? (e)->vars : "",                  \
+        (e)->vars ? ")" : ""
+
 /*
  * Returns a new optset the caller frees with optset_free(), or NULL with
  * the first error in err. Reads s and table without keeping s: the optset
@@ -675,13 +700,13 @@ struct optset *optset_new(const struct config_section *s,
         opt = &table[k];
         if ((opt->flags & FERRY_OPT_REQUIRED) &&
             strspn(e->value, " \t,") == strlen(e->value)) {
-            config_err(err, errlen, "%s:%d: [%s] %s: must not be empty",
-                       e->file, e->line, sname, e->key);
+            config_err(err, errlen, "%s:%d: [%s] %s: must not be empty%s%s%s",
+                       e->file, e->line, sname, e->key, FROM_VARS(e));
             goto fail;
         }
         if (optval_parse(opt, e->value, &o->vals[k], why, sizeof(why))) {
-            config_err(err, errlen, "%s:%d: [%s] %s", e->file, e->line, sname,
-                       why);
+            config_err(err, errlen, "%s:%d: [%s] %s%s%s%s", e->file, e->line,
+                       sname, why, FROM_VARS(e));
             goto fail;
         }
         o->vals[k].set = 1;

@@ -1060,6 +1060,162 @@ static void test_optset_duration_rounds_up(void **state)
     config_release(&cfg);
 }
 
+/* ---- Go environment: variables named, ${!VAR}, [env.VAR] --------------- */
+
+/* An invalid value expanded from a variable names it; a default does not
+ * (the file and line are then the whole story). */
+static void test_err_names_variable(void **state)
+{
+    (void)state;
+    setenv("FERRY_T_TTL", "1d", 1);
+    expect_opt_error("[sink.cache]\nplugin = redis\nttl = ${FERRY_T_TTL:-0}\n",
+                     "sink.cache", sink_opts,
+                     "a.ini:3: [sink.cache] ttl: '1d' is not a duration "
+                     "(e.g. 250ms, 30s, 5m, 1h30m) (from $FERRY_T_TTL)");
+    setenv("FERRY_T_HOST", "h", 1);
+    setenv("FERRY_T_DB", "x", 1);
+    expect_opt_error("[sink.cache]\nplugin = redis\n"
+                     "db = ${FERRY_T_DB}${FERRY_T_HOST}${FERRY_T_DB}\n",
+                     "sink.cache", sink_opts,
+                     "a.ini:3: [sink.cache] db: 'xhx' is not an integer "
+                     "(from $FERRY_T_DB, $FERRY_T_HOST)");
+    unsetenv("FERRY_T_TTL");
+    expect_opt_error("[sink.cache]\nplugin = redis\nttl = ${FERRY_T_TTL:-5x}\n",
+                     "sink.cache", sink_opts,
+                     "a.ini:3: [sink.cache] ttl: '5x' is not a duration "
+                     "(e.g. 250ms, 30s, 5m, 1h30m)");
+    unsetenv("FERRY_T_HOST");
+    unsetenv("FERRY_T_DB");
+}
+
+static void test_expand_negation(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    put("a.ini", "[sink.c]\n"
+                 "a = ${!FERRY_T_OFF:-false}\n"
+                 "b = ${!FERRY_T_OFF-true}\n"
+                 "c = x${!FERRY_T_ON}y\n");
+    unsetenv("FERRY_T_OFF");
+    setenv("FERRY_T_ON", "YES", 1);
+    load_ok(&cfg, "a.ini");
+    assert_string_equal(value(&cfg, "sink.c", "a"), "true");
+    assert_string_equal(value(&cfg, "sink.c", "b"), "false");
+    assert_string_equal(value(&cfg, "sink.c", "c"), "xfalsey");
+    assert_null(config_entry(config_section(&cfg, "sink.c"), "a")->vars);
+    assert_string_equal(config_entry(config_section(&cfg, "sink.c"), "c")->vars,
+                        "$FERRY_T_ON");
+    config_release(&cfg);
+
+    setenv("FERRY_T_OFF", "true", 1);
+    load_ok(&cfg, "a.ini");
+    assert_string_equal(value(&cfg, "sink.c", "a"), "false");
+    config_release(&cfg);
+    setenv("FERRY_T_OFF", "0", 1);
+    load_ok(&cfg, "a.ini");
+    assert_string_equal(value(&cfg, "sink.c", "a"), "true");
+    config_release(&cfg);
+
+    setenv("FERRY_T_OFF", "maybe", 1);
+    expect_load_error("a.ini", "a.ini:2: [sink.c] a: 'maybe' is not a boolean "
+                               "(true/false, yes/no, on/off, 1/0) (from "
+                               "$FERRY_T_OFF)");
+    unsetenv("FERRY_T_OFF");
+    put("a.ini", "[sink.c]\nwriter_lock = ${!FERRY_T_OFF:-nah}\n");
+    expect_load_error("a.ini",
+                      "a.ini:2: [sink.c] writer_lock: 'nah' is not a boolean "
+                      "(true/false, yes/no, on/off, 1/0) (the default of "
+                      "${!FERRY_T_OFF})");
+    unsetenv("FERRY_T_ON");
+}
+
+static void test_env_notice(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    put("a.ini", "[env.FERRY_T_ASYNC]\n"
+                 "type = bool\n"
+                 "notice = ferry's initial load never blocks the stream\n"
+                 "[sink.c]\n"
+                 "x = 1\n");
+    unsetenv("FERRY_T_ASYNC");
+    load_ok(&cfg, "a.ini");
+    assert_int_equal(cfg.nnotices, 0);
+    assert_null(config_section(&cfg, "env.FERRY_T_ASYNC"));
+    assert_int_equal(cfg.count, 1);
+    config_release(&cfg);
+
+    setenv("FERRY_T_ASYNC", "false", 1);
+    load_ok(&cfg, "a.ini");
+    assert_int_equal(cfg.nnotices, 1);
+    assert_string_equal(cfg.notices[0], "FERRY_T_ASYNC=false: ferry's initial "
+                                        "load never blocks the stream");
+    assert_null(config_section(&cfg, "env.FERRY_T_ASYNC"));
+    assert_non_null(config_section(&cfg, "sink.c"));
+    config_release(&cfg);
+
+    setenv("FERRY_T_ASYNC", "sometimes", 1);
+    expect_load_error("a.ini", "a.ini:1: [env.FERRY_T_ASYNC] 'sometimes' is "
+                               "not a boolean (true/false, yes/no, on/off, "
+                               "1/0) (from $FERRY_T_ASYNC)");
+    unsetenv("FERRY_T_ASYNC");
+}
+
+static void test_env_refuse_and_types(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    put("a.ini", "[env.FERRY_T_TLS]\n"
+                 "type = bool\n"
+                 "refuse = true\n"
+                 "error = TLS to Redis is not supported yet\n"
+                 "[env.FERRY_T_PORT]\n"
+                 "type = int\n"
+                 "min = 1\n"
+                 "max = 65535\n"
+                 "[env.FERRY_T_WAIT]\n"
+                 "type = duration\n"
+                 "notice = ignored\n");
+    setenv("FERRY_T_TLS", "false", 1);
+    setenv("FERRY_T_PORT", "8090", 1);
+    setenv("FERRY_T_WAIT", "1.5s", 1);
+    load_ok(&cfg, "a.ini");
+    assert_int_equal(cfg.nnotices, 1);
+    assert_string_equal(cfg.notices[0], "FERRY_T_WAIT=1.5s: ignored");
+    assert_int_equal(cfg.count, 0);
+    config_release(&cfg);
+
+    setenv("FERRY_T_TLS", "TRUE", 1);
+    expect_load_error("a.ini", "a.ini:1: [env.FERRY_T_TLS] FERRY_T_TLS=TRUE: "
+                               "TLS to Redis is not supported yet");
+    setenv("FERRY_T_TLS", "", 1);
+    setenv("FERRY_T_PORT", "0", 1);
+    expect_load_error("a.ini", "a.ini:5: [env.FERRY_T_PORT] '0' is out of "
+                               "range (from $FERRY_T_PORT)");
+    setenv("FERRY_T_PORT", "http", 1);
+    expect_load_error("a.ini", "a.ini:5: [env.FERRY_T_PORT] 'http' is not an "
+                               "integer (from $FERRY_T_PORT)");
+    unsetenv("FERRY_T_PORT");
+    setenv("FERRY_T_WAIT", "1d", 1);
+    expect_load_error("a.ini", "a.ini:9: [env.FERRY_T_WAIT] '1d' is not a "
+                               "duration (e.g. 250ms, 30s, 5m, 1h30m) (from "
+                               "$FERRY_T_WAIT)");
+    unsetenv("FERRY_T_WAIT");
+    unsetenv("FERRY_T_TLS");
+
+    put("a.ini", "[env.FERRY_T_X]\ntyp = bool\n");
+    expect_load_error("a.ini", "a.ini:2: [env.FERRY_T_X] unknown key 'typ' "
+                               "(did you mean 'type'?)");
+    setenv("FERRY_T_X", "1", 1);
+    put("a.ini", "[env.FERRY_T_X]\ntype = number\n");
+    expect_load_error("a.ini", "a.ini:1: [env.FERRY_T_X] type: 'number' is "
+                               "not one of bool, int, duration, string");
+    unsetenv("FERRY_T_X");
+}
+
 static void test_err_bad_enum(void **state)
 {
     (void)state;
@@ -1201,6 +1357,10 @@ int main(void)
         T(test_err_wrong_type),
         T(test_err_out_of_range),
         T(test_optset_duration_rounds_up),
+        T(test_err_names_variable),
+        T(test_expand_negation),
+        T(test_env_notice),
+        T(test_env_refuse_and_types),
         T(test_err_bad_enum),
         T(test_err_missing_required),
         T(test_optset_print_masks_secrets),
