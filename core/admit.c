@@ -14,6 +14,7 @@
 
 #include "channel.h"
 #include "clock.h"
+#include "health.h"
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
@@ -404,6 +405,19 @@ refuse:
     return rc;
 }
 
+/* A cheap monotonic stamp for the watchdog's heartbeat (a few ms coarse,
+ * against a bound of seconds); no clock is read on threads without a
+ * beat (a plugin's own threads). */
+static uint64_t admit_beat_now(void)
+{
+    struct timespec ts;
+
+    if (!health_self)
+        return 0;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 /* The source whose emit lock this thread holds, if any. */
 static __thread struct ferry_ctx *tl_emitting;
 
@@ -430,6 +444,9 @@ int sched_emit(struct ferry_ctx *src, const struct ferry_msg *msg, int wait,
                             : 0;
     int rc;
 
+    /* The watchdog's heartbeat of the source thread: inside emit() except
+     * while it waits for room (backpressure is not a wedge). */
+    health_beat_enter(health_self, admit_beat_now());
     pthread_mutex_lock(&src->emit_lock);
     tl_emitting = src;
     for (;;) {
@@ -457,10 +474,13 @@ int sched_emit(struct ferry_ctx *src, const struct ferry_msg *msg, int wait,
         if (deadline && deadline < until)
             until = deadline;
         struct timespec ts = clock_ts(until);
+        health_beat_leave(health_self);
         pthread_cond_timedwait(&src->room, &src->emit_lock, &ts);
+        health_beat_enter(health_self, admit_beat_now());
     }
     tl_emitting = NULL;
     pthread_mutex_unlock(&src->emit_lock);
+    health_beat_leave(health_self);
     if (rc != FERRY_OK)
         cmsg_free(cm);
     return rc;

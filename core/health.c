@@ -8,6 +8,7 @@
  * structure here; sorting once on insert gives /health a stable order.
  */
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +16,10 @@
 
 #include <jansson.h>
 
+#include "clock.h"
 #include "ferry/host.h"
 #include "health.h"
+#include "log.h"
 
 struct health_entry {
     char *name;
@@ -34,6 +37,16 @@ static pthread_mutex_t health_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct health_table health_components;
 static struct health_table health_owners;
 static struct health_table health_infos;
+
+/* The watchdog: registered beats (under health_beat_lock, which is never
+ * held by a thread inside a watched step) and the bound. */
+_Thread_local struct health_beat *health_self;
+static pthread_mutex_t health_beat_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct health_beat *health_beats;
+static atomic_uint_least64_t health_bound_ms;
+static atomic_int health_wedge_logged;
+
+#define HEALTH_WATCHDOG_DEFAULT_MS 60000ull
 
 /* Returns the entry named name, inserting an empty one at its sorted place
  * when absent; NULL on allocation failure. Called with health_lock held. */
@@ -291,15 +304,136 @@ static void health_timestamp(char *buf, size_t len)
     snprintf(buf + n, len - n, "%sZ", frac);
 }
 
+/* ---- watchdog ------------------------------------------------------- */
+
+struct health_beat *health_beat_new(const char *fmt, ...)
+{
+    struct health_beat *b = calloc(1, sizeof(*b));
+    va_list ap;
+
+    if (!b)
+        return NULL;
+    atomic_init(&b->since_ns, 0);
+    va_start(ap, fmt);
+    vsnprintf(b->what, sizeof(b->what), fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&health_beat_lock);
+    b->next = health_beats;
+    health_beats = b;
+    pthread_mutex_unlock(&health_beat_lock);
+    return b;
+}
+
+void health_beat_free(struct health_beat *b)
+{
+    struct health_beat **pp;
+
+    if (!b)
+        return;
+    pthread_mutex_lock(&health_beat_lock);
+    for (pp = &health_beats; *pp; pp = &(*pp)->next) {
+        if (*pp == b) {
+            *pp = b->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&health_beat_lock);
+    if (health_self == b)
+        health_self = NULL;
+    free(b);
+}
+
+/* FERRY_WATCHDOG_MS when it is a positive integer, else the default. */
+static uint64_t health_bound_from_env(void)
+{
+    const char *v = getenv("FERRY_WATCHDOG_MS");
+    char *end;
+    unsigned long long ms;
+
+    if (!v || !*v)
+        return HEALTH_WATCHDOG_DEFAULT_MS;
+    ms = strtoull(v, &end, 10);
+    if (*end || ms == 0) {
+        log_write(FERRY_LOG_WARN, NULL,
+                  "FERRY_WATCHDOG_MS='%s' is not a positive number of "
+                  "milliseconds: using %llu",
+                  v, HEALTH_WATCHDOG_DEFAULT_MS);
+        return HEALTH_WATCHDOG_DEFAULT_MS;
+    }
+    return ms;
+}
+
+uint64_t health_watchdog_ms(void)
+{
+    uint64_t ms = atomic_load_explicit(&health_bound_ms, memory_order_relaxed);
+
+    if (ms)
+        return ms;
+    ms = health_bound_from_env();
+    atomic_store(&health_bound_ms, ms);
+    return ms;
+}
+
+void health_set_watchdog_ms(uint64_t ms)
+{
+    atomic_store(&health_bound_ms, ms);
+}
+
+int health_wedged(uint64_t now_ns, char *reason, size_t len)
+{
+    uint64_t bound_ns = health_watchdog_ms() * 1000000ull;
+    uint64_t oldest = 0;
+    char what[sizeof(((struct health_beat *)0)->what)] = "";
+    struct health_beat *b;
+
+    pthread_mutex_lock(&health_beat_lock);
+    for (b = health_beats; b; b = b->next) {
+        uint64_t since =
+            atomic_load_explicit(&b->since_ns, memory_order_relaxed);
+
+        if (since && since < now_ns && now_ns - since > bound_ns &&
+            (!oldest || since < oldest)) {
+            oldest = since;
+            memcpy(what, b->what, sizeof(what));
+        }
+    }
+    pthread_mutex_unlock(&health_beat_lock);
+    if (!oldest) {
+        if (len)
+            reason[0] = '\0';
+        atomic_store(&health_wedge_logged, 0);
+        return 0;
+    }
+    snprintf(reason, len,
+             "%s has not returned for %.1f s (watchdog bound %g s)", what,
+             (double)(now_ns - oldest) / 1e9, (double)bound_ns / 1e9);
+    /* Logged once per wedge, not once per probe. */
+    if (!atomic_exchange(&health_wedge_logged, 1))
+        log_write(FERRY_LOG_ERROR, NULL, "watchdog: %s", reason);
+    return 1;
+}
+
+/* ---- bodies --------------------------------------------------------- */
+
 char *health_json(void)
+{
+    int alive, ready;
+
+    return health_body(&alive, &ready);
+}
+
+char *health_body(int *alive, int *ready_out)
 {
     json_t *root, *comps;
     struct health_entry *cv;
-    char ts[48];
+    char ts[48], reason[256];
     char *out = NULL;
     size_t i;
-    int ready, healthy, connected;
+    int ready, healthy, connected, wedged;
 
+    wedged = health_wedged(clock_now_ns(), reason, sizeof(reason));
+    *alive = !wedged;
+    *ready_out = 0;
     root = json_object();
     comps = json_object();
     if (!root || !comps)
@@ -308,7 +442,9 @@ char *health_json(void)
 
     pthread_mutex_lock(&health_lock);
     ready = health_ready_locked();
-    healthy = health_count_locked(FERRY_COMPONENT_DISCONNECTED) == 0;
+    *ready_out = ready;
+    healthy = !wedged &&
+              health_count_locked(FERRY_COMPONENT_DISCONNECTED) == 0;
     /* Vacuously true without components (a file-to-file pipeline). */
     connected =
         health_count_locked(FERRY_COMPONENT_CONNECTED) == health_components.n;
@@ -329,6 +465,8 @@ char *health_json(void)
     pthread_mutex_unlock(&health_lock);
 
     json_object_set_new(root, "timestamp", json_string(ts));
+    if (wedged)
+        json_object_set_new(root, "reason", json_string(reason));
     out = json_dumps(root, JSON_COMPACT);
 out:
     json_decref(comps);

@@ -20,6 +20,7 @@
 #include <jansson.h>
 #include <libwebsockets.h>
 
+#include "clock.h"
 #include "health.h"
 #include "http.h"
 #include "log.h"
@@ -275,6 +276,7 @@ static int http_on_request(struct lws *wsi, struct http_session *s,
     int ulen = 0;
     int method = lws_http_get_uri_and_method(wsi, &uri, &ulen);
     unsigned int code;
+    int ok;
 
     http_session_release(s);
     snprintf(path, sizeof(path), "%s", in ? in : "");
@@ -287,17 +289,15 @@ static int http_on_request(struct lws *wsi, struct http_session *s,
                           "method not allowed", 1);
     }
     if (strcmp(path, "/health") == 0 || strcmp(path, "/ready") == 0) {
-        int ok;
+        int alive, ready;
 
-        /* The status code is read from the body (one snapshot of the
-         * registry), so the two never disagree. health_json() starts
-         * {"status":"...","ready":...,: nothing plugin-supplied comes
-         * before these two fields. */
-        body = health_json();
-        if (path[1] == 'h')
-            ok = body && strncmp(body, "{\"status\":\"healthy\",", 20) == 0;
-        else
-            ok = body && strstr(body, ",\"ready\":true,") != NULL;
+        /* The status code and the body come from one snapshot of the
+         * registry, so the two never disagree. /health is liveness: 503
+         * only when the watchdog sees ferry wedged, never because a
+         * component is disconnected (Kubernetes restarts a pod whose
+         * liveness probe fails, which cures no outage). */
+        body = health_body(&alive, &ready);
+        ok = path[1] == 'h' ? alive : ready;
         code = ok ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE;
         return http_body(wsi, s, code, HTTP_JSON, body,
                          body ? strlen(body) : 0);
@@ -353,10 +353,16 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
     struct http_session *s = user;
 
     switch (reason) {
-    case LWS_CALLBACK_HTTP:
+    case LWS_CALLBACK_HTTP: {
+        int rc;
+
         if (!s)
             return -1;
-        return http_on_request(wsi, s, in);
+        health_beat_enter(health_self, clock_now_ns());
+        rc = http_on_request(wsi, s, in);
+        health_beat_leave(health_self);
+        return rc;
+    }
     case LWS_CALLBACK_HTTP_WRITEABLE:
         if (!s)
             return -1;
@@ -573,10 +579,12 @@ int http_listen_check(const char *listen, char *err, size_t errlen)
 static void *http_main(void *arg)
 {
     (void)arg;
+    health_self = health_beat_new("the HTTP thread answering a request");
     while (!atomic_load(&http_stopping)) {
         if (lws_service(http_ctx, 0) < 0)
             break;
     }
+    health_beat_free(health_self);
     return NULL;
 }
 

@@ -2,9 +2,11 @@
  * core/http.h: the operations HTTP server on [ferry] http_listen
  * (interface.md "HTTP").
  *
- *   GET /health   200 when healthy (no component disconnected), else 503
+ *   GET /health   liveness: 200 while ferry is alive, also while Redis
+ *                 or the datastream is down; 503 only when the watchdog
+ *                 sees a watched step stuck past its bound (health.h)
  *   GET /ready    200 when ready, else 503
- *                 both with health_json() as application/json; the body
+ *                 both with health_body() as application/json; the body
  *                 always carries "ready" and "cache_version", also on 503
  *   GET /metrics  200, metrics_render(), Prometheus text format 0.0.4
  *   GET /debug    200, JSON: the pipeline's part (see http_set_debug_fn),

@@ -13,6 +13,7 @@
 
 #include "channel.h"
 #include "clock.h"
+#include "health.h"
 #include "log.h"
 #include "metrics.h"
 #include "worker.h"
@@ -23,7 +24,11 @@ static void *source_main(void *arg)
 {
     struct ferry_ctx *src = arg;
     struct pipeline *pl = src->pl;
-    int rc = src->desc->run(src->state);
+    int rc;
+
+    health_self = health_beat_new("%s inside emit()", src->label);
+    rc = src->desc->run(src->state);
+    health_beat_free(health_self);
 
     if (rc != FERRY_OK && !atomic_load(&pl->stopping)) {
         log_write(FERRY_LOG_ERROR, src->label, "source failed: %s",

@@ -14,6 +14,7 @@
 
 #include "channel.h"
 #include "clock.h"
+#include "health.h"
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
@@ -116,7 +117,10 @@ static int write_batch(struct worker *w, struct cmsg **msgs, size_t n,
         batch->results[i] = FERRY_OK;
     if (sink->desc->checkpoint)
         batch->commit = batch_commit(r, msgs, n);
+    /* The watchdog's heartbeat: inside write() since ev->now_ns. */
+    health_beat_enter(health_self, ev->now_ns);
     rc = sink->desc->write(w->wctx, batch);
+    health_beat_leave(health_self);
     ev->now_ns = clock_now_ns();
     for (size_t i = 0; i < r->npolicies; i++) {
         struct ferry_ctx *p = r->policies[i];
@@ -407,6 +411,8 @@ void *worker_main(void *arg)
 
     if (!q)
         abort();
+    health_self = health_beat_new("route %s worker %u: %s write()", r->name,
+                                  w->index, sink->label);
     worker_open(w);
 
     for (;;) {
@@ -444,6 +450,7 @@ void *worker_main(void *arg)
     if (sink->desc->open && sink->desc->close && w->wctx)
         sink->desc->close(w->wctx);
     w->wctx = NULL;
+    health_beat_free(health_self);
     free(q);
     return NULL;
 }

@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "ferry/host.h"
+#include "clock.h"
 #include "health.h"
 #include "http.h"
 #include "metrics.h"
@@ -196,9 +197,11 @@ static void test_health_follows_components(void **state)
     json_decref(j);
     resp_release(&r);
 
+    /* /health is liveness (issue 11): a disconnected component shows in
+     * the body and leaves the code at 200. */
     health_set_component("redis", FERRY_COMPONENT_DISCONNECTED);
     request("GET", "/health", &r);
-    assert_int_equal(r.code, 503);
+    assert_int_equal(r.code, 200);
     assert_string_equal(r.ctype, JSON_TYPE);
     j = json_body(&r);
     assert_string_equal(jstr(j, "status"), "unhealthy");
@@ -241,19 +244,59 @@ static void test_ready_flips(void **state)
     json_decref(j);
     resp_release(&r);
 
-    /* Readiness survives a datastream disconnect; /health does not. */
+    /* Readiness and liveness both survive a datastream disconnect. */
     health_set_component("datastream", FERRY_COMPONENT_DISCONNECTED);
     request("GET", "/ready", &r);
     assert_int_equal(r.code, 200);
     resp_release(&r);
     request("GET", "/health", &r);
-    assert_int_equal(r.code, 503);
+    assert_int_equal(r.code, 200);
     resp_release(&r);
 
     health_set_ready("cache", 0);
     request("GET", "/ready", &r);
     assert_int_equal(r.code, 503);
     resp_release(&r);
+}
+
+/* A watched step stuck past the watchdog bound: /health 503 with the
+ * reason; /ready is unaffected; leaving the step heals it. */
+static void test_health_wedged(void **state)
+{
+    struct health_beat *b = health_beat_new("route all worker 0: sink.x "
+                                            "write()");
+    struct resp r;
+    json_t *j;
+    const char *reason;
+
+    (void)state;
+    health_set_ready("cache", 1);
+    health_set_watchdog_ms(50);
+    health_beat_enter(b, clock_now_ns());
+    usleep(120000);
+    request("GET", "/health", &r);
+    assert_int_equal(r.code, 503);
+    j = json_body(&r);
+    assert_string_equal(jstr(j, "status"), "unhealthy");
+    reason = jstr(j, "reason");
+    assert_non_null(strstr(reason, "route all worker 0: sink.x write() "
+                                   "has not returned for"));
+    assert_non_null(strstr(reason, "(watchdog bound 0.05 s)"));
+    json_decref(j);
+    resp_release(&r);
+    request("GET", "/ready", &r);
+    assert_int_equal(r.code, 200);
+    resp_release(&r);
+
+    health_beat_leave(b);
+    request("GET", "/health", &r);
+    assert_int_equal(r.code, 200);
+    j = json_body(&r);
+    assert_null(json_object_get(j, "reason"));
+    json_decref(j);
+    resp_release(&r);
+    health_beat_free(b);
+    health_set_watchdog_ms(0);
 }
 
 static void test_query_string_ignored(void **state)
@@ -783,6 +826,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_health_follows_components,
                                         server_up, server_down),
         cmocka_unit_test_setup_teardown(test_ready_flips, server_up,
+                                        server_down),
+        cmocka_unit_test_setup_teardown(test_health_wedged, server_up,
                                         server_down),
         cmocka_unit_test_setup_teardown(test_query_string_ignored, server_up,
                                         server_down),
