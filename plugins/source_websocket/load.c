@@ -9,7 +9,15 @@
  * Emission order (the brief's initial-load ordering contract): LOAD_BEGIN,
  * every converted entity as FERRY_OP_FULL + FERRY_MSG_F_LOAD, LOAD_END. The
  * lws thread holds stream messages meanwhile, so this thread is the only
- * one emitting; it uses emit_wait() and may block on a full pipeline.
+ * one emitting; its emit callback may block on a full pipeline. Each item
+ * is converted once, by sch_rest_entity(), to its cached form: the
+ * payload is emitted as it is, flagged SCH_MSG_F_NORMALIZED, with the
+ * entity's id and keys from the same conversion, so nothing downstream
+ * parses or normalises it again.
+ *
+ * The loader knows nothing of the source: it runs on its own copy of the
+ * options (struct ws_load_config) and reaches the source only through
+ * struct ws_load_callbacks.
  *
  * A failed request (transport error, non-200, unparsable body) is retried
  * with backoff between reconnect_min and reconnect_max; 401 and 403 are
@@ -47,7 +55,12 @@ struct ws_job {
 };
 
 struct ws_load {
-    struct ws_source *s;
+    const struct ferry_host *host;
+    struct ferry_ctx *ctx;
+    struct ws_load_config cfg; /* its strings point to the two below */
+    char *api_key;
+    char *ca_file;
+    struct ws_load_callbacks cb;
     pthread_t thread;
     atomic_int cancel;
     atomic_int done;
@@ -75,7 +88,8 @@ static const char *ws_load_path(enum sch_type t)
 
 static int ws_load_stopped(struct ws_load *l)
 {
-    return atomic_load(&l->cancel) || atomic_load(&l->s->stopping);
+    return atomic_load(&l->cancel) ||
+           (l->cb.stopping && l->cb.stopping(l->cb.arg));
 }
 
 static void ws_job_push(struct ws_load *l, struct ws_job *j)
@@ -159,17 +173,24 @@ static size_t ws_job_write(char *ptr, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
+static void ws_load_progress(struct ws_load *l, enum ws_load_event ev)
+{
+    if (l->cb.progress)
+        l->cb.progress(l->cb.arg, ev);
+}
+
 static int ws_job_start(struct ws_load *l, struct ws_job *j)
 {
-    struct ws_source *s = l->s;
-    char url[sizeof(s->api_url) + 96];
+    const struct ws_load_config *cfg = &l->cfg;
+    char url[sizeof(cfg->api_url) + 96];
 
     if (j->is_count)
-        snprintf(url, sizeof(url), "%s/%s/count", s->api_url,
+        snprintf(url, sizeof(url), "%s/%s/count", cfg->api_url,
                  ws_load_path(j->type));
     else
-        snprintf(url, sizeof(url), "%s/%s?limit=%d&offset=%lld", s->api_url,
-                 ws_load_path(j->type), s->page_size, j->offset);
+        snprintf(url, sizeof(url), "%s/%s?limit=%d&offset=%lld",
+                 cfg->api_url, ws_load_path(j->type), cfg->page_size,
+                 j->offset);
     j->len = 0;
     j->too_big = 0;
     j->easy = curl_easy_init();
@@ -184,15 +205,15 @@ static int ws_job_start(struct ws_load *l, struct ws_job *j)
     curl_easy_setopt(j->easy, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(j->easy, CURLOPT_USERAGENT, "ferry/" FERRY_VERSION);
     curl_easy_setopt(j->easy, CURLOPT_CONNECTTIMEOUT_MS,
-                     (long)s->connect_ms);
+                     (long)cfg->connect_ms);
     curl_easy_setopt(j->easy, CURLOPT_TIMEOUT_MS, WS_LOAD_TIMEOUT_MS);
     curl_easy_setopt(j->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (!s->tls_verify) {
+    if (!cfg->tls_verify) {
         curl_easy_setopt(j->easy, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(j->easy, CURLOPT_SSL_VERIFYHOST, 0L);
     }
-    if (s->ca_file)
-        curl_easy_setopt(j->easy, CURLOPT_CAINFO, s->ca_file);
+    if (cfg->ca_file)
+        curl_easy_setopt(j->easy, CURLOPT_CAINFO, cfg->ca_file);
     if (curl_multi_add_handle(l->multi, j->easy) != CURLM_OK) {
         curl_easy_cleanup(j->easy);
         j->easy = NULL;
@@ -202,28 +223,26 @@ static int ws_job_start(struct ws_load *l, struct ws_job *j)
     l->active = j;
     l->inflight++;
     l->requests++;
-    if (s->m_load_requests)
-        s->host->metric_add(s->m_load_requests, 1);
+    ws_load_progress(l, WS_LOAD_REQUEST);
     return 0;
 }
 
 /* Offers msg until it is taken; -1 when the load must stop. */
 static int ws_load_emit(struct ws_load *l, const struct ferry_msg *msg)
 {
-    struct ws_source *s = l->s;
     int r;
 
     for (;;) {
         if (ws_load_stopped(l))
             return -1;
-        r = s->host->emit_wait(s->ctx, msg, WS_LOAD_EMIT_WAIT_MS);
+        r = l->cb.emit(l->cb.arg, msg, WS_LOAD_EMIT_WAIT_MS);
         if (r == FERRY_OK)
             return 0;
         if (r == FERRY_TIMEDOUT || r == FERRY_WOULD_BLOCK)
             continue;
         if (r == FERRY_CLOSED)
             return -1;
-        s->host->log(s->ctx, FERRY_LOG_ERROR,
+        l->host->log(l->ctx, FERRY_LOG_ERROR,
                      "emit refused a %s message of the initial load: %s",
                      msg->entity_type, ferry_status_str(r));
         return 0;
@@ -248,84 +267,78 @@ static int ws_load_control(struct ws_load *l, uint32_t op)
 static void ws_load_skip(struct ws_load *l, struct ws_job *j, size_t i,
                          const char *why)
 {
-    struct ws_source *s = l->s;
     unsigned long suppressed;
 
     l->skipped++;
     if (l->m_invalid)
-        s->host->metric_add(l->m_invalid, 1);
-    if (ws_ratelog_ok(&l->rl, s->host->now_ns(), 1000000000ull, &suppressed))
-        s->host->log(s->ctx, FERRY_LOG_WARN,
+        l->host->metric_add(l->m_invalid, 1);
+    if (ws_ratelog_ok(&l->rl, l->host->now_ns(), 1000000000ull, &suppressed))
+        l->host->log(l->ctx, FERRY_LOG_WARN,
                      "initial load: %s item %zu of the page at offset %lld "
                      "skipped: %s",
                      ws_load_path(j->type), i, j->offset, why);
+}
+
+/* Emits one converted item; its keys are lent to the message. Returns 0,
+ * or -1 when the load must stop. */
+static int ws_load_item(struct ws_load *l, struct ws_job *j,
+                        const struct sch_entity *e)
+{
+    struct ferry_kv kvs[64], *kv = kvs;
+    struct ferry_msg m;
+    size_t i;
+    int r;
+
+    if (e->nkeys > 64) {
+        kv = malloc(e->nkeys * sizeof(*kv));
+        if (!kv)
+            abort();
+    }
+    for (i = 0; i < e->nkeys; i++) {
+        kv[i].key = e->keys[i].key;
+        kv[i].value = e->keys[i].value;
+    }
+    memset(&m, 0, sizeof(m));
+    m.struct_size = sizeof(m);
+    m.op = FERRY_OP_FULL;
+    m.flags = FERRY_MSG_F_LOAD | SCH_MSG_F_NORMALIZED;
+    m.nkeys = (uint32_t)e->nkeys;
+    m.entity_type = j->type == SCH_COMPANY ? "company" : "user";
+    m.entity_id = e->id;
+    m.order_key = "";
+    m.keys = e->nkeys ? kv : NULL;
+    m.payload = e->json;
+    m.payload_len = e->len;
+    r = ws_load_emit(l, &m);
+    if (kv != kvs)
+        free(kv);
+    return r;
 }
 
 /* Converts and emits one page. -1 when the body is unusable (retry), -2
  * when the load must stop. */
 static int ws_load_page(struct ws_load *l, struct ws_job *j, json_t *data)
 {
-    struct ws_source *s = l->s;
-    struct ferry_kv kvs[64], *kv = kvs;
-    size_t i, nkv;
+    char err[160], why[200];
+    struct sch_entity e;
     json_t *item;
+    size_t i;
+    int r;
 
     if (!json_is_array(data))
         return -1;
     json_array_foreach(data, i, item) {
-        json_t *conv = sch_from_rest(j->type, item), *keys, *v;
-        const char *id, *k;
-        struct ferry_msg m;
-        char *payload;
-        int r;
-
-        if (!conv) {
-            ws_load_skip(l, j, i, "malformed item");
+        if (sch_rest_entity(j->type, item, &e, err, sizeof(err)) < 0) {
+            snprintf(why, sizeof(why), "malformed item (%s)", err);
+            ws_load_skip(l, j, i, why);
             continue;
         }
-        id = json_string_value(json_object_get(conv, "id"));
-        if (!id || !*id) {
-            json_decref(conv);
-            ws_load_skip(l, j, i, "no id");
-            continue;
-        }
-        keys = json_object_get(conv, "keys");
-        nkv = json_is_object(keys) ? json_object_size(keys) : 0;
-        kv = nkv > 64 ? malloc(nkv * sizeof(*kv)) : kvs;
-        if (!kv)
-            abort();
-        nkv = 0;
-        if (json_is_object(keys)) {
-            json_object_foreach(keys, k, v) {
-                kv[nkv].key = k;
-                kv[nkv].value = json_is_string(v) ? json_string_value(v) : "";
-                nkv++;
-            }
-        }
-        payload = json_dumps(conv, JSON_COMPACT);
-        if (!payload)
-            abort();
-        memset(&m, 0, sizeof(m));
-        m.struct_size = sizeof(m);
-        m.op = FERRY_OP_FULL;
-        m.flags = FERRY_MSG_F_LOAD;
-        m.nkeys = (uint32_t)nkv;
-        m.entity_type = j->type == SCH_COMPANY ? "company" : "user";
-        m.entity_id = id;
-        m.order_key = "";
-        m.keys = nkv ? kv : NULL;
-        m.payload = payload;
-        m.payload_len = strlen(payload);
-        r = ws_load_emit(l, &m);
-        free(payload);
-        if (kv != kvs)
-            free(kv);
-        json_decref(conv);
+        r = ws_load_item(l, j, &e);
+        sch_entity_release(&e);
         if (r < 0)
             return -2;
         l->entities[j->type == SCH_COMPANY ? 0 : 1]++;
-        if (s->m_load_entities)
-            s->host->metric_add(s->m_load_entities, 1);
+        ws_load_progress(l, WS_LOAD_ENTITY);
     }
     return 0;
 }
@@ -333,7 +346,7 @@ static int ws_load_page(struct ws_load *l, struct ws_job *j, json_t *data)
 /* Handles a finished transfer. Returns -2 when the load must stop. */
 static int ws_job_done(struct ws_load *l, struct ws_job *j, CURLcode res)
 {
-    struct ws_source *s = l->s;
+    const struct ws_load_config *cfg = &l->cfg;
     long code = 0;
     char why[256];
     int permanent = 0, r = -1;
@@ -376,10 +389,10 @@ static int ws_job_done(struct ws_load *l, struct ws_job *j, CURLcode res)
             if (json_is_integer(c) && json_integer_value(c) >= 0) {
                 long long n = json_integer_value(c), off;
 
-                s->host->log(s->ctx, FERRY_LOG_INFO,
+                l->host->log(l->ctx, FERRY_LOG_INFO,
                              "initial load: %lld %s to load", n,
                              ws_load_path(j->type));
-                for (off = 0; off < n; off += s->page_size)
+                for (off = 0; off < n; off += cfg->page_size)
                     ws_job_push(l, ws_job_new(j->type, 0, off));
                 r = 0;
             } else {
@@ -406,19 +419,18 @@ static int ws_job_done(struct ws_load *l, struct ws_job *j, CURLcode res)
     }
     /* Failed: retry this very request later. */
     l->failures++;
-    if (s->m_load_failures)
-        s->host->metric_add(s->m_load_failures, 1);
+    ws_load_progress(l, WS_LOAD_FAILURE);
     j->attempts++;
-    delay = permanent ? s->rmax_ms
-                      : ws_backoff_ms(j->attempts, s->rmin_ms, s->rmax_ms,
+    delay = permanent ? cfg->rmax_ms
+                      : ws_backoff_ms(j->attempts, cfg->rmin_ms, cfg->rmax_ms,
                                       (double)(rand_r(&l->rng) % 1000) / 1000.0);
-    j->not_before_ns = s->host->now_ns() + delay * 1000000ull;
-    if (ws_ratelog_ok(&l->rl, s->host->now_ns(), 1000000000ull,
+    j->not_before_ns = l->host->now_ns() + delay * 1000000ull;
+    if (ws_ratelog_ok(&l->rl, l->host->now_ns(), 1000000000ull,
                       &suppressed)) {
         char d[32];
 
         if (j->is_count)
-            s->host->log(s->ctx,
+            l->host->log(l->ctx,
                          permanent ? FERRY_LOG_ERROR : FERRY_LOG_WARN,
                          "initial load: GET /%s/count failed: %s%s; "
                          "retrying in %s",
@@ -426,7 +438,7 @@ static int ws_job_done(struct ws_load *l, struct ws_job *j, CURLcode res)
                          permanent ? " (API key refused)" : "",
                          ws_fmt_ms(delay, d, sizeof(d)));
         else
-            s->host->log(s->ctx,
+            l->host->log(l->ctx,
                          permanent ? FERRY_LOG_ERROR : FERRY_LOG_WARN,
                          "initial load: GET /%s offset %lld failed: %s%s; "
                          "retrying in %s",
@@ -441,29 +453,29 @@ static int ws_job_done(struct ws_load *l, struct ws_job *j, CURLcode res)
 static void *ws_load_main(void *arg)
 {
     struct ws_load *l = arg;
-    struct ws_source *s = l->s;
-    uint64_t t0 = s->host->now_ns(), interval_ns = 0;
+    const struct ws_load_config *cfg = &l->cfg;
+    uint64_t t0 = l->host->now_ns(), interval_ns = 0;
     struct ws_job *j;
     int stop = 0;
 
-    if (s->rate > 0)
-        interval_ns = (uint64_t)(1e9 / s->rate);
-    s->host->log(s->ctx, FERRY_LOG_INFO,
+    if (cfg->rate > 0)
+        interval_ns = (uint64_t)(1e9 / cfg->rate);
+    l->host->log(l->ctx, FERRY_LOG_INFO,
                  "initial load started from %s (page size %d, %d in "
                  "flight, %g requests/s)",
-                 s->api_url, s->page_size, s->concurrency, s->rate);
+                 cfg->api_url, cfg->page_size, cfg->concurrency, cfg->rate);
     if (ws_load_control(l, FERRY_OP_LOAD_BEGIN) < 0)
         goto out;
     ws_job_push(l, ws_job_new(SCH_COMPANY, 1, 0));
     ws_job_push(l, ws_job_new(SCH_USER, 1, 0));
 
     while (!stop && !ws_load_stopped(l)) {
-        uint64_t now = s->host->now_ns();
+        uint64_t now = l->host->now_ns();
         uint64_t wait_ns = WS_LOAD_POLL_MS * 1000000ull;
         struct CURLMsg *cm;
         int running, left;
 
-        while (l->inflight < s->concurrency) {
+        while (l->inflight < cfg->concurrency) {
             if (interval_ns && now < l->next_token_ns) {
                 if (l->head && l->next_token_ns - now < wait_ns)
                     wait_ns = l->next_token_ns - now;
@@ -473,9 +485,9 @@ static void *ws_load_main(void *arg)
             if (!j)
                 break;
             if (ws_job_start(l, j) < 0) {
-                s->host->log(s->ctx, FERRY_LOG_ERROR,
+                l->host->log(l->ctx, FERRY_LOG_ERROR,
                              "initial load: cannot start a request");
-                j->not_before_ns = now + s->rmax_ms * 1000000ull;
+                j->not_before_ns = now + cfg->rmax_ms * 1000000ull;
                 ws_job_push(l, j);
                 break;
             }
@@ -508,24 +520,55 @@ static void *ws_load_main(void *arg)
             l->ok = 0;
             goto out;
         }
-        s->host->log(s->ctx, FERRY_LOG_INFO,
+        l->host->log(l->ctx, FERRY_LOG_INFO,
                      "initial load complete: %lu companies, %lu users "
                      "(%lu requests, %lu retried, %lu items skipped) in "
                      "%.2f s",
                      l->entities[0], l->entities[1], l->requests,
                      l->failures, l->skipped,
-                     (double)(s->host->now_ns() - t0) / 1e9);
+                     (double)(l->host->now_ns() - t0) / 1e9);
     }
 out:
     if (!l->ok)
-        s->host->log(s->ctx, FERRY_LOG_INFO,
+        l->host->log(l->ctx, FERRY_LOG_INFO,
                      "initial load stopped before completion");
     atomic_store(&l->done, 1);
-    ws_source_kick(s);
+    if (l->cb.done)
+        l->cb.done(l->cb.arg);
     return NULL;
 }
 
-struct ws_load *ws_load_start(struct ws_source *s)
+/* A copy of string, or NULL for NULL. Aborts on out-of-memory. */
+static char *ws_load_strdup(const char *str)
+{
+    char *d;
+
+    if (!str)
+        return NULL;
+    d = strdup(str);
+    if (!d)
+        abort();
+    return d;
+}
+
+/* Frees the copies ws_load_start made; the key is wiped first. */
+static void ws_load_free(struct ws_load *l)
+{
+    if (l->api_key) {
+        memset(l->api_key, 0, strlen(l->api_key));
+        free(l->api_key);
+    }
+    free(l->ca_file);
+    curl_slist_free_all(l->headers);
+    if (l->multi)
+        curl_multi_cleanup(l->multi);
+    free(l);
+}
+
+struct ws_load *ws_load_start(const struct ferry_host *host,
+                              struct ferry_ctx *ctx,
+                              const struct ws_load_config *cfg,
+                              const struct ws_load_callbacks *cb)
 {
     struct ws_load *l = calloc(1, sizeof(*l));
     char hdr[1024];
@@ -533,36 +576,41 @@ struct ws_load *ws_load_start(struct ws_source *s)
 
     if (!l)
         abort();
-    l->s = s;
-    l->rng = (unsigned)s->host->now_ns();
+    l->host = host;
+    l->ctx = ctx;
+    l->cfg = *cfg;
+    l->api_key = ws_load_strdup(cfg->api_key);
+    l->ca_file = ws_load_strdup(cfg->ca_file);
+    l->cfg.api_key = l->api_key;
+    l->cfg.ca_file = l->ca_file;
+    l->cb = *cb;
+    l->rng = (unsigned)host->now_ns();
     l->multi = curl_multi_init();
     if (!l->multi)
         goto fail;
     curl_multi_setopt(l->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-                      (long)s->concurrency);
-    snprintf(hdr, sizeof(hdr), "X-Schematic-Api-Key: %s", s->api_key);
+                      (long)cfg->concurrency);
+    snprintf(hdr, sizeof(hdr), "X-Schematic-Api-Key: %s",
+             l->api_key ? l->api_key : "");
     l->headers = curl_slist_append(NULL, hdr);
     l->headers = curl_slist_append(l->headers, "Accept: application/json");
     l->headers = curl_slist_append(l->headers, "X-Schematic-Client: ferry");
     memset(hdr, 0, sizeof(hdr));
     if (!l->headers)
         goto fail;
-    l->m_invalid = s->host->metric(s->ctx, FERRY_METRIC_COUNTER,
-                                   "ferry_source_invalid_messages_total",
-                                   "Datastream messages rejected, by reason",
-                                   labels);
+    l->m_invalid = host->metric(ctx, FERRY_METRIC_COUNTER,
+                                "ferry_source_invalid_messages_total",
+                                "Datastream messages rejected, by reason",
+                                labels);
     if (pthread_create(&l->thread, NULL, ws_load_main, l)) {
-        s->host->log(s->ctx, FERRY_LOG_ERROR,
-                     "cannot start the initial-load thread");
+        host->log(ctx, FERRY_LOG_ERROR,
+                  "cannot start the initial-load thread");
         goto fail;
     }
     return l;
 
 fail:
-    curl_slist_free_all(l->headers);
-    if (l->multi)
-        curl_multi_cleanup(l->multi);
-    free(l);
+    ws_load_free(l);
     return NULL;
 }
 
@@ -595,8 +643,6 @@ int ws_load_finish(struct ws_load *l)
         curl_multi_remove_handle(l->multi, j->easy);
         ws_job_free(j);
     }
-    curl_slist_free_all(l->headers);
-    curl_multi_cleanup(l->multi);
-    free(l);
+    ws_load_free(l);
     return ok;
 }

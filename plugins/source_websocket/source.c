@@ -110,7 +110,8 @@ static double ws_rand(struct ws_source *s)
     return (double)rand_r(&s->rng) / ((double)RAND_MAX + 1.0);
 }
 
-void ws_source_kick(struct ws_source *s)
+/* Wakes the lws service loop. Any thread. */
+static void ws_source_kick(struct ws_source *s)
 {
     pthread_mutex_lock(&s->ctl_lock);
     if (s->lws)
@@ -395,6 +396,60 @@ static void ws_offer(struct ws_source *s, const struct ferry_msg *m)
 
 /* ---- initial load ---------------------------------------------------------- */
 
+static int ws_loader_emit(void *arg, const struct ferry_msg *msg,
+                          int wait_ms)
+{
+    struct ws_source *s = arg;
+
+    return s->host->emit_wait(s->ctx, msg, wait_ms);
+}
+
+static void ws_loader_progress(void *arg, enum ws_load_event ev)
+{
+    struct ws_source *s = arg;
+
+    ws_metric_add(s, ev == WS_LOAD_REQUEST   ? s->m_load_requests
+                     : ev == WS_LOAD_FAILURE ? s->m_load_failures
+                                             : s->m_load_entities,
+                  1);
+}
+
+static int ws_loader_stopping(void *arg)
+{
+    struct ws_source *s = arg;
+
+    return atomic_load(&s->stopping);
+}
+
+/* The loader ended: the lws thread reaps it (ws_load_reap). */
+static void ws_loader_done(void *arg)
+{
+    ws_source_kick(arg);
+}
+
+/* Starts the loader thread on a copy of the options it needs. */
+static struct ws_load *ws_loader_start(struct ws_source *s)
+{
+    const struct ws_load_callbacks cb = { s, ws_loader_emit,
+                                          ws_loader_progress,
+                                          ws_loader_stopping,
+                                          ws_loader_done };
+    struct ws_load_config cfg;
+
+    memset(&cfg, 0, sizeof(cfg));
+    memcpy(cfg.api_url, s->api_url, sizeof(cfg.api_url));
+    cfg.api_key = s->api_key;
+    cfg.ca_file = s->ca_file;
+    cfg.tls_verify = s->tls_verify;
+    cfg.connect_ms = s->connect_ms;
+    cfg.rmin_ms = s->rmin_ms;
+    cfg.rmax_ms = s->rmax_ms;
+    cfg.page_size = s->page_size;
+    cfg.concurrency = s->concurrency;
+    cfg.rate = s->rate;
+    return ws_load_start(s->host, s->ctx, &cfg, &cb);
+}
+
 /* Starts an initial load now: stream messages are held until it ends. */
 static void ws_load_begin(struct ws_source *s)
 {
@@ -406,7 +461,7 @@ static void ws_load_begin(struct ws_source *s)
     if (s->load)
         return;
     s->holding = 1;
-    s->load = ws_load_start(s);
+    s->load = ws_loader_start(s);
     if (!s->load) {
         /* Logged by ws_load_start; try again later. */
         s->load_pending = 1;

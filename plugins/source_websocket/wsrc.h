@@ -134,17 +134,56 @@ int ws_subscribe_request(unsigned sub, const struct ferry_pos *pos,
 
 /* ---- load.c ------------------------------------------------------------- */
 
-struct ws_source;
 struct ws_load;
+
+/* What an initial load needs of the source's options. ws_load_start()
+ * copies the struct and its strings. */
+struct ws_load_config {
+    char api_url[2048];     /* REST base, no trailing '/' */
+    const char *api_key;    /* sent as X-Schematic-Api-Key */
+    const char *ca_file;    /* NULL: the system CAs */
+    int tls_verify;
+    uint64_t connect_ms;
+    uint64_t rmin_ms;       /* retry backoff of a failed request */
+    uint64_t rmax_ms;
+    int page_size;
+    int concurrency;        /* requests in flight at most */
+    double rate;            /* requests per second, 0: unlimited */
+};
+
+/* Progress reported to the source (for its metrics). */
+enum ws_load_event {
+    WS_LOAD_REQUEST = 1,    /* a REST request started */
+    WS_LOAD_FAILURE = 2,    /* a REST request failed (it is retried) */
+    WS_LOAD_ENTITY = 3      /* a company or user was emitted */
+};
+
+/*
+ * How the loader reaches the source; every callback runs on the loader
+ * thread, with arg. emit offers one message, waiting up to wait_ms, and
+ * returns a host emit_wait() status (the message is borrowed for the
+ * call); progress and stopping may be NULL; done is called once, as the
+ * thread's last action (after ws_load_done() turned nonzero).
+ */
+struct ws_load_callbacks {
+    void *arg;
+    int (*emit)(void *arg, const struct ferry_msg *msg, int wait_ms);
+    void (*progress)(void *arg, enum ws_load_event ev);
+    int (*stopping)(void *arg);
+    void (*done)(void *arg);
+};
 
 /*
  * Starts an initial load on a new thread: LOAD_BEGIN, every company and
- * user from the REST API (FERRY_OP_FULL, FERRY_MSG_F_LOAD), LOAD_END. When
- * it ends (complete, or cancelled) it sets its done flag and calls
- * ws_source_kick(). Returns NULL when the thread could not start (logged).
- * Called on the lws thread.
+ * user from the REST API (FERRY_OP_FULL, FERRY_MSG_F_LOAD and
+ * SCH_MSG_F_NORMALIZED), LOAD_END. host and ctx serve logging, the clock
+ * and one metric. Returns NULL when the thread could not start (logged;
+ * no callback is called). Any thread.
  */
-struct ws_load *ws_load_start(struct ws_source *s);
+struct ws_load *ws_load_start(const struct ferry_host *host,
+                              struct ferry_ctx *ctx,
+                              const struct ws_load_config *cfg,
+                              const struct ws_load_callbacks *cb);
 /* Nonzero once the loader thread has finished. Any thread. */
 int ws_load_done(struct ws_load *l);
 /* Asks the loader to stop soon (any thread, does not block). */
@@ -155,8 +194,6 @@ int ws_load_finish(struct ws_load *l);
 
 /* ---- source.c ------------------------------------------------------------ */
 
-/* Wakes the lws service loop (any thread). */
-void ws_source_kick(struct ws_source *s);
 
 /* Per-reason invalid-message counters kept for the summary line. */
 #define WS_MAX_REASONS 16
@@ -258,7 +295,7 @@ struct ws_source {
     struct ferry_metric *m_held;
     struct ferry_metric *m_paused;
 
-    /* Loader metrics (loader thread). */
+    /* Loader metrics (added to on the loader thread, ws_loader_progress). */
     struct ferry_metric *m_load_requests;
     struct ferry_metric *m_load_failures;
     struct ferry_metric *m_load_entities;

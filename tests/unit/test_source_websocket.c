@@ -1273,7 +1273,8 @@ static void test_run_reload(void **unused)
     assert_int_equal(fh_emitted(0)->pos.ms, 1767225600001ull);
     assert_int_equal(fh_emitted(1)->op, FERRY_OP_RELOAD);
     assert_int_equal(fh_emitted(2)->op, FERRY_OP_LOAD_BEGIN);
-    assert_int_equal(fh_emitted(3)->flags, FERRY_MSG_F_LOAD);
+    assert_int_equal(fh_emitted(3)->flags,
+                     FERRY_MSG_F_LOAD | SCH_MSG_F_NORMALIZED);
     assert_int_equal(fh_emitted(6)->op, FERRY_OP_LOAD_END);
     assert_int_equal(fh_emitted(7)->pos.ms, 1767225600003ull);
     assert_int_equal(fh_emitted(8)->pos.ms, 1767225600004ull);
