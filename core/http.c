@@ -126,8 +126,10 @@ static void http_move(json_t *dst, json_t *src, const char *key, json_t *dflt)
 }
 
 /*
- * The /debug body: the pipeline's part first (replay, channels, breakers,
- * writer_lock, then any other key it returns), then the health registry
+ * The /debug body: the pipeline's part first (replay, messages, channels,
+ * breakers, writer_lock, role, then any other key it returns; the Go
+ * replicator's replay.enabled, replay.cursor and messages.* have
+ * defaults when the pipeline has none), then the health registry
  * (status, ready, connected, components, cache_version), every info key,
  * and the timestamp of health_json().
  */
@@ -148,11 +150,16 @@ static char *http_debug_body(void)
         info = json_object();
 
     root = json_object();
-    http_move(root, pipe, "replay", json_pack("{s:n}", "cursor"));
+    http_move(root, pipe, "replay",
+              json_pack("{s:b,s:n}", "enabled", 0, "cursor"));
+    http_move(root, pipe, "messages",
+              json_pack("{s:i,s:i,s:i}", "processed", 0, "applied", 0,
+                        "dropped", 0));
     http_move(root, pipe, "channels", json_object());
     http_move(root, pipe, "breakers", json_object());
     v = json_object_get(info, "writer_lock");
     http_move(root, pipe, "writer_lock", v ? json_incref(v) : json_null());
+    http_move(root, pipe, "role", json_string("active"));
     if (pipe) {
         json_object_foreach_safe(pipe, tmp, key, v)
         {

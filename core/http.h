@@ -55,8 +55,9 @@ int http_port(void);
 
 /*
  * Sets the provider of the pipeline's part of /debug: fn(arg) returns a
- * malloc'd JSON object (for example {"replay":{"cursor":"1-0"},
- * "channels":{...},"breakers":{...},"writer_lock":"..."}), which /debug
+ * malloc'd JSON object (for example {"replay":{"enabled":true,
+ * "cursor":"1-0"},"messages":{"processed":3,"applied":3,"dropped":0},
+ * "channels":{...},"breakers":{...},"role":"active"}), which /debug
  * frees after merging it with the health registry. fn is called on the
  * HTTP thread; it may be NULL (then /debug shows empty defaults). It must
  * never return a secret.

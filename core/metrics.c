@@ -468,6 +468,25 @@ double metrics_sum(const char *name, const char *const *labels)
     return total;
 }
 
+/* Any thread. */
+size_t metrics_count(const char *name, const char *const *labels)
+{
+    struct metrics_family *f;
+    size_t npairs = metrics__npairs(labels);
+    size_t n = 0;
+
+    if (!name)
+        return 0;
+    pthread_mutex_lock(&metrics_lock);
+    f = metrics__family(name);
+    for (struct ferry_metric *m = f ? f->series : NULL; m; m = m->next) {
+        if (metrics__has_labels(m, labels, npairs))
+            n++;
+    }
+    pthread_mutex_unlock(&metrics_lock);
+    return n;
+}
+
 /*
  * Any thread. As Prometheus' histogram_quantile(): finds the bucket
  * holding the rank q * count and interpolates linearly inside it (from 0

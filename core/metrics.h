@@ -33,6 +33,9 @@ double metrics_value(struct ferry_metric *m);
 /* Sum of every series of name whose labels include all of the given
  * name, value pairs (NULL: all series). For the summary log line. */
 double metrics_sum(const char *name, const char *const *labels);
+/* The number of series of name whose labels include all of the given
+ * pairs (NULL: all series); 0 when name is not registered. */
+size_t metrics_count(const char *name, const char *const *labels);
 /* For a histogram: the q-quantile (0..1) estimated from its buckets. */
 double metrics_quantile(struct ferry_metric *m, double q);
 

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "channel.h"
 #include "clock.h"
 #include "health.h"
@@ -378,57 +380,159 @@ int pipeline_shutdown(struct pipeline *pl)
     return pl->exit_code;
 }
 
-char *pipeline_debug_json(void *arg)
+/* ---- /debug ------------------------------------------------------------- */
+
+/* A source's committed cursor as a JSON string, or null before any. */
+static json_t *debug_cursor(struct ferry_ctx *src)
 {
-    struct pipeline *pl = arg;
-    size_t cap = 4096, len = 0;
-    char *out = malloc(cap);
+    struct ferry_pos p;
+    char buf[FERRY_POS_STRLEN];
 
-    if (!out)
-        return NULL;
-#define APPEND(...)                                                          \
-    do {                                                                     \
-        int n_ = snprintf(out + len, cap - len, __VA_ARGS__);                \
-        if (n_ < 0)                                                          \
-            break;                                                           \
-        if ((size_t)n_ >= cap - len) {                                       \
-            cap = (cap + (size_t)n_) * 2;                                    \
-            char *t_ = realloc(out, cap);                                    \
-            if (!t_) {                                                       \
-                free(out);                                                   \
-                return NULL;                                                 \
-            }                                                                \
-            out = t_;                                                        \
-            snprintf(out + len, cap - len, __VA_ARGS__);                     \
-        }                                                                    \
-        len += (size_t)n_;                                                   \
-    } while (0)
+    sched_committed(src, &p);
+    if (!p.set)
+        return json_null();
+    tracker_format_pos(&p, buf, sizeof(buf));
+    return json_string(buf);
+}
 
-    APPEND("{\"replay\":{");
-    int first = 1;
+/* Whether replay positions are kept: a sink "replay_enabled" info key
+ * when one publishes it, else whether a sink records positions. */
+static int debug_replay_enabled(struct pipeline *pl)
+{
+    char *v = health_info("replay_enabled");
+    int on = 0;
+
+    if (v) {
+        on = strcmp(v, "true") == 0 || strcmp(v, "1") == 0;
+        free(v);
+        return on;
+    }
+    for (size_t i = 0; i < pl->ninstances; i++) {
+        struct ferry_ctx *c = pl->instances[i];
+        if (c->kind == FERRY_KIND_SINK && c->desc->checkpoint)
+            on = 1;
+    }
+    return on;
+}
+
+/*
+ * "replay": the Go replicator's {"enabled","cursor"} (the cursor of the
+ * first source: the datastream in the shipped pipeline) and ferry's own
+ * cursor of every source under "sources".
+ */
+static json_t *debug_replay(struct pipeline *pl)
+{
+    json_t *replay = json_object(), *sources = json_object();
+    json_t *first = NULL;
+
     for (size_t i = 0; i < pl->ninstances; i++) {
         struct ferry_ctx *c = pl->instances[i];
         if (c->kind != FERRY_KIND_SOURCE)
             continue;
-        struct ferry_pos p;
-        char buf[FERRY_POS_STRLEN];
-        sched_committed(c, &p);
-        tracker_format_pos(&p, buf, sizeof(buf));
-        if (p.set)
-            APPEND("%s\"%s\":{\"cursor\":\"%s\"}", first ? "" : ",",
-                   c->name, buf);
-        else
-            APPEND("%s\"%s\":{\"cursor\":null}", first ? "" : ",", c->name);
-        first = 0;
+        json_t *cur = debug_cursor(c);
+        if (!first)
+            first = json_incref(cur);
+        json_object_set_new(sources, c->name, json_pack("{s:o}", "cursor",
+                                                        cur));
     }
-    APPEND("},\"channels\":{");
+    json_object_set_new(replay, "enabled",
+                        json_boolean(debug_replay_enabled(pl)));
+    json_object_set_new(replay, "cursor", first ? first : json_null());
+    json_object_set_new(replay, "sources", sources);
+    return replay;
+}
+
+static json_t *debug_channels(struct pipeline *pl)
+{
+    json_t *ch = json_object();
+
     for (size_t i = 0; i < pl->nroutes; i++) {
         struct route *r = pl->routes[i];
-        APPEND("%s\"%s\":{\"depth\":%.0f,\"capacity\":%.0f,\"workers\":%u}",
-               i ? "," : "", r->name, route_depth(r), route_capacity(r),
-               r->nworkers);
+        json_object_set_new(ch, r->name,
+                            json_pack("{s:I,s:I,s:I}", "depth",
+                                      (json_int_t)route_depth(r), "capacity",
+                                      (json_int_t)route_capacity(r), "workers",
+                                      (json_int_t)r->nworkers));
     }
-    APPEND("}}");
-#undef APPEND
+    return ch;
+}
+
+/* "breakers": the state of every policy that publishes one (the breaker
+ * policy's ferry_breaker_state gauge); others claim none and are left
+ * out. */
+static json_t *debug_breakers(struct pipeline *pl)
+{
+    static const char *const names[] = {"closed", "open", "half-open"};
+    json_t *b = json_object();
+
+    for (size_t i = 0; i < pl->ninstances; i++) {
+        struct ferry_ctx *c = pl->instances[i];
+        const char *l[] = {"policy", c->name, NULL};
+        if (c->kind != FERRY_KIND_POLICY ||
+            metrics_count("ferry_breaker_state", l) == 0)
+            continue;
+        double st = metrics_sum("ferry_breaker_state", l);
+        int k = st >= 0 && st <= 2 ? (int)st : 0;
+        json_object_set_new(b, c->name, json_string(names[k]));
+    }
+    return b;
+}
+
+/*
+ * "messages", the Go replicator's counts: processed (received from every
+ * source), applied (summed over routes), dropped (will not reach a sink:
+ * dropped by a policy or refused by the sink), and ferry's own split.
+ */
+static json_t *debug_messages(void)
+{
+    json_int_t policy =
+        (json_int_t)metrics_sum("ferry_messages_dropped_total", NULL);
+    json_int_t failed =
+        (json_int_t)metrics_sum("ferry_messages_failed_total", NULL);
+
+    return json_pack(
+        "{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "processed",
+        (json_int_t)metrics_sum("ferry_source_messages_total", NULL),
+        "applied", (json_int_t)metrics_sum("ferry_messages_applied_total", NULL),
+        "dropped", policy + failed, "dropped_by_policy", policy, "failed",
+        failed, "coalesced",
+        (json_int_t)metrics_sum("ferry_messages_coalesced_total", NULL),
+        "invalid",
+        (json_int_t)metrics_sum("ferry_source_invalid_messages_total", NULL));
+}
+
+/* "standby" while a sink waits in start() for the writer lock, else
+ * "active". */
+static const char *debug_role(struct pipeline *pl)
+{
+    const char *role = "active";
+
+    pthread_mutex_lock(&pl->lock);
+    for (size_t i = 0; i < pl->ninstances; i++) {
+        struct ferry_ctx *c = pl->instances[i];
+        if (c->kind == FERRY_KIND_SINK && c->inited && !c->started &&
+            c->desc->start && !pl->stop_requested)
+            role = "standby";
+    }
+    pthread_mutex_unlock(&pl->lock);
+    return role;
+}
+
+/* The pipeline's part of /debug (core/http.h); the HTTP thread. */
+char *pipeline_debug_json(void *arg)
+{
+    struct pipeline *pl = arg;
+    json_t *root = json_object();
+    char *out;
+
+    if (!root)
+        return NULL;
+    json_object_set_new(root, "replay", debug_replay(pl));
+    json_object_set_new(root, "messages", debug_messages());
+    json_object_set_new(root, "channels", debug_channels(pl));
+    json_object_set_new(root, "breakers", debug_breakers(pl));
+    json_object_set_new(root, "role", json_string(debug_role(pl)));
+    out = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
     return out;
 }

@@ -94,6 +94,26 @@ CLEANUP_PIDS="$CLEANUP_PIDS $F"
 WAIT_S=30 wait_for sh -c "[ \$(curl -s -o /dev/null -w '%{http_code}' \
     $URL/ready) = 200 ]" || { tail "$T/ferry.log"; fail "never ready"; }
 
+# /debug carries the Go replicator's fields beside ferry's own, and only
+# the policies that have a state (the breaker, not the backpressure one).
+[ "$(code /debug)" = 200 ] || fail "/debug"
+python3 - "$T/body" <<'PY' || fail "/debug body: $(cat "$T/body")"
+import json, re, sys
+b = json.load(open(sys.argv[1]))
+r = b["replay"]
+assert r["enabled"] is True, r
+assert re.match(r"^\d+-\d+$", r["cursor"]), r
+assert r["sources"]["datastream"]["cursor"] == r["cursor"], r
+m = b["messages"]
+assert m["processed"] > 0 and m["applied"] > 0 and m["dropped"] == 0, m
+assert all(isinstance(m[k], int) for k in ("processed", "applied",
+                                            "dropped")), m
+assert b["breakers"] == {"breaker": "closed"}, b["breakers"]
+assert b["role"] == "active", b
+assert isinstance(b["writer_lock"], str) and b["writer_lock"], b
+assert re.match(r"^\d{4}-\d\d-\d\dT", b["timestamp"]), b
+PY
+
 kill -TERM "$TS_PID"
 t0=$(date +%s)
 bad=0 n=0 seen_down=0

@@ -127,6 +127,13 @@ for k in ("replay", "channels", "breakers", "writer_lock", "info",
           "timestamp", "ready", "cache_version"):
     assert k in b, (k, b)
 assert "all" in json.dumps(b["channels"]), b
+# The Go replicator's fields; the file sink records replay positions.
+assert b["replay"]["enabled"] is True, b["replay"]
+assert b["replay"]["sources"]["replay"]["cursor"] == b["replay"]["cursor"]
+for k in ("processed", "applied", "dropped"):
+    assert isinstance(b["messages"][k], int), b["messages"]
+assert b["messages"]["processed"] > 0, b["messages"]
+assert b["breakers"] == {} and b["role"] == "active", b
 PY
 
 code=$(get /nope)

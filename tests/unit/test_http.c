@@ -445,6 +445,15 @@ static void test_debug_defaults(void **state)
         j = json_body(&r);
         assert_true(json_is_null(
             json_object_get(json_object_get(j, "replay"), "cursor")));
+        /* The Go replicator's fields are there without a pipeline. */
+        assert_true(json_is_false(
+            json_object_get(json_object_get(j, "replay"), "enabled")));
+        assert_int_equal(json_integer_value(json_object_get(
+                             json_object_get(j, "messages"), "processed")),
+                         0);
+        assert_true(json_is_integer(
+            json_object_get(json_object_get(j, "messages"), "dropped")));
+        assert_string_equal(jstr(j, "role"), "active");
         assert_true(json_is_object(json_object_get(j, "channels")));
         assert_true(json_is_object(json_object_get(j, "breakers")));
         assert_true(json_is_null(json_object_get(j, "writer_lock")));
