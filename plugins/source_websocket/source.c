@@ -50,60 +50,8 @@
 #define WS_QUICK_DROP_MS 5000
 /* Retry interval for a blocked queue, in case a wakeup() was missed. */
 #define WS_RETRY_MS 250
-#define WS_SEC_NS 1000000000ull
-
-static const struct ferry_option ws_options[] = {
-    { "url", FERRY_OPT_STRING, NULL, 0, 0, NULL, 0,
-      "datastream URL (ws:// or wss://; http(s):// is converted as for "
-      "api_url); default: derived from api_url" },
-    { "api_url", FERRY_OPT_STRING, "https://api.schematichq.com", 0, 0, NULL,
-      0, "Schematic API base URL (REST initial load; datastream URL "
-         "derived from it)" },
-    { "api_key", FERRY_OPT_STRING, NULL, 0, 0, NULL,
-      FERRY_OPT_SECRET | FERRY_OPT_REQUIRED,
-      "Schematic API key, sent as X-Schematic-Api-Key" },
-    { "ping_interval", FERRY_OPT_DURATION, "30s", 0, 3600000, NULL, 0,
-      "WebSocket ping period; 0 disables keepalive" },
-    { "pong_wait", FERRY_OPT_DURATION, "40s", 100, 3600000, NULL, 0,
-      "reconnect when no pong arrives for this long" },
-    { "connect_timeout", FERRY_OPT_DURATION, "10s", 100, 300000, NULL, 0,
-      "TCP + TLS + WebSocket handshake limit" },
-    { "reconnect_min", FERRY_OPT_DURATION, "1s", 10, 3600000, NULL, 0,
-      "first delay after a failed dial (doubles up to reconnect_max)" },
-    { "reconnect_max", FERRY_OPT_DURATION, "30s", 10, 3600000, NULL, 0,
-      "longest delay between dials" },
-    { "max_message_size", FERRY_OPT_SIZE, "16MB", 1024, 1073741824.0, NULL,
-      0, "larger messages are counted (too_large) and skipped" },
-    { "tls_verify", FERRY_OPT_BOOL, "true", 0, 0, NULL, 0,
-      "verify the server certificate and host name (wss://, https://)" },
-    { "tls_ca_file", FERRY_OPT_STRING, NULL, 0, 0, NULL, 0,
-      "PEM CA bundle to verify the server with (default: system CAs)" },
-    { "subscribe", FERRY_OPT_LIST, "companies, users, flags", 0, 0, NULL, 0,
-      "subscriptions sent on every connect: companies, users, flags" },
-    { "replay", FERRY_OPT_BOOL, "true", 0, 0, NULL, 0,
-      "resume from the committed position (replay_from)" },
-    { "bulk_load", FERRY_OPT_BOOL, "true", 0, 0, NULL, 0,
-      "load companies and users over REST when there is no position, and "
-      "after a reload" },
-    { "bulk_page_size", FERRY_OPT_INT, "100", 1, 1000, NULL, 0,
-      "REST page size (limit)" },
-    { "bulk_concurrency", FERRY_OPT_INT, "5", 1, 64, NULL, 0,
-      "REST requests in flight at most" },
-    { "bulk_rate", FERRY_OPT_DOUBLE, "10", 0, 100000, NULL, 0,
-      "REST requests per second at most; 0 = unlimited" },
-    { "max_held_messages", FERRY_OPT_INT, "100000", 1, 100000000, NULL, 0,
-      "stream messages held during an initial load before reading pauses" },
-    { NULL, 0, NULL, 0, 0, NULL, 0, NULL }
-};
 
 /* ---- small helpers ------------------------------------------------------- */
-
-#define WS_LOG(s, lvl, ...) (s)->host->log((s)->ctx, (lvl), __VA_ARGS__)
-
-static uint64_t ws_now(struct ws_source *s)
-{
-    return s->host->now_ns();
-}
 
 static double ws_rand(struct ws_source *s)
 {
@@ -117,27 +65,6 @@ static void ws_source_kick(struct ws_source *s)
     if (s->lws)
         lws_cancel_service(s->lws);
     pthread_mutex_unlock(&s->ctl_lock);
-}
-
-static struct ferry_metric *ws_metric(struct ws_source *s, int type,
-                                      const char *name, const char *help,
-                                      const char *const *labels)
-{
-    return s->host->metric(s->ctx, type, name, help, labels);
-}
-
-static void ws_metric_add(struct ws_source *s, struct ferry_metric *m,
-                          double v)
-{
-    if (m)
-        s->host->metric_add(m, v);
-}
-
-static void ws_metric_set(struct ws_source *s, struct ferry_metric *m,
-                          double v)
-{
-    if (m)
-        s->host->metric_set(m, v);
 }
 
 /* ---- lws logging ------------------------------------------------------------ */
@@ -179,94 +106,6 @@ static void ws_dial_error(char *out, size_t len, const void *in, size_t inlen)
     else
         snprintf(out, len, "connection failed");
     ws_lws_err[0] = '\0';
-}
-
-/* ---- counting ------------------------------------------------------------ */
-
-static int ws_etype_index(const char *et)
-{
-    if (!strcmp(et, "company"))
-        return 0;
-    if (!strcmp(et, "user"))
-        return 1;
-    if (!strcmp(et, "flags"))
-        return 2;
-    return 3;
-}
-
-static const char *const ws_etype_names[4] = { "company", "user", "flags",
-                                               "control" };
-static const char *const ws_op_names[6] = { "full",     "partial", "delete",
-                                            "snapshot", "reload",  "other" };
-
-static int ws_op_index(uint32_t op)
-{
-    switch (op) {
-    case FERRY_OP_FULL:
-        return 0;
-    case FERRY_OP_PARTIAL:
-        return 1;
-    case FERRY_OP_DELETE:
-        return 2;
-    case FERRY_OP_SNAPSHOT:
-        return 3;
-    case FERRY_OP_RELOAD:
-        return 4;
-    default:
-        return 5;
-    }
-}
-
-static void ws_count_message(struct ws_source *s, const struct ferry_msg *m)
-{
-    int e = ws_etype_index(m->entity_type), o = ws_op_index(m->op);
-
-    if (!s->m_msgs[e][o]) {
-        const char *labels[] = { "entity_type", ws_etype_names[e],
-                                 "message_type", ws_op_names[o], NULL };
-
-        s->m_msgs[e][o] = ws_metric(
-            s, FERRY_METRIC_COUNTER, "ferry_source_messages_total",
-            "Datastream messages received, by entity and message type",
-            labels);
-    }
-    ws_metric_add(s, s->m_msgs[e][o], 1);
-    s->n_messages++;
-}
-
-/* Counts and (rate-limited) logs a message that is not applied. */
-static void ws_invalid(struct ws_source *s, const char *reason,
-                       const char *detail, const char *stream_id)
-{
-    unsigned long suppressed;
-    size_t i;
-
-    for (i = 0; i < s->nreasons; i++)
-        if (!strcmp(s->reasons[i].reason, reason))
-            break;
-    if (i == s->nreasons && i < WS_MAX_REASONS) {
-        const char *labels[] = { "reason", reason, NULL };
-
-        s->reasons[i].reason = reason;
-        s->reasons[i].metric = ws_metric(
-            s, FERRY_METRIC_COUNTER, "ferry_source_invalid_messages_total",
-            "Datastream messages rejected, by reason", labels);
-        s->nreasons++;
-    }
-    if (i < s->nreasons) {
-        s->reasons[i].count++;
-        ws_metric_add(s, s->reasons[i].metric, 1);
-    }
-    s->n_invalid++;
-    if (!ws_ratelog_ok(&s->rl_invalid, ws_now(s), WS_SEC_NS, &suppressed))
-        return;
-    WS_LOG(s, FERRY_LOG_WARN, "invalid message skipped (%s): %s%s%s", reason,
-           detail, stream_id && *stream_id ? " at stream_id " : "",
-           stream_id && *stream_id ? stream_id : "");
-    if (suppressed)
-        WS_LOG(s, FERRY_LOG_WARN,
-               "%lu more invalid messages in the last second (not logged)",
-               suppressed);
 }
 
 /* ---- the queue and flow control ------------------------------------------ */
@@ -1117,96 +956,14 @@ static int ws_init(const struct ferry_host *host, struct ferry_ctx *ctx,
                    void **state)
 {
     struct ws_source *s;
-    const char *url, *api_url, *key, *ca;
-    const char *const *items;
-    size_t nitems, n;
-    char err[512];
-    int subs;
 
     s = host->alloc(sizeof(*s));
     memset(s, 0, sizeof(*s));
     s->host = host;
     s->ctx = ctx;
     pthread_mutex_init(&s->ctl_lock, NULL);
-
-    api_url = host->opt_str(ctx, "api_url");
-    url = host->opt_str(ctx, "url");
-    if (!api_url || (strncasecmp(api_url, "http://", 7) &&
-                     strncasecmp(api_url, "https://", 8))) {
-        host->log(ctx, FERRY_LOG_ERROR,
-                  "api_url '%.200s' must start with http:// or https://",
-                  api_url ? api_url : "");
+    if (ws_options_read(s) < 0)
         goto fail;
-    }
-    n = strlen(api_url);
-    while (n > 0 && api_url[n - 1] == '/')
-        n--;
-    if (n >= sizeof(s->api_url)) {
-        host->log(ctx, FERRY_LOG_ERROR, "api_url is too long");
-        goto fail;
-    }
-    memcpy(s->api_url, api_url, n);
-    s->api_url[n] = '\0';
-    if (ws_url_derive(url && *url ? url : api_url, s->url, sizeof(s->url),
-                      err, sizeof(err)) < 0) {
-        host->log(ctx, FERRY_LOG_ERROR, "%s: %s",
-                  url && *url ? "url" : "api_url", err);
-        goto fail;
-    }
-    if (ws_url_parse(s->url, &s->wsurl, err, sizeof(err)) < 0) {
-        host->log(ctx, FERRY_LOG_ERROR, "url: %s", err);
-        goto fail;
-    }
-    key = host->opt_str(ctx, "api_key");
-    if (!key || !*key) {
-        host->log(ctx, FERRY_LOG_ERROR, "api_key is empty");
-        goto fail;
-    }
-    s->api_key = host->strdup(key);
-    s->ping_ms = host->opt_duration_ms(ctx, "ping_interval");
-    s->pong_ms = host->opt_duration_ms(ctx, "pong_wait");
-    s->connect_ms = host->opt_duration_ms(ctx, "connect_timeout");
-    s->rmin_ms = host->opt_duration_ms(ctx, "reconnect_min");
-    s->rmax_ms = host->opt_duration_ms(ctx, "reconnect_max");
-    if (s->ping_ms && s->pong_ms <= s->ping_ms) {
-        char a[32], b[32];
-
-        host->log(ctx, FERRY_LOG_ERROR,
-                  "pong_wait (%s) must be longer than ping_interval (%s)",
-                  ws_fmt_ms(s->pong_ms, a, sizeof(a)),
-                  ws_fmt_ms(s->ping_ms, b, sizeof(b)));
-        goto fail;
-    }
-    if (s->rmin_ms > s->rmax_ms) {
-        host->log(ctx, FERRY_LOG_ERROR,
-                  "reconnect_min must not exceed reconnect_max");
-        goto fail;
-    }
-    s->max_msg = (size_t)host->opt_size(ctx, "max_message_size");
-    s->tls_verify = host->opt_bool(ctx, "tls_verify");
-    ca = host->opt_str(ctx, "tls_ca_file");
-    if (ca && *ca) {
-        /* A file check, not I/O with a service: fail at check time. */
-        if (access(ca, R_OK) != 0) {
-            host->log(ctx, FERRY_LOG_ERROR, "tls_ca_file '%.200s': %s", ca,
-                      strerror(errno));
-            goto fail;
-        }
-        s->ca_file = host->strdup(ca);
-    }
-    nitems = host->opt_list(ctx, "subscribe", &items);
-    subs = ws_subscribe_parse(items, nitems, err, sizeof(err));
-    if (subs < 0) {
-        host->log(ctx, FERRY_LOG_ERROR, "%s", err);
-        goto fail;
-    }
-    s->subs = (unsigned)subs;
-    s->replay = host->opt_bool(ctx, "replay");
-    s->bulk_load = host->opt_bool(ctx, "bulk_load");
-    s->page_size = (int)host->opt_int(ctx, "bulk_page_size");
-    s->concurrency = (int)host->opt_int(ctx, "bulk_concurrency");
-    s->rate = host->opt_double(ctx, "bulk_rate");
-    s->max_held = (size_t)host->opt_int(ctx, "max_held_messages");
     s->rng = (unsigned)host->now_ns() ^ (unsigned)(uintptr_t)s;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         host->log(ctx, FERRY_LOG_ERROR, "libcurl initialisation failed");
@@ -1237,63 +994,6 @@ static void ws_fini(void *state)
     pthread_mutex_destroy(&s->ctl_lock);
     s->host->free(s);
     curl_global_cleanup();
-}
-
-static void ws_register_metrics(struct ws_source *s)
-{
-    s->m_connected = ws_metric(s, FERRY_METRIC_GAUGE, "ferry_source_connected",
-                               "1 while the datastream is connected", NULL);
-    s->m_reconnects =
-        ws_metric(s, FERRY_METRIC_COUNTER, "ferry_source_reconnects_total",
-                  "Datastream dials after the first", NULL);
-    s->m_unhealthy = ws_metric(
-        s, FERRY_METRIC_GAUGE, "ferry_source_unhealthy",
-        "1 while the datastream refuses the API key (close 4001)", NULL);
-    s->m_errors = ws_metric(s, FERRY_METRIC_COUNTER, "ferry_source_errors_total",
-                            "Datastream error messages received", NULL);
-    s->m_stream_time =
-        ws_metric(s, FERRY_METRIC_GAUGE, "ferry_source_stream_time_seconds",
-                  "Stream time of the newest received position", NULL);
-    s->m_held = ws_metric(s, FERRY_METRIC_GAUGE, "ferry_source_held_messages",
-                          "Messages held or queued inside the source", NULL);
-    s->m_paused = ws_metric(
-        s, FERRY_METRIC_COUNTER, "ferry_source_paused_total",
-        "Times reading the datastream paused (backpressure or a full hold)",
-        NULL);
-    s->m_load_requests =
-        ws_metric(s, FERRY_METRIC_COUNTER, "ferry_source_load_requests_total",
-                  "REST requests of initial loads", NULL);
-    s->m_load_failures =
-        ws_metric(s, FERRY_METRIC_COUNTER, "ferry_source_load_failures_total",
-                  "REST requests of initial loads that failed (retried)",
-                  NULL);
-    s->m_load_entities =
-        ws_metric(s, FERRY_METRIC_COUNTER, "ferry_source_load_entities_total",
-                  "Companies and users emitted by initial loads", NULL);
-}
-
-/* The closing summary: counts by kind, for operators and tests. */
-static void ws_summary(struct ws_source *s)
-{
-    char buf[512];
-    size_t i, off = 0;
-
-    buf[0] = '\0';
-    for (i = 0; i < s->nreasons && off < sizeof(buf); i++) {
-        int n = snprintf(buf + off, sizeof(buf) - off, "%s%s=%lu",
-                         i ? " " : " (", s->reasons[i].reason,
-                         s->reasons[i].count);
-        if (n < 0)
-            break;
-        off += (size_t)n;
-    }
-    if (s->nreasons && off < sizeof(buf) - 1)
-        snprintf(buf + off, sizeof(buf) - off, ")");
-    WS_LOG(s, FERRY_LOG_INFO,
-           "stopped: %lu messages, %lu invalid%s, %lu errors, %lu "
-           "reconnects; %zu queued messages not emitted",
-           s->n_messages, s->n_invalid, buf, s->n_errors,
-           s->dials ? s->dials - 1 : 0, s->queue.len);
 }
 
 /* Creates the client context (and, for wss://, the TLS context) of s;

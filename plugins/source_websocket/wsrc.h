@@ -1,20 +1,23 @@
 /*
  * plugins/source_websocket/wsrc.h: internals of the Schematic datastream
- * source, shared by its four files:
- *   source.c  options, init/run/stop/wakeup, the connection lifecycle on a
- *             libwebsockets event loop, messages, backpressure;
- *   proto.c   the WebSocket client protocol (RFC 6455 handshake and
- *             framing) and TLS (OpenSSL memory BIOs) over an lws raw
- *             socket;
- *   load.c    the REST initial load (libcurl multi, its own thread);
- *   util.c    URL derivation, backoff, the held-message queue, rate-limited
- *             logging: pure functions, unit-tested without I/O.
+ * source, shared by its files:
+ *   source.c   init/run/stop/wakeup, the connection lifecycle on a
+ *              libwebsockets event loop (an lws raw socket fed to the
+ *              WebSocket codec of plugins/lib/ws, wsc.h), messages,
+ *              backpressure;
+ *   options.c  the options table and their checks;
+ *   stats.c    counters, metrics and the summary line;
+ *   load.c     the REST initial load (libcurl multi, its own thread, its
+ *              own copy of the options; it does not know struct
+ *              ws_source);
+ *   util.c     URL derivation, backoff, the held-message queue, rate-limited
+ *              logging: pure functions, unit-tested without I/O.
  *
  * Why not lws's own ws client role: lws 4.1 parses received frames one
  * byte at a time (about 110 MB/s, 70k messages/s of 1.5 KB on the bench
  * machine, with nothing else done), which caps the source far below its
  * 200k messages/s goal; and its raw-socket TLS client fails intermittently,
- * so TLS is done here with OpenSSL over a raw socket.
+ * so the codec does TLS with OpenSSL over the raw socket.
  *
  * Nothing here is exported from the .so (-fvisibility=hidden); the names
  * carry the ws_ prefix of the plugin.
@@ -306,5 +309,60 @@ enum {
     WS_CONN_DIALING = 1, /* connect_via_info called, not established */
     WS_CONN_OPEN = 2     /* established */
 };
+
+/* Shared helpers; everything on the lws thread unless said otherwise. */
+#define WS_LOG(s, lvl, ...) (s)->host->log((s)->ctx, (lvl), __VA_ARGS__)
+#define WS_SEC_NS 1000000000ull
+
+static inline uint64_t ws_now(struct ws_source *s)
+{
+    return s->host->now_ns();
+}
+
+static inline struct ferry_metric *ws_metric(struct ws_source *s, int type,
+                                             const char *name,
+                                             const char *help,
+                                             const char *const *labels)
+{
+    return s->host->metric(s->ctx, type, name, help, labels);
+}
+
+/* Any thread (the host's metric calls are). */
+static inline void ws_metric_add(struct ws_source *s, struct ferry_metric *m,
+                                 double v)
+{
+    if (m)
+        s->host->metric_add(m, v);
+}
+
+static inline void ws_metric_set(struct ws_source *s, struct ferry_metric *m,
+                                 double v)
+{
+    if (m)
+        s->host->metric_set(m, v);
+}
+
+/* ---- options.c ------------------------------------------------------------ */
+
+/* The option table of the plugin descriptor. */
+extern const struct ferry_option ws_options[];
+
+/* Reads and checks every option into s (host and ctx set). Returns 0, or
+ * -1 after logging one line; the caller frees api_key and ca_file. Main
+ * thread, from init(). */
+int ws_options_read(struct ws_source *s);
+
+/* ---- stats.c -------------------------------------------------------------- */
+
+/* Counts a stream message by entity and message type. */
+void ws_count_message(struct ws_source *s, const struct ferry_msg *m);
+/* Counts a message that is not applied by reason (a static string) and
+ * logs it, at most once a second; stream_id may be NULL. */
+void ws_invalid(struct ws_source *s, const char *reason, const char *detail,
+                const char *stream_id);
+/* Registers the source's metrics (from run()). */
+void ws_register_metrics(struct ws_source *s);
+/* Logs the closing summary: counts by kind, for operators and tests. */
+void ws_summary(struct ws_source *s);
 
 #endif

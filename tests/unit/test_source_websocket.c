@@ -30,6 +30,8 @@
 #include <unistd.h>
 
 #include "../../plugins/source_websocket/util.c"
+#include "../../plugins/source_websocket/options.c"
+#include "../../plugins/source_websocket/stats.c"
 #include "../../plugins/source_websocket/load.c"
 #include "../../plugins/source_websocket/source.c"
 
