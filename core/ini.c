@@ -735,7 +735,7 @@ static int config_expand_all(struct config *cfg, char *err, size_t errlen)
  *   type   = bool, int, duration or string (default): the value must parse
  *   min, max = the range of an int
  *   refuse = a value that is an error (compared as the type: for a bool,
- *            refuse = true refuses TRUE, yes and 1 too)
+ *            refuse = true refuses TRUE, yes and 1 too); * refuses any
  *   error  = the reason given for a refused value
  *   notice = a line logged (at warn level) once per load when VAR is set
  *            and not refused, saying what ferry does instead
@@ -795,14 +795,15 @@ static const char *config_env_parse(const struct config_section *s,
     const char *refuse = config_env_get(s, "refuse");
     const char *bad = NULL;
 
-    *same = refuse && strcasecmp(text, refuse) == 0;
+    *same = refuse && (strcmp(refuse, "*") == 0 ||
+                       strcasecmp(text, refuse) == 0);
     if (!type || strcmp(type, "string") == 0)
         return NULL;
     if (strcmp(type, "bool") == 0) {
         int v, r;
 
         bad = config_check_bool(text, &v);
-        if (!bad && refuse) {
+        if (!bad && refuse && strcmp(refuse, "*") != 0) {
             if (config_check_bool(refuse, &r)) {
                 config_err(decl, decllen, "refuse: '%s' is not a boolean",
                            refuse);

@@ -1206,6 +1206,14 @@ static void test_env_refuse_and_types(void **state)
     unsetenv("FERRY_T_WAIT");
     unsetenv("FERRY_T_TLS");
 
+    put("a.ini", "[env.FERRY_T_X]\nrefuse = *\nerror = not yet\n");
+    setenv("FERRY_T_X", "a:1, b:2", 1);
+    expect_load_error("a.ini", "a.ini:1: [env.FERRY_T_X] FERRY_T_X=a:1, b:2: "
+                               "not yet");
+    unsetenv("FERRY_T_X");
+    load_ok(&cfg, "a.ini");
+    config_release(&cfg);
+
     put("a.ini", "[env.FERRY_T_X]\ntyp = bool\n");
     expect_load_error("a.ini", "a.ini:2: [env.FERRY_T_X] unknown key 'typ' "
                                "(did you mean 'type'?)");
