@@ -64,8 +64,7 @@ void config_sbuf_add(struct sbuf *b, const char *s, size_t n)
 
 /* ---- sections and entries ----------------------------------------------- */
 
-struct config_section *config_find(const struct config *cfg,
-                                          const char *name)
+struct config_section *config_find(const struct config *cfg, const char *name)
 {
     for (size_t i = 0; i < cfg->count; i++) {
         if (strcmp(cfg->sections[i].name, name) == 0)
@@ -75,8 +74,8 @@ struct config_section *config_find(const struct config *cfg,
 }
 
 struct config_section *config_add(struct config *cfg, const char *name,
-                                         const char *kind, const char *inst,
-                                         const char *file, int line)
+                                  const char *kind, const char *inst,
+                                  const char *file, int line)
 {
     struct config_section *s;
 

@@ -78,8 +78,7 @@ struct config {
  * their notices, which it also keeps in cfg->notices). Returns 0, or -1
  * with the message in err.
  */
-int config_load(struct config *cfg, const char *path, char *err,
-                size_t errlen);
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
 void config_release(struct config *cfg);
 
 /* Finds a section by full name ("sink.cache"); NULL when absent. */

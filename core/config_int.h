@@ -45,8 +45,7 @@ struct sbuf {
 void config_sbuf_add(struct sbuf *b, const char *s, size_t n);
 
 /* The section named name in cfg, writable; NULL when absent. */
-struct config_section *config_find(const struct config *cfg,
-                                   const char *name);
+struct config_section *config_find(const struct config *cfg, const char *name);
 /* Appends a new empty section to cfg and returns it (valid until the
  * next config_add() to cfg). */
 struct config_section *config_add(struct config *cfg, const char *name,

@@ -111,8 +111,8 @@ static int config_negate(struct sbuf *b, const char *key, const char *text,
             config_err(why, whylen, "%s: '%s' %s (from $%s)", key, text, bad,
                        var);
         else
-            config_err(why, whylen, "%s: '%s' %s (the default of ${!%s})",
-                       key, text, bad, var);
+            config_err(why, whylen, "%s: '%s' %s (the default of ${!%s})", key,
+                       text, bad, var);
         return -1;
     }
     if (v)
@@ -560,8 +560,8 @@ static int config_check_nesting(const struct config_file *self,
  * caller's to free). Returns 0, or -1 with the error in err. */
 static int config_read_file(const char *path, const char *prefix,
                             const struct config_file *parent,
-                            struct config_file *self, char **buf,
-                            size_t *len, char *err, size_t errlen)
+                            struct config_file *self, char **buf, size_t *len,
+                            char *err, size_t errlen)
 {
     struct stat st;
     FILE *f;
@@ -635,17 +635,15 @@ static int config_load_file(const char *path, const char *prefix,
  * or -1 with the error in err. */
 static int config_merge_includes(const struct config_parse *p,
                                  const struct config_file *self,
-                                 struct config *out, char *err,
-                                 size_t errlen)
+                                 struct config *out, char *err, size_t errlen)
 {
     for (size_t i = 0; i < p->ninc; i++) {
         struct config child = {0};
         char pre[1024];
 
-        snprintf(pre, sizeof(pre), "%s:%d: [ferry] ", p->path,
-                 p->inc[i].line);
-        if (config_load_file(p->inc[i].path, pre, self, &child, err,
-                             errlen) < 0) {
+        snprintf(pre, sizeof(pre), "%s:%d: [ferry] ", p->path, p->inc[i].line);
+        if (config_load_file(p->inc[i].path, pre, self, &child, err, errlen) <
+            0) {
             config_release(&child);
             return -1;
         }
@@ -670,8 +668,8 @@ static int config_load_file(const char *path, const char *prefix,
     size_t len = 0;
 
     memset(&p, 0, sizeof(p));
-    if (config_read_file(path, prefix, parent, &self, &buf, &len, err,
-                         errlen) < 0)
+    if (config_read_file(path, prefix, parent, &self, &buf, &len, err, errlen) <
+        0)
         return -1;
 
     p.path = path;
@@ -744,9 +742,8 @@ static int config_expand_all(struct config *cfg, char *err, size_t errlen)
  * empty variable as unset). The value appears in the notice and in
  * errors, so do not declare a secret this way.
  */
-static const char *const config_env_keys[] = {"type",   "min",   "max",
-                                              "refuse", "error", "notice",
-                                              NULL};
+static const char *const config_env_keys[] = {
+    "type", "min", "max", "refuse", "error", "notice", NULL};
 
 /* The value of key in s, or NULL. */
 static const char *config_env_get(const struct config_section *s,
@@ -788,15 +785,15 @@ static int config_env_keys_ok(const struct config_section *s, char *err,
  * is wrong (its own reason in decl).
  */
 static const char *config_env_parse(const struct config_section *s,
-                                    const char *text, int *same,
-                                    char *decl, size_t decllen)
+                                    const char *text, int *same, char *decl,
+                                    size_t decllen)
 {
     const char *type = config_env_get(s, "type");
     const char *refuse = config_env_get(s, "refuse");
     const char *bad = NULL;
 
-    *same = refuse && (strcmp(refuse, "*") == 0 ||
-                       strcasecmp(text, refuse) == 0);
+    *same =
+        refuse && (strcmp(refuse, "*") == 0 || strcasecmp(text, refuse) == 0);
     if (!type || strcmp(type, "string") == 0)
         return NULL;
     if (strcmp(type, "bool") == 0) {
@@ -848,8 +845,8 @@ static void config_add_notice(struct config *cfg, const char *var,
     config_sbuf_add(&b, value, strlen(value));
     config_sbuf_add(&b, ": ", 2);
     config_sbuf_add(&b, text, strlen(text));
-    cfg->notices = config_xrealloc(cfg->notices, (cfg->nnotices + 1) *
-                                                     sizeof(*cfg->notices));
+    cfg->notices = config_xrealloc(cfg->notices,
+                                   (cfg->nnotices + 1) * sizeof(*cfg->notices));
     cfg->notices[cfg->nnotices++] = b.s;
 }
 

@@ -65,8 +65,7 @@ static int parse_digits(const char **sp, uint64_t *v)
 
 /* Go's leadingFraction(): digits after the point, ignoring those that
  * would overflow. Returns the digits as an integer and scale as 10^n. */
-static const char *duration_fraction(const char *p, uint64_t *f,
-                                     double *scale)
+static const char *duration_fraction(const char *p, uint64_t *f, double *scale)
 {
     int overflow = 0;
 
@@ -512,11 +511,11 @@ static int optval_parse_enum(const struct ferry_option *opt, const char *text,
     hint = config_suggest(text, ev);
     if (hint)
         config_err(why, whylen,
-                   "%s: '%s' is not one of %s (did you mean '%s'?)",
-                   opt->name, text, b.s, hint);
+                   "%s: '%s' is not one of %s (did you mean '%s'?)", opt->name,
+                   text, b.s, hint);
     else
-        config_err(why, whylen, "%s: '%s' is not one of %s", opt->name,
-                   text, b.s);
+        config_err(why, whylen, "%s: '%s' is not one of %s", opt->name, text,
+                   b.s);
     free(b.s);
     return -1;
 }
@@ -656,9 +655,8 @@ static void optset_unknown(const struct config_entry *e, const char *sname,
 
 /* The three strings of " (from $VAR)" after an error about e's value, or
  * three empty strings when no variable supplied it. */
-#define FROM_VARS(e)                                                         \
-    (e)->vars ? " (from " : "", (e)->vars ? (e)->vars : "",                  \
-        (e)->vars ? ")" : ""
+#define FROM_VARS(e)                                                           \
+    (e)->vars ? " (from " : "", (e)->vars ? (e)->vars : "", (e)->vars ? ")" : ""
 
 /*
  * Returns a new optset the caller frees with optset_free(), or NULL with

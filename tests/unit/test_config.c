@@ -681,10 +681,10 @@ static void test_parse_duration_go(void **state)
               {"0s", 0, 0},
               {"-0s", 0, 0},
               {"1.5h", 5400000, 0},
-              {"500us", 1, 0},         /* Go: 500000ns */
-              {"500\xC2\xB5s", 1, 0},  /* U+00B5 */
-              {"500\xCE\xBCs", 1, 0},  /* U+03BC */
-              {"1500us", 2, 0},        /* Go: 1.5ms */
+              {"500us", 1, 0},        /* Go: 500000ns */
+              {"500\xC2\xB5s", 1, 0}, /* U+00B5 */
+              {"500\xCE\xBCs", 1, 0}, /* U+03BC */
+              {"1500us", 2, 0},       /* Go: 1.5ms */
               {"999999ns", 1, 0},
               {"1000000ns", 1, 0},
               {"1000001ns", 2, 0},
@@ -702,15 +702,14 @@ static void test_parse_duration_go(void **state)
               {"+1.5h", 5400000, 0},
               {"-1s", 1000, 1},
               {"-1.5h", 5400000, 1},
-              {"00", 0, 0},        /* ferry's extension: zeros alone */
+              {"00", 0, 0}, /* ferry's extension: zeros alone */
               /* Go truncates what is below a nanosecond. */
               {"1.00000000000000000000000001s", 1000, 0},
               {"2562047h", 9223369200000ull, 0}};
-    static const char *const bad[] = {"",  "1",   "1d",  "h",    "1.5",
-                                      "1hh", ".s",  "-.s", ".",    "-",
-                                      "+",   "1.5.5s", "1h 2m", "1H",
-                                      "1e3s", "0x10s", "1,5s", "--1s",
-                                      "1ms2", "us", "1\xC2s"};
+    static const char *const bad[] = {
+        "",     "1",     "1d",   "h",    "1.5",    "1hh",   ".s",
+        "-.s",  ".",     "-",    "+",    "1.5.5s", "1h 2m", "1H",
+        "1e3s", "0x10s", "1,5s", "--1s", "1ms2",   "us",    "1\xC2s"};
     uint64_t ms;
 
     (void)state;
@@ -1051,8 +1050,8 @@ static void test_optset_duration_rounds_up(void **state)
                  "to = c\n"
                  "batch_timeout = 500us\n");
     load_ok(&cfg, "a.ini");
-    o = optset_new(config_section(&cfg, "route.main"), "route.main",
-                   route_opts, NULL, err, sizeof(err));
+    o = optset_new(config_section(&cfg, "route.main"), "route.main", route_opts,
+                   NULL, err, sizeof(err));
     if (!o)
         fail_msg("%s", err);
     assert_int_equal(optset_duration_ms(o, "batch_timeout"), 1);
