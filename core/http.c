@@ -29,9 +29,19 @@
 #define HTTP_LOG "http"
 /* Bytes handed to lws_write() per writeable callback. */
 #define HTTP_CHUNK 16384
-/* Connections the server handles at once (plus lws's internal fds). The
- * limit also keeps lws from sizing its tables by the process fd limit. */
-#define HTTP_MAX_FDS 128
+/*
+ * Connections the server holds at once. lws serves them all from one
+ * non-blocking event loop, so a connection that sends its request slowly
+ * or not at all (slowloris) costs a descriptor and a header buffer, never
+ * time of another client. Each has HTTP_HEADER_S to send its request
+ * headers and HTTP_IDLE_S between keep-alive requests before lws closes
+ * it. The fd limit also keeps lws from sizing its tables by the process
+ * fd limit; lws's own fds (the cancel pipe, the listener) come on top.
+ */
+#define HTTP_MAX_CONNS 512
+#define HTTP_MAX_FDS (HTTP_MAX_CONNS + 16)
+#define HTTP_HEADER_S 10
+#define HTTP_IDLE_S 5
 
 #define HTTP_JSON "application/json"
 #define HTTP_PROM "text/plain; version=0.0.4; charset=utf-8"
@@ -626,6 +636,13 @@ int http_start(const char *listen, char *err, size_t errlen)
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.fd_limit_per_thread = HTTP_MAX_FDS;
+    /* One header buffer per connection that is still sending its
+     * request: with fewer, the others wait for a buffer in a queue that
+     * slow clients can fill. */
+    info.max_http_header_pool = HTTP_MAX_CONNS;
+    info.timeout_secs = HTTP_HEADER_S;
+    info.timeout_secs_ah_idle = HTTP_HEADER_S;
+    info.keepalive_timeout = HTTP_IDLE_S;
     info.server_string = "ferry";
     http_ctx = lws_create_context(&info);
     if (!http_ctx) {

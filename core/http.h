@@ -16,7 +16,9 @@
  * "Allow: GET".
  *
  * One libwebsockets context with its own service thread; HTTP/1.1 with
- * keep-alive. http_start() and http_stop() are called from the main thread
+ * keep-alive. Up to 512 connections at once on one non-blocking loop;
+ * each has 10 s to send its request headers and 5 s idle between
+ * requests, so slow clients never delay another one. http_start() and http_stop() are called from the main thread
  * only, never concurrently with each other.
  */
 #ifndef FERRY_CORE_HTTP_H
