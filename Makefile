@@ -239,6 +239,23 @@ install: all
 	    etc/ferry.service > $(DESTDIR)$(UNITDIR)/ferry.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/ferry.service
 
+# make image: the Dockerfile built with podman (or docker) as ferry:VERSION.
+# make test-image: builds it and runs the demo pipeline in it
+# (tests/image/run.sh; about a minute once the base image is there).
+# IMAGE_BASE=localhost/ferry-debian:bookworm uses the base tests/image/base.sh
+# builds where no registry is reachable.
+ENGINE ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
+IMAGE_BASE ?= debian:bookworm-slim
+image:
+	$(ENGINE) build $(if $(filter podman,$(ENGINE)),--format docker) \
+	    --network=host --build-arg BASE=$(IMAGE_BASE) -t ferry:$(VERSION) .
+
+test-image: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) ENGINE=$(ENGINE) sh tests/image/run.sh
+
+.PHONY: image test-image
+
 clean:
 	rm -rf $(BUILD)
 
