@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "health.h"
 #include "http.h"
@@ -233,14 +234,22 @@ static void notify_reloading(void)
                    (unsigned long long)ts.tv_nsec / 1000ULL);
 }
 
-/* The watchdog tick, on the timer thread: the timer thread still runs and
- * g_lock is not stuck, so the process is not wedged as a whole. */
+/* The watchdog tick, on the timer thread. It pings while the timer thread
+ * runs, g_lock is not stuck and health_wedged() (the check behind /health)
+ * finds no step stuck past its bound; a wedged ferry stops pinging and
+ * systemd restarts it WatchdogSec later. */
 static void notify_watchdog(void *arg)
 {
+    char reason[256];
+
     (void)arg;
     pthread_mutex_lock(&g_lock);
-    sd_notify(0, "WATCHDOG=1");
-    notify_status_locked("running");
+    if (health_wedged(clock_now_ns(), reason, sizeof(reason))) {
+        sd_notifyf(0, "STATUS=wedged: %s", reason);
+    } else {
+        sd_notify(0, "WATCHDOG=1");
+        notify_status_locked("running");
+    }
     pthread_mutex_unlock(&g_lock);
 }
 

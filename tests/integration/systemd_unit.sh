@@ -3,7 +3,8 @@
 # accepts it and systemd-analyze security rates its exposure 2.5 or lower.
 # Then Type=notify: ferry run with NOTIFY_SOCKET on a python3 datagram
 # socket sends READY=1 with a STATUS= line, RELOADING=1 then READY=1
-# around a SIGHUP, WATCHDOG=1 when WATCHDOG_USEC is set, and STOPPING=1.
+# around a SIGHUP, WATCHDOG=1 when WATCHDOG_USEC is set, and STOPPING=1;
+# a worker wedged in its sink's write() stops the watchdog pings.
 . tests/lib.sh
 
 make --no-print-directory -s install BUILD="$BUILD" PREFIX="$T/prefix" \
@@ -70,4 +71,39 @@ grep -q "^MONOTONIC_USEC=[0-9]" "$T/notify.log" || fail "RELOADING=1 without MON
 kill -TERM $FPID
 wait $FPID || { cat "$T/ferry.log"; fail "ferry exited nonzero"; }
 grep -qx "STOPPING=1" "$T/notify.log" || fail "no STOPPING=1"
+
+# A wedged worker (tests/plugins/sink_wedge.c blocks while its gate file
+# exists): no WATCHDOG=1 while wedged, a STATUS= saying why, pings again
+# once it returns.
+case $BUILD in /*) B=$BUILD ;; *) B=$PWD/$BUILD ;; esac
+: >"$T/gate"
+cat >"$T/wedge.ini" <<INI
+[ferry]
+plugin_dir = $B/tests/plugins
+http_listen =
+[source.gen]
+plugin = gen
+count = 100
+linger = true
+[sink.stuck]
+plugin = $B/tests/plugins/sink_wedge.so
+gate = $T/gate
+[route.r]
+from = gen
+to = stuck
+workers = 1
+INI
+NOTIFY_SOCKET="$T/notify.sock" WATCHDOG_USEC=200000 FERRY_WATCHDOG_MS=300 \
+    "$FERRY" run -c "$T/wedge.ini" >"$T/wedge.log" 2>&1 &
+FPID=$!
+CLEANUP_PIDS="$CLEANUP_PIDS $FPID"
+wait_for grep -q "^STATUS=wedged: route r worker 0: sink.stuck write()" \
+    "$T/notify.log" || { cat "$T/notify.log" "$T/wedge.log"; fail "no wedged STATUS="; }
+: >"$T/notify.log"
+sleep 0.5
+grep -qx "WATCHDOG=1" "$T/notify.log" && fail "WATCHDOG=1 while a worker is wedged"
+rm -f "$T/gate"
+wait_for grep -qx "WATCHDOG=1" "$T/notify.log" || fail "no WATCHDOG=1 after the wedge"
+kill -TERM $FPID
+wait $FPID || { cat "$T/wedge.log"; fail "ferry exited nonzero after the wedge"; }
 echo ok
