@@ -27,59 +27,11 @@
 #include <string.h>
 
 #include "apply.h"
-
-/* ---- pieces every step uses --------------------------------------------- */
-
-const struct ferry_msg *redis_msg(const struct redis_run *run, size_t k)
-{
-    return run->b->msgs[run->idx[k]];
-}
-
-enum sch_type redis_sch_type(int t)
-{
-    return t == REDIS_T_COMPANY ? SCH_COMPANY : SCH_USER;
-}
-
-const char *redis_type_name(int t)
-{
-    return t == REDIS_T_COMPANY ? "company" : "user";
-}
-
-int redis_type_of(const struct ferry_msg *m)
-{
-    if (strcmp(m->entity_type, "company") == 0)
-        return REDIS_T_COMPANY;
-    if (strcmp(m->entity_type, "user") == 0)
-        return REDIS_T_USER;
-    if (strcmp(m->entity_type, "flags") == 0)
-        return REDIS_T_FLAGS;
-    return -1;
-}
-
-void redis_q_set(struct redis_run *run, const char *key, const char *val,
-                 size_t vlen)
-{
-    redis_cmd_set(run->w->conn, key, strlen(key), val, vlen, run->s->ttl_arg);
-    run->n_set++;
-}
-
-void redis_q_del(struct redis_run *run, const char *key0,
-                 const struct redis_strv *more)
-{
-    size_t n = (key0 ? 1 : 0) + (more ? more->n : 0), i, a = 0;
-    const char **keys;
-
-    if (n == 0)
-        return;
-    keys = redis_xalloc(n * sizeof(*keys));
-    if (key0)
-        keys[a++] = key0;
-    for (i = 0; more && i < more->n; i++)
-        keys[a++] = more->v[i];
-    redis_cmd_del(run->w->conn, n, keys, NULL);
-    run->n_del += n;
-    free(keys);
-}
+#include "flags.h"
+#include "fold.h"
+#include "keys.h"
+#include "load.h"
+#include "run.h"
 
 /* ---- the MGET of bases -------------------------------------------------- */
 
@@ -170,7 +122,7 @@ static void redis_record_load(struct redis_run *run)
                 size_t len = strlen(key);
 
                 redis_keyset_add(&s->load_keys, key, len);
-                segs = redis_key_segments(s, key, len);
+                segs = redis_key_segments(s->prefix, key, len);
                 if (segs == 3)
                     s->load_shapes[g->t][REDIS_SHAPE_ID]++;
                 else if (segs == 4)

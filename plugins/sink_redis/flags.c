@@ -10,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "apply.h"
+#include "flags.h"
+#include "keys.h"
 
 void redis_flags_load(struct redis_run *run)
 {
@@ -171,7 +172,7 @@ static int redis_snapshot_pred(void *arg, const char *key, size_t len)
 {
     struct redis_run *run = arg;
 
-    return redis_key_segments(run->s, key, len) == 3 &&
+    return redis_key_segments(run->s->prefix, key, len) == 3 &&
            !redis_keyset_has(&run->fl.keep, key, len);
 }
 
@@ -184,7 +185,7 @@ static int redis_snapshot_evict(struct redis_run *run)
     int rc;
 
     snprintf(mid, sizeof(mid), "flags:%s:", s->version);
-    redis_match_pattern(s, mid, pat, sizeof(pat));
+    redis_match_pattern(s->prefix, mid, pat, sizeof(pat));
     rc = redis_scan_delete(&s->in, run->w->conn, pat, REDIS_EVICT_COUNT,
                            redis_snapshot_pred, run, NULL, NULL, &scanned,
                            &deleted);

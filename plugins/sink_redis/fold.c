@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "apply.h"
+#include "fold.h"
 
 /* The entity after the run's messages so far. */
 struct redis_cur {
@@ -65,16 +65,6 @@ static void redis_strv_add(struct redis_strv *sv, char *str)
         free(str);
     else
         redis_strv_push(sv, str);
-}
-
-void redis_strv_release(struct redis_strv *sv)
-{
-    size_t i;
-
-    for (i = 0; i < sv->n; i++)
-        free(sv->v[i]);
-    free(sv->v);
-    memset(sv, 0, sizeof(*sv));
 }
 
 /* ---- lookup keys -------------------------------------------------------- */

@@ -1,16 +1,16 @@
 /*
- * plugins/sink_redis/keys.c: the Schematic key shapes (sink.h).
+ * plugins/sink_redis/keys.c: the Schematic key shapes (keys.h).
  */
+#include "keys.h"
+
 #include <string.h>
 
-#include "sink.h"
-
-int redis_key_segments(const struct redis_sink *s, const char *key, size_t len)
+int redis_key_segments(const char *prefix, const char *key, size_t len)
 {
-    size_t plen = strlen(s->prefix), i;
+    size_t plen = strlen(prefix), i;
     int segs = 1;
 
-    if (len <= plen || memcmp(key, s->prefix, plen) != 0 || key[plen] != ':')
+    if (len <= plen || memcmp(key, prefix, plen) != 0 || key[plen] != ':')
         return -1;
     for (i = plen + 1; i < len; i++)
         if (key[i] == ':')
@@ -31,10 +31,10 @@ static size_t redis_glob_escape(char *buf, size_t pos, size_t len,
     return pos;
 }
 
-void redis_match_pattern(const struct redis_sink *s, const char *mid, char *buf,
+void redis_match_pattern(const char *prefix, const char *mid, char *buf,
                          size_t len)
 {
-    size_t pos = redis_glob_escape(buf, 0, len, s->prefix);
+    size_t pos = redis_glob_escape(buf, 0, len, prefix);
 
     if (pos + 2 < len)
         buf[pos++] = ':';

@@ -7,7 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "apply.h"
+#include "load.h"
+#include "keys.h"
 
 int redis_maybe_complete(struct redis_worker *w)
 {
@@ -51,7 +52,7 @@ struct redis_evict_arg {
 static int redis_evict_pred(void *arg, const char *key, size_t len)
 {
     struct redis_evict_arg *a = arg;
-    int segs = redis_key_segments(a->s, key, len), hit;
+    int segs = redis_key_segments(a->s->prefix, key, len), hit;
 
     if (!((segs == 3 && a->ids) || (segs == 4 && a->lookups)))
         return 0;
@@ -79,7 +80,7 @@ static int redis_load_end(struct redis_worker *w)
         if (!a.ids && !a.lookups)
             continue;
         snprintf(mid, sizeof(mid), "%s:%s:", redis_type_name(t), s->version);
-        redis_match_pattern(s, mid, pat, sizeof(pat));
+        redis_match_pattern(s->prefix, mid, pat, sizeof(pat));
         rc = redis_scan_delete(&s->in, w->conn, pat, REDIS_EVICT_COUNT,
                                redis_evict_pred, &a, NULL, NULL, &scanned,
                                &deleted);

@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sink.h"
+#include "apply.h"
+#include "keys.h"
+#include "state.h"
 
 /* Default cache version: the rules-engine version key of the Node SDK
  * 1.6.2 (schematic-datastream.md 13). Readers that poll /ready read
@@ -341,7 +343,7 @@ static int redis_cleanup_pred(void *arg, const char *key, size_t len)
     size_t plen = strlen(s->prefix), vlen = strlen(s->version);
     const char *p, *v, *e;
 
-    if (redis_key_segments(s, key, len) < 3)
+    if (redis_key_segments(s->prefix, key, len) < 3)
         return 0;
     p = key + plen + 1;
     v = memchr(p, ':', (size_t)(key + len - p));
@@ -372,7 +374,7 @@ static void redis_cleanup_sweep(struct redis_sink *s, struct redis_conn *c)
     for (i = 0; i < 3 && rc == FERRY_OK; i++) {
         char pat[512];
 
-        redis_match_pattern(s, mids[i], pat, sizeof(pat));
+        redis_match_pattern(s->prefix, mids[i], pat, sizeof(pat));
         rc = redis_scan_delete(&s->in, c, pat, REDIS_CLEANUP_COUNT,
                                redis_cleanup_pred, s, redis_cleanup_pause, s,
                                &scanned, &deleted);

@@ -41,6 +41,7 @@
 #include "../../plugins/sink_redis/fold.c"
 #include "../../plugins/sink_redis/keys.c"
 #include "../../plugins/sink_redis/load.c"
+#include "../../plugins/sink_redis/run.c"
 #include "../../plugins/sink_redis/sink.c"
 
 #define SAMPLES "tests/fixtures/samples/"

@@ -1,28 +1,31 @@
 /*
- * plugins/sink_redis/sink.h: the state shared by the files of the Redis
- * sink.
+ * plugins/sink_redis/state.h: the state shared by the files of the Redis
+ * sink (a header of its own, so that no two files include each other).
  *
  *   sink.c    the descriptor, options, lifecycle (on the Redis library's
  *             struct redis_instance: connection, writer lock), the replay
  *             cursor's load, readiness from load_complete, the periodic
  *             cleanup of other cache versions; it calls redis_apply() and
  *             nothing else of the batch path;
- *   apply.c   write(): the run's two round trips and the failure policy;
- *   fold.c    grouping and folding a run's messages per entity;
- *   flags.c   flag messages and snapshots;
- *   load.c    control messages, load eviction, load_complete;
- *   keys.c    the Schematic key shapes both halves read.
+ *   apply.c   write() (apply.h): the run's two round trips and the
+ *             failure policy, calling the steps below;
+ *   run.c     the state of one run and the primitives every step uses
+ *             (run.h);
+ *   fold.c    grouping and folding a run's messages per entity (fold.h);
+ *   flags.c   flag messages and snapshots (flags.h);
+ *   load.c    control messages, load eviction, load_complete (load.h);
+ *   keys.c    the Schematic key shapes both halves read (keys.h).
  *
- * The batch files use the Redis and Schematic libraries and this state;
- * they call no function of sink.c.
+ * Calls go one way: sink.c -> apply.c -> fold.c, flags.c, load.c -> run.c,
+ * keys.c; the batch files call no function of sink.c.
  *
  * Threads: init/fini/start/stop/load_position on the main thread (stop may
  * come from another one); open/write/checkpoint/close on worker threads,
  * concurrently for different workers; the lock renewal on the core's timer
  * thread; the cleanup on a thread of the sink's own.
  */
-#ifndef FERRY_SINK_REDIS_SINK_H
-#define FERRY_SINK_REDIS_SINK_H
+#ifndef FERRY_SINK_REDIS_STATE_H
+#define FERRY_SINK_REDIS_STATE_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -99,22 +102,5 @@ struct redis_worker {
     /* Verdicts on the batch being written, and the last reply error. */
     struct redis_verdicts v;
 };
-
-/*
- * write() of the plugin (apply.c): applies the batch b and stores its
- * commit position as the replay cursor. Returns FERRY_OK (b->results say
- * which messages were skipped as poison) or FERRY_RETRY (send the batch
- * again). b is borrowed for the call. w's worker thread.
- */
-int redis_apply(struct redis_worker *w, struct ferry_batch *b);
-
-/* keys.c. */
-/* Number of ':'-separated segments after "{prefix}:", or -1 when key
- * does not start with it. Any thread. */
-int redis_key_segments(const struct redis_sink *s, const char *key, size_t len);
-/* Writes a SCAN MATCH pattern "{prefix}:{mid}*" into buf, glob characters
- * of prefix and mid escaped. Any thread. */
-void redis_match_pattern(const struct redis_sink *s, const char *mid, char *buf,
-                         size_t len);
 
 #endif
