@@ -12,6 +12,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -732,6 +733,10 @@ static int config_expand_all(struct config *cfg, char *err, size_t errlen)
  *
  *   type   = bool, int, duration or string (default): the value must parse
  *   min, max = the range of an int
+ *   match  = for a string, comma-separated fnmatch() patterns it must
+ *            match, e.g. "http://?*, https://?*" (a first check, where
+ *            the key that reads the variable is checked only later, by
+ *            its plugin, in a message that cannot name the variable)
  *   refuse = a value that is an error (compared as the type: for a bool,
  *            refuse = true refuses TRUE, yes and 1 too); * refuses any
  *   error  = the reason given for a refused value
@@ -743,7 +748,38 @@ static int config_expand_all(struct config *cfg, char *err, size_t errlen)
  * errors, so do not declare a secret this way.
  */
 static const char *const config_env_keys[] = {
-    "type", "min", "max", "refuse", "error", "notice", NULL};
+    "type", "min", "max", "match", "refuse", "error", "notice", NULL};
+
+/* The reason a string that matches no pattern is refused; the patterns
+ * follow it in the message. */
+static const char config_env_form[] = "does not have the expected form";
+
+/* Whether text matches one of the comma-separated fnmatch() patterns in
+ * list (white space around each trimmed). */
+static int config_env_match(const char *list, const char *text)
+{
+    const char *p = list;
+
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        const char *end = comma ? comma : p + strlen(p);
+        char *pat;
+        int hit;
+
+        while (p < end && isspace((unsigned char)*p))
+            p++;
+        while (end > p && isspace((unsigned char)end[-1]))
+            end--;
+        pat = config_xstrndup(p, (size_t)(end - p));
+        hit = *pat && fnmatch(pat, text, 0) == 0;
+        free(pat);
+        if (hit)
+            return 1;
+        if (!comma)
+            return 0;
+        p = comma + 1;
+    }
+}
 
 /* The value of key in s, or NULL. */
 static const char *config_env_get(const struct config_section *s,
@@ -794,8 +830,13 @@ static const char *config_env_parse(const struct config_section *s,
 
     *same =
         refuse && (strcmp(refuse, "*") == 0 || strcasecmp(text, refuse) == 0);
-    if (!type || strcmp(type, "string") == 0)
+    if (!type || strcmp(type, "string") == 0) {
+        const char *match = config_env_get(s, "match");
+
+        if (match && !config_env_match(match, text))
+            return config_env_form;
         return NULL;
+    }
     if (strcmp(type, "bool") == 0) {
         int v, r;
 
@@ -868,6 +909,11 @@ static int config_env_apply(struct config *cfg, const struct config_section *s,
     if (bad && strcmp(bad, "BAD_DECL") == 0) {
         config_err(err, errlen, "%s:%d: [%s] %s", s->file, s->line, s->name,
                    decl);
+        return -1;
+    }
+    if (bad == config_env_form) {
+        config_err(err, errlen, "%s:%d: [%s] '%s' %s (%s) (from $%s)", s->file,
+                   s->line, s->name, v, bad, config_env_get(s, "match"), var);
         return -1;
     }
     if (bad) {

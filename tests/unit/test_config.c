@@ -1213,6 +1213,16 @@ static void test_env_refuse_and_types(void **state)
     load_ok(&cfg, "a.ini");
     config_release(&cfg);
 
+    put("a.ini", "[env.FERRY_T_X]\nmatch = http://*, https://?*\n");
+    setenv("FERRY_T_X", "https://api.example", 1);
+    load_ok(&cfg, "a.ini");
+    config_release(&cfg);
+    setenv("FERRY_T_X", "api.example", 1);
+    expect_load_error("a.ini", "a.ini:1: [env.FERRY_T_X] 'api.example' does "
+                               "not have the expected form (http://*, "
+                               "https://?*) (from $FERRY_T_X)");
+    unsetenv("FERRY_T_X");
+
     put("a.ini", "[env.FERRY_T_X]\ntyp = bool\n");
     expect_load_error("a.ini", "a.ini:2: [env.FERRY_T_X] unknown key 'typ' "
                                "(did you mean 'type'?)");
