@@ -664,6 +664,8 @@ int http_start(const char *listen, char *err, size_t errlen)
         goto fail_ctx;
     }
 
+    /* The process and build series are there whenever /metrics is. */
+    metrics_register_builtin();
     atomic_store(&http_stopping, 0);
     rc = pthread_create(&http_thread, NULL, http_main, NULL);
     if (rc) {

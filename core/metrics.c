@@ -18,6 +18,7 @@
  */
 #include "metrics.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -25,6 +26,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "health.h"
 
 /* Seconds: from half a millisecond (a pipelined Redis write) to 10 s. */
 static const double metrics_buckets[] = {
@@ -582,6 +588,226 @@ static void metrics__render_histogram(struct metrics_buf *b,
 }
 
 /* Any thread. NULL when out of memory. */
+/* ---- process and build metrics ---------------------------------------- */
+
+/*
+ * The standard process_* families of Prometheus client libraries, read
+ * from /proc at scrape time, and ferry's own build, readiness and reload
+ * series. Registered once (metrics_register_builtin()), again after a
+ * metrics_reset().
+ */
+static atomic_int metrics_builtin_done;
+static struct ferry_metric *metrics_reload_ok;
+static struct ferry_metric *metrics_reload_failed;
+static struct ferry_metric *metrics_reload_ts;
+
+/* Fields of /proc/self/stat after the command name: index 0 is field 3
+ * (state), so utime (14) is [11], stime [12], starttime (22) [19], vsize
+ * [20], rss (24) [21]. Returns 0, or -1 when it cannot be read. */
+static int metrics__proc_stat(double out[22])
+{
+    char buf[1024], *p, *end;
+    FILE *fp = fopen("/proc/self/stat", "r");
+    size_t n;
+
+    if (!fp)
+        return -1;
+    n = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    /* The command name is in parentheses and may contain spaces. */
+    p = strrchr(buf, ')');
+    if (!p)
+        return -1;
+    p += 2;
+    for (int i = 0; i < 22; i++) {
+        if (i == 0) {
+            out[0] = 0;
+            p = strchr(p, ' ');
+            if (!p)
+                return -1;
+            continue;
+        }
+        out[i] = strtod(p, &end);
+        if (end == p)
+            return -1;
+        p = end;
+    }
+    return 0;
+}
+
+static double metrics__proc_field(int i, double scale)
+{
+    double f[22];
+
+    if (metrics__proc_stat(f) < 0)
+        return 0;
+    return f[i] * scale;
+}
+
+static double metrics__cpu_seconds(void *arg)
+{
+    double f[22];
+    long hz = sysconf(_SC_CLK_TCK);
+
+    (void)arg;
+    if (metrics__proc_stat(f) < 0 || hz <= 0)
+        return 0;
+    return (f[11] + f[12]) / (double)hz;
+}
+
+static double metrics__rss_bytes(void *arg)
+{
+    (void)arg;
+    return metrics__proc_field(21, (double)sysconf(_SC_PAGESIZE));
+}
+
+static double metrics__vsize_bytes(void *arg)
+{
+    (void)arg;
+    return metrics__proc_field(20, 1);
+}
+
+static double metrics__open_fds(void *arg)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    double n = 0;
+
+    (void)arg;
+    if (!d)
+        return 0;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1; /* the directory's own descriptor */
+}
+
+static double metrics__max_fds(void *arg)
+{
+    struct rlimit rl;
+
+    (void)arg;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 0;
+    return (double)rl.rlim_cur;
+}
+
+/* Seconds since the epoch the process started: its start in clock ticks
+ * after boot plus the boot time (btime of /proc/stat). */
+static double metrics__start_time(void *arg)
+{
+    char line[256];
+    double btime = 0;
+    long hz = sysconf(_SC_CLK_TCK);
+    FILE *fp = fopen("/proc/stat", "r");
+
+    (void)arg;
+    if (!fp)
+        return 0;
+    while (fgets(line, sizeof(line), fp)) {
+        if (strncmp(line, "btime ", 6) == 0) {
+            btime = strtod(line + 6, NULL);
+            break;
+        }
+    }
+    fclose(fp);
+    if (!btime || hz <= 0)
+        return 0;
+    return btime + metrics__proc_field(19, 1.0 / (double)hz);
+}
+
+static double metrics__one(void *arg)
+{
+    (void)arg;
+    return 1;
+}
+
+static double metrics__ready(void *arg)
+{
+    (void)arg;
+    return health_ready() ? 1 : 0;
+}
+
+/* A callback series of any type; the caller holds no lock. */
+static struct ferry_metric *metrics__fn(int type, const char *name,
+                                        const char *help,
+                                        const char *const *labels,
+                                        double (*fn)(void *arg))
+{
+    struct ferry_metric *m;
+
+    pthread_mutex_lock(&metrics_lock);
+    m = metrics__get(type, name, help, labels);
+    if (m) {
+        m->fn = fn;
+        m->fn_arg = NULL;
+    }
+    pthread_mutex_unlock(&metrics_lock);
+    return m;
+}
+
+/* Any thread; idempotent until metrics_reset(). */
+void metrics_register_builtin(void)
+{
+    static const char *const build[] = {"version", FERRY_VERSION, NULL};
+    static const char *const ok[] = {"result", "ok", NULL};
+    static const char *const failed[] = {"result", "failed", NULL};
+
+    if (atomic_exchange(&metrics_builtin_done, 1))
+        return;
+    metrics__fn(FERRY_METRIC_GAUGE, "ferry_build_info",
+                "Always 1; the version label is ferry's version.", build,
+                metrics__one);
+    metrics__fn(FERRY_METRIC_GAUGE, "ferry_ready",
+                "1 when /ready answers 200 (the cache is complete), else 0.",
+                NULL, metrics__ready);
+    metrics_reload_ok = metrics_get(
+        FERRY_METRIC_COUNTER, "ferry_config_reloads_total",
+        "Configuration reloads (SIGHUP) by result.", ok);
+    metrics_reload_failed = metrics_get(
+        FERRY_METRIC_COUNTER, "ferry_config_reloads_total",
+        "Configuration reloads (SIGHUP) by result.", failed);
+    metrics_reload_ts = metrics_get(
+        FERRY_METRIC_GAUGE, "ferry_config_last_reload_success_timestamp_seconds",
+        "When the running configuration was loaded (the start, or the last "
+        "successful reload), seconds since the epoch.",
+        NULL);
+    metrics_set(metrics_reload_ts, metrics__start_time(NULL));
+    metrics__fn(FERRY_METRIC_COUNTER, "process_cpu_seconds_total",
+                "Total user and system CPU time spent in seconds.", NULL,
+                metrics__cpu_seconds);
+    metrics__fn(FERRY_METRIC_GAUGE, "process_resident_memory_bytes",
+                "Resident memory size in bytes.", NULL, metrics__rss_bytes);
+    metrics__fn(FERRY_METRIC_GAUGE, "process_virtual_memory_bytes",
+                "Virtual memory size in bytes.", NULL, metrics__vsize_bytes);
+    metrics__fn(FERRY_METRIC_GAUGE, "process_open_fds",
+                "Number of open file descriptors.", NULL, metrics__open_fds);
+    metrics__fn(FERRY_METRIC_GAUGE, "process_max_fds",
+                "Maximum number of open file descriptors.", NULL,
+                metrics__max_fds);
+    metrics__fn(FERRY_METRIC_GAUGE, "process_start_time_seconds",
+                "Start time of the process since unix epoch in seconds.",
+                NULL, metrics__start_time);
+}
+
+/* Any thread (the main thread's reload step). */
+void metrics_config_reload(int ok)
+{
+    struct timespec ts;
+
+    metrics_register_builtin();
+    if (!ok) {
+        metrics_add(metrics_reload_failed, 1);
+        return;
+    }
+    metrics_add(metrics_reload_ok, 1);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    metrics_set(metrics_reload_ts,
+                (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+}
+
 char *metrics_render(size_t *len)
 {
     struct metrics_buf b = {0};
@@ -637,6 +863,8 @@ void metrics_reset(void)
     }
     metrics_families = NULL;
     metrics_tail = &metrics_families;
+    metrics_reload_ok = metrics_reload_failed = metrics_reload_ts = NULL;
+    atomic_store(&metrics_builtin_done, 0);
     pthread_mutex_unlock(&metrics_lock);
 }
 

@@ -44,6 +44,22 @@ double metrics_quantile(struct ferry_metric *m, double q);
  * frees) and its length in *len. */
 char *metrics_render(size_t *len);
 
+/*
+ * Registers the series every ferry process has: ferry_build_info{version},
+ * ferry_ready, ferry_config_reloads_total{result="ok"|"failed"},
+ * ferry_config_last_reload_success_timestamp_seconds (the process start
+ * until a reload succeeds), and the standard process_* families
+ * (process_cpu_seconds_total, process_resident_memory_bytes,
+ * process_virtual_memory_bytes, process_open_fds, process_max_fds,
+ * process_start_time_seconds) read from /proc when rendered.
+ * http_start() calls it; idempotent until metrics_reset(). Any thread.
+ */
+void metrics_register_builtin(void);
+/* Counts one configuration reload (SIGHUP) that succeeded (ok nonzero:
+ * the new pipeline runs; also sets the last-success timestamp to now) or
+ * was refused. Any thread. */
+void metrics_config_reload(int ok);
+
 /* Drops every series (tests, and reload of gauge callbacks). */
 void metrics_reset(void);
 /* Removes the callback gauges registered with arg (before arg is freed). */

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "metrics.h"
 
@@ -351,6 +352,87 @@ static void test_quantile(void **state)
 
 static struct ferry_metric *conc_counter, *conc_gauge, *conc_hist;
 
+/* The value of the sample line that starts with prefix ("name{...} " or
+ * "name "), or NAN when there is none. */
+static double sample(const char *text, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    const char *p = text;
+
+    while (p && *p) {
+        if (strncmp(p, prefix, n) == 0)
+            return strtod(p + n, NULL);
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    return NAN;
+}
+
+static void test_builtin(void **state)
+{
+    char *text;
+    double v;
+
+    (void)state;
+    metrics_register_builtin();
+    metrics_register_builtin(); /* idempotent */
+    text = metrics_render(NULL);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "# TYPE ferry_build_info gauge\n"
+                                 "ferry_build_info{version=\"" FERRY_VERSION
+                                 "\"} 1\n"));
+    assert_non_null(strstr(text, "# TYPE process_cpu_seconds_total counter\n"));
+    assert_true(sample(text, "ferry_ready ") == 0);
+    v = sample(text, "process_resident_memory_bytes ");
+    assert_true(v > 100000 && v < 1e11);
+    v = sample(text, "process_open_fds ");
+    assert_true(v >= 3 && v < 10000);
+    v = sample(text, "process_cpu_seconds_total ");
+    assert_true(v >= 0 && v < 1e6);
+    v = sample(text, "process_start_time_seconds ");
+    /* Started within the last day, not in the future. */
+    assert_true(v > (double)time(NULL) - 86400 && v <= (double)time(NULL) + 1);
+    assert_true(sample(text, "process_max_fds ") >= 0);
+    assert_true(sample(text, "process_virtual_memory_bytes ") > 0);
+    assert_true(sample(text, "ferry_config_reloads_total{result=\"ok\"} ") ==
+                0);
+    assert_true(
+        sample(text, "ferry_config_reloads_total{result=\"failed\"} ") == 0);
+    assert_true(
+        fabs(sample(text,
+                    "ferry_config_last_reload_success_timestamp_seconds ") -
+             sample(text, "process_start_time_seconds ")) < 1.0);
+    free(text);
+}
+
+static void test_config_reload(void **state)
+{
+    char *text;
+    double before = (double)time(NULL);
+
+    (void)state;
+    metrics_config_reload(0);
+    metrics_config_reload(1);
+    metrics_config_reload(1);
+    text = metrics_render(NULL);
+    assert_true(sample(text, "ferry_config_reloads_total{result=\"ok\"} ") ==
+                2);
+    assert_true(
+        sample(text, "ferry_config_reloads_total{result=\"failed\"} ") == 1);
+    assert_true(sample(text,
+                       "ferry_config_last_reload_success_timestamp_seconds ") >=
+                before);
+    free(text);
+    /* A reset forgets them; registering again starts from zero. */
+    metrics_reset();
+    metrics_register_builtin();
+    text = metrics_render(NULL);
+    assert_true(sample(text, "ferry_config_reloads_total{result=\"ok\"} ") ==
+                0);
+    free(text);
+}
+
 static void *adder(void *arg)
 {
     (void)arg;
@@ -401,6 +483,8 @@ int main(void)
         cmocka_unit_test_setup(test_sum, reset),
         cmocka_unit_test_setup(test_quantile, reset),
         cmocka_unit_test_setup(test_concurrent_adds, reset),
+        cmocka_unit_test_setup(test_builtin, reset),
+        cmocka_unit_test_setup(test_config_reload, reset),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
 
