@@ -218,7 +218,7 @@ int wsc_rx(struct wsc_conn *c, const void *bytes, size_t len)
         return 0;
     if (c->ssl) {
         BIO_write(c->rbio, bytes, (int)len);
-    } else {
+    } else if (len) {
         wsc__in_reserve(c, len);
         memcpy(c->in + c->in_len, bytes, len);
         c->in_len += len;
