@@ -412,6 +412,24 @@ static int cmd_run(const char *path, const char *plugin_dir)
     return rc;
 }
 
+/* `ferry plugins`: the folder of -d, else $FERRY_PLUGIN_DIR, else the one
+ * installed beside the binary (loader_default_dir()). */
+static int cmd_plugins(const char *dir)
+{
+    if (!dir)
+        dir = getenv("FERRY_PLUGIN_DIR");
+    if (dir)
+        return loader_cmd_plugins(dir);
+    char *def = loader_default_dir();
+    if (!def) {
+        fprintf(stderr, "ferry: out of memory\n");
+        return EXIT_RUNTIME;
+    }
+    int rc = loader_cmd_plugins(def);
+    free(def);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *cmd = "run";
@@ -454,18 +472,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "plugins") == 0) {
-        if (!dir)
-            dir = getenv("FERRY_PLUGIN_DIR");
-        if (dir)
-            return loader_cmd_plugins(dir);
-        char *def = loader_default_dir();
-        if (!def) {
-            fprintf(stderr, "ferry: out of memory\n");
-            return EXIT_RUNTIME;
-        }
-        int rc = loader_cmd_plugins(def);
-        free(def);
-        return rc;
+        return cmd_plugins(dir);
     }
     if (strcmp(cmd, "inspect") == 0) {
         if (!positional) {
