@@ -443,8 +443,7 @@ char *health_body(int *alive, int *ready_out)
     pthread_mutex_lock(&health_lock);
     ready = health_ready_locked();
     *ready_out = ready;
-    healthy = !wedged &&
-              health_count_locked(FERRY_COMPONENT_DISCONNECTED) == 0;
+    healthy = !wedged && health_count_locked(FERRY_COMPONENT_DISCONNECTED) == 0;
     /* Vacuously true without components (a file-to-file pipeline). */
     connected =
         health_count_locked(FERRY_COMPONENT_CONNECTED) == health_components.n;

@@ -162,9 +162,9 @@ static char *http_debug_body(void)
     root = json_object();
     http_move(root, pipe, "replay",
               json_pack("{s:b,s:n}", "enabled", 0, "cursor"));
-    http_move(root, pipe, "messages",
-              json_pack("{s:i,s:i,s:i}", "processed", 0, "applied", 0,
-                        "dropped", 0));
+    http_move(
+        root, pipe, "messages",
+        json_pack("{s:i,s:i,s:i}", "processed", 0, "applied", 0, "dropped", 0));
     http_move(root, pipe, "channels", json_object());
     http_move(root, pipe, "breakers", json_object());
     v = json_object_get(info, "writer_lock");

@@ -763,14 +763,15 @@ void metrics_register_builtin(void)
     metrics__fn(FERRY_METRIC_GAUGE, "ferry_ready",
                 "1 when /ready answers 200 (the cache is complete), else 0.",
                 NULL, metrics__ready);
-    metrics_reload_ok = metrics_get(
-        FERRY_METRIC_COUNTER, "ferry_config_reloads_total",
-        "Configuration reloads (SIGHUP) by result.", ok);
-    metrics_reload_failed = metrics_get(
-        FERRY_METRIC_COUNTER, "ferry_config_reloads_total",
-        "Configuration reloads (SIGHUP) by result.", failed);
+    metrics_reload_ok =
+        metrics_get(FERRY_METRIC_COUNTER, "ferry_config_reloads_total",
+                    "Configuration reloads (SIGHUP) by result.", ok);
+    metrics_reload_failed =
+        metrics_get(FERRY_METRIC_COUNTER, "ferry_config_reloads_total",
+                    "Configuration reloads (SIGHUP) by result.", failed);
     metrics_reload_ts = metrics_get(
-        FERRY_METRIC_GAUGE, "ferry_config_last_reload_success_timestamp_seconds",
+        FERRY_METRIC_GAUGE,
+        "ferry_config_last_reload_success_timestamp_seconds",
         "When the running configuration was loaded (the start, or the last "
         "successful reload), seconds since the epoch.",
         NULL);
@@ -788,8 +789,8 @@ void metrics_register_builtin(void)
                 "Maximum number of open file descriptors.", NULL,
                 metrics__max_fds);
     metrics__fn(FERRY_METRIC_GAUGE, "process_start_time_seconds",
-                "Start time of the process since unix epoch in seconds.",
-                NULL, metrics__start_time);
+                "Start time of the process since unix epoch in seconds.", NULL,
+                metrics__start_time);
 }
 
 /* Any thread (the main thread's reload step). */

@@ -432,8 +432,8 @@ static json_t *debug_replay(struct pipeline *pl)
         json_t *cur = debug_cursor(c);
         if (!first)
             first = json_incref(cur);
-        json_object_set_new(sources, c->name, json_pack("{s:o}", "cursor",
-                                                        cur));
+        json_object_set_new(sources, c->name,
+                            json_pack("{s:o}", "cursor", cur));
     }
     json_object_set_new(replay, "enabled",
                         json_boolean(debug_replay_enabled(pl)));
@@ -492,8 +492,8 @@ static json_t *debug_messages(void)
 
     return json_pack(
         "{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "processed",
-        (json_int_t)metrics_sum("ferry_source_messages_total", NULL),
-        "applied", (json_int_t)metrics_sum("ferry_messages_applied_total", NULL),
+        (json_int_t)metrics_sum("ferry_source_messages_total", NULL), "applied",
+        (json_int_t)metrics_sum("ferry_messages_applied_total", NULL),
         "dropped", policy + failed, "dropped_by_policy", policy, "failed",
         failed, "coalesced",
         (json_int_t)metrics_sum("ferry_messages_coalesced_total", NULL),

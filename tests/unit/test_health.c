@@ -360,6 +360,57 @@ static void test_concurrent_updates(void **state)
     json_decref(j);
 }
 
+/* The watchdog names the oldest stuck step; a step that left, one that
+ * is younger than the bound and a freed beat do not count; components
+ * do not affect liveness. Time is passed in, so nothing sleeps. */
+static void test_watchdog(void **state)
+{
+    struct health_beat *a = health_beat_new("route r worker %d: sink.x "
+                                            "write()", 0);
+    struct health_beat *b = health_beat_new("source.ds inside emit()");
+    struct health_beat *c = health_beat_new("young");
+    const uint64_t s = 1000000000ull;
+    char reason[256];
+    int alive, ready;
+    char *body;
+
+    (void)state;
+    assert_non_null(a);
+    health_set_watchdog_ms(60000);
+    assert_int_equal(health_watchdog_ms(), 60000);
+    assert_int_equal(health_wedged(1000 * s, reason, sizeof(reason)), 0);
+    assert_string_equal(reason, "");
+
+    health_beat_enter(a, 900 * s);
+    health_beat_enter(b, 800 * s);
+    health_beat_enter(c, 990 * s);
+    assert_int_equal(health_wedged(1000 * s, reason, sizeof(reason)), 1);
+    assert_string_equal(reason, "source.ds inside emit() has not returned "
+                                "for 200.0 s (watchdog bound 60 s)");
+    health_beat_leave(b);
+    assert_int_equal(health_wedged(1000 * s, reason, sizeof(reason)), 1);
+    assert_string_equal(reason, "route r worker 0: sink.x write() has not "
+                                "returned for 100.0 s (watchdog bound 60 s)");
+    health_beat_free(a);
+    assert_int_equal(health_wedged(1000 * s, reason, sizeof(reason)), 0);
+
+    /* A disconnected component leaves ferry alive (health_body() reads
+     * the real clock: no step may be inside). */
+    health_beat_leave(c);
+    health_set_component("redis", FERRY_COMPONENT_DISCONNECTED);
+    body = health_body(&alive, &ready);
+    assert_non_null(body);
+    assert_int_equal(alive, 1);
+    assert_int_equal(ready, 0);
+    assert_null(strstr(body, "\"reason\""));
+    free(body);
+
+    health_beat_free(b);
+    health_beat_free(c);
+    health_beat_free(NULL);
+    health_set_watchdog_ms(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -379,6 +430,7 @@ int main(void)
                                         reset, reset),
         cmocka_unit_test_setup_teardown(test_reset_forgets, reset, reset),
         cmocka_unit_test_setup_teardown(test_concurrent_updates, reset, reset),
+        cmocka_unit_test_setup_teardown(test_watchdog, reset, reset),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -420,9 +420,9 @@ static void test_config_reload(void **state)
                 2);
     assert_true(
         sample(text, "ferry_config_reloads_total{result=\"failed\"} ") == 1);
-    assert_true(sample(text,
-                       "ferry_config_last_reload_success_timestamp_seconds ") >=
-                before);
+    assert_true(
+        sample(text, "ferry_config_last_reload_success_timestamp_seconds ") >=
+        before);
     free(text);
     /* A reset forgets them; registering again starts from zero. */
     metrics_reset();
