@@ -198,6 +198,9 @@ demo: deps
 reference: all
 	@BUILD=$(BUILD) sh tests/update-readme.sh
 
+metrics-reference: all
+	@BUILD=$(BUILD) sh tests/gen-metrics.sh --update-readme
+
 format-check:
 	@clang-format --dry-run --Werror core/*.[ch] include/ferry/*.h \
 	    plugins/*/*.[ch] plugins/lib/*/*.[ch] tests/unit/*.c
@@ -260,7 +263,7 @@ clean:
 	rm -rf $(BUILD)
 
 .PHONY: all plugins testsupport build-tests deps test bench-core bench demo \
-        reference \
+        reference metrics-reference \
         format-check install clean
 .SECONDARY:
 
