@@ -504,8 +504,8 @@ static char *loader_resolve_file(const char *value, const char *cfg_file)
 
     if (value[0] == '/' || slash == NULL) {
         joined = strdup(value);
-    } else if (asprintf(&joined, "%.*s/%s", (int)(slash - cfg_file),
-                        cfg_file, value) < 0) {
+    } else if (asprintf(&joined, "%.*s/%s", (int)(slash - cfg_file), cfg_file,
+                        value) < 0) {
         joined = NULL;
     }
     if (joined == NULL)
@@ -519,9 +519,8 @@ static char *loader_resolve_file(const char *value, const char *cfg_file)
     return real;
 }
 
-struct plugin *plugin_set_ref(struct plugin_set *s, int kind,
-                              const char *value, const char *cfg_file,
-                              char *err, size_t errlen)
+struct plugin *plugin_set_ref(struct plugin_set *s, int kind, const char *value,
+                              const char *cfg_file, char *err, size_t errlen)
 {
     struct plugin *p;
     char *path;

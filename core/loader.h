@@ -96,9 +96,8 @@ struct plugin *plugin_set_get(struct plugin_set *s, int kind,
  * name check apply to both. Returns the plugin, owned by the set, or NULL
  * with one line in err. Called from the thread that builds a pipeline.
  */
-struct plugin *plugin_set_ref(struct plugin_set *s, int kind,
-                              const char *value, const char *cfg_file,
-                              char *err, size_t errlen);
+struct plugin *plugin_set_ref(struct plugin_set *s, int kind, const char *value,
+                              const char *cfg_file, char *err, size_t errlen);
 /* Adds an explicit file (tests, `ferry inspect`). */
 struct plugin *plugin_set_add(struct plugin_set *s, const char *path,
                               int expect_kind, char *err, size_t errlen);

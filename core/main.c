@@ -202,8 +202,8 @@ static void notify_status_locked(const char *state)
         nsources++;
         struct ferry_pos p = tracker_committed(&c->tracker);
         tracker_format_pos(&p, one, sizeof(one));
-        int n = snprintf(pos + len, sizeof(pos) - len, ", %s at %s", c->name,
-                         one);
+        int n =
+            snprintf(pos + len, sizeof(pos) - len, ", %s at %s", c->name, one);
         if (n > 0 && (size_t)n < sizeof(pos) - len)
             len += (size_t)n;
     }

@@ -521,24 +521,23 @@ static void test_set_ref(void **state)
     assert_non_null(p);
     assert_string_equal(p->path, src);
     assert_int_equal(p->by_path, 1);
-    assert_ptr_equal(plugin_set_ref(s, FERRY_KIND_SINK, src, NULL, err,
-                                    sizeof(err)),
-                     p);
+    assert_ptr_equal(
+        plugin_set_ref(s, FERRY_KIND_SINK, src, NULL, err, sizeof(err)), p);
     /* The same plugin asked for by name is a second file: a duplicate. */
-    assert_null(plugin_set_ref(s, FERRY_KIND_SINK, "good", cfg, err,
-                               sizeof(err)));
+    assert_null(
+        plugin_set_ref(s, FERRY_KIND_SINK, "good", cfg, err, sizeof(err)));
     snprintf(want, sizeof(want),
              "%s: plugin name 'good' (sink) is already loaded from %s", file,
              src);
     assert_string_equal(err, want);
     /* A missing file is named where the loader looked. */
-    assert_null(plugin_set_ref(s, FERRY_KIND_SINK, "nope.so", cfg, err,
-                               sizeof(err)));
+    assert_null(
+        plugin_set_ref(s, FERRY_KIND_SINK, "nope.so", cfg, err, sizeof(err)));
     snprintf(want, sizeof(want), "%s/nope.so: cannot load: ", sub);
     assert_memory_equal(err, want, strlen(want));
     /* Kind checks are unchanged. */
-    assert_null(plugin_set_ref(s, FERRY_KIND_SOURCE, src, cfg, err,
-                               sizeof(err)));
+    assert_null(
+        plugin_set_ref(s, FERRY_KIND_SOURCE, src, cfg, err, sizeof(err)));
     snprintf(want, sizeof(want), "%s: plugin kind 'sink', expected 'source'",
              src);
     assert_string_equal(err, want);
