@@ -123,6 +123,89 @@ static int config_negate(struct sbuf *b, const char *key, const char *text,
     return 0;
 }
 
+/* One ${...} reference, parsed: the variable's name, its default. */
+struct config_ref {
+    char *var;       /* owned */
+    const char *def; /* into the text; NULL when there is none */
+    size_t deflen;
+    int colon;       /* ":-": the default also replaces an empty value */
+    int neg;         /* "${!": the boolean negation */
+    const char *end; /* the closing '}' */
+};
+
+/* Parses the reference at p ("${..."), in the value in. Returns 0, or -1
+ * with the reason in why. */
+static int config_parse_ref(const char *in, const char *p, struct config_ref *r,
+                            char *why, size_t whylen)
+{
+    const char *name = p + 2, *q;
+    size_t n = 0;
+
+    memset(r, 0, sizeof(*r));
+    if (*name == '!') {
+        r->neg = 1;
+        name++;
+    }
+    while (isalnum((unsigned char)name[n]) || name[n] == '_')
+        n++;
+    q = name + n;
+    if (q[0] == ':' && q[1] == '-') {
+        r->colon = 1;
+        r->def = q + 2;
+    } else if (q[0] == '-') {
+        r->def = q + 1;
+    }
+    r->end = strchr(r->def ? r->def : q, '}');
+    if (!r->end) {
+        config_err(why, whylen, "unterminated '${' in '%s'", in);
+        return -1;
+    }
+    if (n == 0 || isdigit((unsigned char)name[0]) || (!r->def && q != r->end)) {
+        config_err(why, whylen,
+                   "invalid variable reference '%.*s' (use ${NAME} or "
+                   "${NAME:-default})",
+                   (int)(r->end - p + 1), p);
+        return -1;
+    }
+    if (r->def)
+        r->deflen = (size_t)(r->end - r->def);
+    r->var = config_xstrndup(name, n);
+    return 0;
+}
+
+/* Appends what the reference r expands to onto b, noting the variable in
+ * vars (may be NULL) when its value is used. Returns 0, or -1 with the
+ * reason in why. */
+static int config_expand_ref(const struct config_ref *r, const char *key,
+                             struct sbuf *b, struct sbuf *vars, char *why,
+                             size_t whylen)
+{
+    const char *v = getenv(r->var);
+    int rc = 0;
+
+    if (r->def && (!v || (r->colon && !*v))) {
+        if (r->neg) {
+            char *d = config_xstrndup(r->def, r->deflen);
+
+            rc = config_negate(b, key, d, r->var, 0, why, whylen);
+            free(d);
+        } else {
+            config_sbuf_add(b, r->def, r->deflen);
+        }
+        return rc;
+    }
+    if (!v) {
+        config_err(why, whylen, "environment variable '%s' is not set", r->var);
+        return -1;
+    }
+    if (vars)
+        config_note_var(vars, r->var);
+    if (r->neg)
+        return config_negate(b, key, v, r->var, 1, why, whylen);
+    config_sbuf_add(b, v, strlen(v));
+    return 0;
+}
+
 /*
  * Expands ${VAR}, ${VAR:-default} (default when VAR is unset or empty, as
  * in the shell) and ${VAR-default} (default only when VAR is unset) in
@@ -143,71 +226,21 @@ static char *config_expand(const char *in, const char *key, struct sbuf *vars,
 
     config_sbuf_add(&b, "", 0);
     while (*p) {
-        const char *name, *q, *def = NULL, *end, *v;
-        size_t n = 0, deflen = 0;
-        int colon = 0, neg = 0, rc = 0;
-        char *var;
+        struct config_ref r;
+        int rc;
 
         if (p[0] != '$' || p[1] != '{') {
             config_sbuf_add(&b, p, 1);
             p++;
             continue;
         }
-        name = p + 2;
-        if (*name == '!') {
-            neg = 1;
-            name++;
-        }
-        while (isalnum((unsigned char)name[n]) || name[n] == '_')
-            n++;
-        q = name + n;
-        if (q[0] == ':' && q[1] == '-') {
-            colon = 1;
-            def = q + 2;
-        } else if (q[0] == '-') {
-            def = q + 1;
-        }
-        end = strchr(def ? def : q, '}');
-        if (!end) {
-            config_err(why, whylen, "unterminated '${' in '%s'", in);
+        if (config_parse_ref(in, p, &r, why, whylen) < 0)
             goto fail;
-        }
-        if (n == 0 || isdigit((unsigned char)name[0]) || (!def && q != end)) {
-            config_err(why, whylen,
-                       "invalid variable reference '%.*s' (use ${NAME} or "
-                       "${NAME:-default})",
-                       (int)(end - p + 1), p);
-            goto fail;
-        }
-        if (def)
-            deflen = (size_t)(end - def);
-        var = config_xstrndup(name, n);
-        v = getenv(var);
-        if (def && (!v || (colon && !*v))) {
-            if (neg) {
-                char *d = config_xstrndup(def, deflen);
-
-                rc = config_negate(&b, key, d, var, 0, why, whylen);
-                free(d);
-            } else {
-                config_sbuf_add(&b, def, deflen);
-            }
-        } else if (!v) {
-            config_err(why, whylen, "environment variable '%s' is not set",
-                       var);
-            rc = -1;
-        } else {
-            if (vars)
-                config_note_var(vars, var);
-            if (neg)
-                rc = config_negate(&b, key, v, var, 1, why, whylen);
-            else
-                config_sbuf_add(&b, v, strlen(v));
-        }
-        free(var);
+        rc = config_expand_ref(&r, key, &b, vars, why, whylen);
+        free(r.var);
         if (rc < 0)
             goto fail;
-        p = end + 1;
+        p = r.end + 1;
     }
     return b.s;
 
