@@ -158,7 +158,8 @@ static void summary_line(void *arg)
         int n = snprintf(breakers + len, sizeof(breakers) - len,
                          " breaker[%s]=%s", c->name,
                          st == 1 ? "open" : st == 2 ? "half-open" : "closed");
-        if (n > 0 && metrics_sum("ferry_breaker_transitions_total", l) >= 0)
+        /* Only policies that publish a breaker state are breakers. */
+        if (n > 0 && metrics_count("ferry_breaker_state", l) > 0)
             len += (size_t)n;
     }
     log_write(FERRY_LOG_INFO, NULL,
@@ -286,6 +287,7 @@ static struct pipeline *reload(struct pipeline *old, const char *path,
     if (!pl) {
         log_write(FERRY_LOG_ERROR, NULL,
                   "reload failed, keeping the running pipeline: %s", err);
+        metrics_config_reload(0);
         notify_ready();
         return old;
     }
@@ -319,9 +321,16 @@ static struct pipeline *run_pipeline(struct pipeline *pl, const char *path,
                                      const char *plugin_dir,
                                      const char *listen, int *rc)
 {
+    int reloaded = 0;
+
     for (;;) {
-        if (pipeline_start(pl) != 0)
+        if (pipeline_start(pl) != 0) {
+            if (reloaded)
+                metrics_config_reload(0);
             break;
+        }
+        if (reloaded)
+            metrics_config_reload(1);
         log_write(FERRY_LOG_INFO, NULL, "running");
         notify_ready();
         if (!pipeline_wait(pl))
@@ -336,6 +345,7 @@ static struct pipeline *run_pipeline(struct pipeline *pl, const char *path,
                 break;
         }
         pl = next;
+        reloaded = 1;
         if (strcmp(listen, pl->settings.http_listen) != 0)
             log_write(FERRY_LOG_WARN, NULL,
                       "http_listen changed; it takes effect on restart");

@@ -106,6 +106,13 @@ kill -HUP "$F"
 WAIT_S=10 wait_for grep -q "reload failed, keeping the running pipeline:.*batch_size: 'abc' is not an integer" "$T/reload.log" ||
     { tail "$T/reload.log"; fail "invalid reload not reported"; }
 kill -0 "$F" || fail "ferry died after an invalid reload"
+# One reload of each result, counted.
+reloads() {
+    curl -s "http://127.0.0.1:$H2/metrics" |
+        awk -v r="result=\"$1\"" '$1 ~ /^ferry_config_reloads_total/ && index($1, r) { print $2 }'
+}
+[ "$(reloads ok)" = 1 ] || fail "ferry_config_reloads_total{result=ok} is '$(reloads ok)', not 1"
+[ "$(reloads failed)" = 1 ] || fail "ferry_config_reloads_total{result=failed} is '$(reloads failed)', not 1"
 python3 tests/support/statecheck.py --port "$REDIS_PORT" \
     --expect "$T/expect.json" --version c0ffee01 --wait 60 ||
     { tail -20 "$T/reload.log"; fail "final state differs after reloads"; }
