@@ -111,7 +111,7 @@ void ws_register_metrics(struct ws_source *s)
     s->m_errors = ws_metric(s, FERRY_METRIC_COUNTER, "ferry_source_errors_total",
                             "Datastream error messages received", NULL);
     s->m_stream_time =
-        ws_metric(s, FERRY_METRIC_GAUGE, "ferry_source_stream_time_seconds",
+        ws_metric(s, FERRY_METRIC_GAUGE, "ferry_source_stream_timestamp_seconds",
                   "Stream time of the newest received position", NULL);
     s->m_held = ws_metric(s, FERRY_METRIC_GAUGE, "ferry_source_held_messages",
                           "Messages held or queued inside the source", NULL);
