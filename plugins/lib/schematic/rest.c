@@ -1,7 +1,7 @@
 /*
  * plugins/lib/schematic/rest.c: REST CompanyDetail / UserDetail items
  * (section 10.3) to the cached model (schematic.h: sch_rest_entity,
- * sch_from_rest). A cold path (the initial load), so it works on jansson
+ * sch_rest_entity). A cold path (the initial load), so it works on jansson
  * trees: the item is converted member by member into the cached model's
  * names and shapes, written as text, and normalised once by the text
  * normaliser, which checks every type.
@@ -781,25 +781,4 @@ int sch_rest_entity(enum sch_type type, json_t *detail, struct sch_entity *out,
     rc = sch_entity_normalize(type, b.p, b.len, out, err, errlen);
     gj_release(&b);
     return rc;
-}
-
-json_t *sch_from_rest_ex(enum sch_type type, json_t *detail, char *err,
-                         size_t errlen)
-{
-    struct sch_entity e;
-    json_error_t je;
-    json_t *out;
-
-    if (sch_rest_entity(type, detail, &e, err, errlen) < 0)
-        return NULL;
-    out = json_loadb(e.json, e.len, 0, &je);
-    sch_entity_release(&e);
-    if (!out && err && errlen)
-        snprintf(err, errlen, "%s", je.text);
-    return out;
-}
-
-json_t *sch_from_rest(enum sch_type type, json_t *detail)
-{
-    return sch_from_rest_ex(type, detail, NULL, 0);
 }

@@ -119,11 +119,10 @@ void sch_entity_release(struct sch_entity *e);
  */
 
 /*
- * Converts a REST CompanyDetail / UserDetail (section 10.3) to the cached
- * model: sch_rest_entity's json loaded as a jansson tree (numbers as
- * written, so an integral float64 is a JSON integer), kept for older
- * callers. NULL on a malformed item: not an object, a member of the wrong
- * JSON type, an unparsable time, or an empty id.
+ * The REST conversion (sch_rest_entity, below): a REST CompanyDetail /
+ * UserDetail item (section 10.3) to the cached model. It fails on a
+ * malformed item: not an object, a member of the wrong JSON type, an
+ * unparsable time, or an empty id.
  *
  * REST shapes assumed (the items of GET /companies and GET /users; absent
  * or null members are fine everywhere, unknown members are ignored):
@@ -176,10 +175,6 @@ void sch_entity_release(struct sch_entity *e);
  * not already present; credit_balances {} when absent; user rules [].
  * A rule keeps its REST account_id (the reference leaves it "").
  */
-json_t *sch_from_rest(enum sch_type type, json_t *detail);
-/* sch_from_rest with the reason for a NULL result in err. */
-json_t *sch_from_rest_ex(enum sch_type type, json_t *detail, char *err,
-                         size_t errlen);
 
 /* Lower-cases UTF-8 the way the SDKs' ToLower does (Unicode simple
  * lower-casing; invalid bytes copied as they are). Returns malloc'd. */
@@ -248,9 +243,9 @@ int sch_flags_each(const char *json, size_t len,
                                const char *why),
                    void *arg, char *err, size_t errlen);
 
-/* Converts a REST CompanyDetail / UserDetail item (the shapes described at
- * sch_from_rest) straight to the cached form in out: what a source emits
- * with SCH_MSG_F_NORMALIZED. */
+/* Converts a REST CompanyDetail / UserDetail item (the shapes and rules of
+ * "The REST conversion" above) straight to the cached form in out: what a
+ * source emits with SCH_MSG_F_NORMALIZED. */
 int sch_rest_entity(enum sch_type type, json_t *detail, struct sch_entity *out,
                     char *err, size_t errlen);
 
