@@ -132,6 +132,15 @@ int optset_has(const struct optset *o, const char *name);
  * the table, defaults included), secrets as ***. */
 void optset_print(const struct optset *o, FILE *out);
 
+/*
+ * Resolves value, a FERRY_OPT_PATH option set in the configuration file
+ * file, against that file's folder: "data/in.jsonl" set in "etc/a.ini"
+ * gives "etc/data/in.jsonl". Absolute paths, "-" (stdin or stdout), an
+ * empty value and a file named without a folder give value unchanged.
+ * Returns a new string the caller frees. Pure; any thread.
+ */
+char *config_resolve_path(const char *file, const char *value);
+
 /* Returns the candidate closest to word by edit distance when it is close
  * enough to be a likely typo, else NULL. candidates is NULL-terminated. */
 const char *config_suggest(const char *word, const char *const *candidates);

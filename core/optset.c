@@ -370,6 +370,18 @@ const char *config_check_duration(const char *s, uint64_t *ms)
 
 /* ---- option sets -------------------------------------------------------- */
 
+char *config_resolve_path(const char *file, const char *value)
+{
+    const char *slash = file ? strrchr(file, '/') : NULL;
+    struct sbuf b = {0};
+
+    if (!slash || !value[0] || value[0] == '/' || strcmp(value, "-") == 0)
+        return config_xstrdup(value);
+    config_sbuf_add(&b, file, (size_t)(slash - file + 1));
+    config_sbuf_add(&b, value, strlen(value));
+    return b.s;
+}
+
 struct optval {
     int set;
     /* The effective text: the set value or the default; NULL when unset.
@@ -706,6 +718,12 @@ struct optset *optset_new(const struct config_section *s,
             config_err(err, errlen, "%s:%d: [%s] %s%s%s%s", e->file, e->line,
                        sname, why, FROM_VARS(e));
             goto fail;
+        }
+        if (opt->type == FERRY_OPT_STRING && (opt->flags & FERRY_OPT_PATH)) {
+            char *path = config_resolve_path(e->file, o->vals[k].text);
+
+            free(o->vals[k].text);
+            o->vals[k].text = path;
         }
         o->vals[k].set = 1;
     }

@@ -26,7 +26,7 @@ static const char *const log_levels[] = {"debug", "info", "warn", "error",
 static const char *const log_formats[] = {"text", "json", NULL};
 
 const struct ferry_option sched_ferry_options[] = {
-    {"plugin_dir", FERRY_OPT_STRING, NULL, 0, 0, NULL, 0,
+    {"plugin_dir", FERRY_OPT_STRING, NULL, 0, 0, NULL, FERRY_OPT_PATH,
      "where plugins (*.so) are found; relative to the configuration file; "
      "default $FERRY_PLUGIN_DIR or the installed plugin folder"},
     {"log_level", FERRY_OPT_ENUM, "info", 0, 0, log_levels, 0,
@@ -111,23 +111,6 @@ static int ref_error(struct pipeline *pl, const struct config_section *s,
         snprintf(err, errlen, "%s %s: no %s named '%s'", at, key,
                  loader_kind_name(kind), name);
     return -1;
-}
-
-static char *resolve_dir(const char *cfg_path, const char *dir)
-{
-    if (dir[0] == '/')
-        return xstrdup(dir);
-    const char *slash = strrchr(cfg_path, '/');
-    if (!slash)
-        return xstrdup(dir);
-    size_t n = (size_t)(slash - cfg_path);
-    char *out = malloc(n + strlen(dir) + 2);
-    if (!out)
-        abort();
-    memcpy(out, cfg_path, n);
-    out[n] = '/';
-    strcpy(out + n + 1, dir);
-    return out;
 }
 
 static struct ferry_ctx *instance_new(struct pipeline *pl,
@@ -423,7 +406,7 @@ static int read_settings(struct pipeline *pl, char *err, size_t errlen)
 }
 
 /* The plugin folder, malloc'd: the command line's, else [ferry]
- * plugin_dir (relative to the configuration file), else
+ * plugin_dir (FERRY_OPT_PATH: relative to the file that set it), else
  * $FERRY_PLUGIN_DIR, else the folder installed beside the binary
  * (loader_default_dir()). */
 static char *plugin_dir_of(struct pipeline *pl, const char *plugin_dir)
@@ -432,7 +415,7 @@ static char *plugin_dir_of(struct pipeline *pl, const char *plugin_dir)
     if (plugin_dir)
         return xstrdup(plugin_dir);
     if (cfg_dir && cfg_dir[0])
-        return resolve_dir(pl->cfg.path, cfg_dir);
+        return xstrdup(cfg_dir);
     if (getenv("FERRY_PLUGIN_DIR"))
         return xstrdup(getenv("FERRY_PLUGIN_DIR"));
     char *dir = loader_default_dir();

@@ -32,7 +32,17 @@ enum {
     /* Shown as *** by `ferry check`, never logged, never served. */
     FERRY_OPT_SECRET = 1u << 0,
     /* Must be set (no default). */
-    FERRY_OPT_REQUIRED = 1u << 1
+    FERRY_OPT_REQUIRED = 1u << 1,
+    /*
+     * A file path (FERRY_OPT_STRING): a relative value is resolved against
+     * the folder of the configuration file that set the key (the file of
+     * an include for keys set there), and opt_str() returns the resolved
+     * path; `-`, an empty value, absolute paths and defaults are unchanged.
+     * `ferry check` prints the resolved path. An additive bit, so no ABI
+     * minor bump: an older core ignores it and the path stays relative to
+     * the working directory.
+     */
+    FERRY_OPT_PATH = 1u << 2
 };
 
 struct ferry_option {

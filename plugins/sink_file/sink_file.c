@@ -52,7 +52,9 @@ static const struct ferry_option file_options[] = {
     {.name = "path",
      .type = FERRY_OPT_STRING,
      .def = "-",
-     .description = "file to append to; - is stdout"},
+     .flags = FERRY_OPT_PATH,
+     .description = "file to append to (relative to the configuration "
+                    "file); - is stdout"},
     {.name = "format",
      .type = FERRY_OPT_ENUM,
      .def = "jsonl",

@@ -103,9 +103,9 @@ static const char *const file_formats[] = {"datastream", "jsonl", NULL};
 static const struct ferry_option file_options[] = {
     {.name = "path",
      .type = FERRY_OPT_STRING,
-     .flags = FERRY_OPT_REQUIRED,
+     .flags = FERRY_OPT_REQUIRED | FERRY_OPT_PATH,
      .description = "the file to replay, one message a line (relative to "
-                    "the working directory)"},
+                    "the configuration file)"},
     {.name = "format",
      .type = FERRY_OPT_ENUM,
      .def = "datastream",

@@ -37,8 +37,9 @@ const struct ferry_option ws_options[] = {
       0, "larger messages are counted (too_large) and skipped" },
     { "tls_verify", FERRY_OPT_BOOL, "true", 0, 0, NULL, 0,
       "verify the server certificate and host name (wss://, https://)" },
-    { "tls_ca_file", FERRY_OPT_STRING, NULL, 0, 0, NULL, 0,
-      "PEM CA bundle to verify the server with (default: system CAs)" },
+    { "tls_ca_file", FERRY_OPT_STRING, NULL, 0, 0, NULL, FERRY_OPT_PATH,
+      "PEM CA bundle to verify the server with, relative to the "
+      "configuration file (default: system CAs)" },
     { "subscribe", FERRY_OPT_LIST, "companies, users, flags", 0, 0, NULL, 0,
       "subscriptions sent on every connect: companies, users, flags" },
     { "replay", FERRY_OPT_BOOL, "true", 0, 0, NULL, 0,

@@ -930,6 +930,81 @@ static void test_optset_values_and_defaults(void **state)
     config_release(&cfg);
 }
 
+/* FERRY_OPT_PATH: a relative value is resolved against the folder of the
+ * file that set it (the included file's, for a key set there); "-",
+ * absolute paths, empty values and defaults are left alone. */
+static const struct ferry_option path_opts[] = {
+    {"path", FERRY_OPT_STRING, "-", 0, 0, NULL, FERRY_OPT_PATH, "a file"},
+    {"ca", FERRY_OPT_STRING, "ca.pem", 0, 0, NULL, FERRY_OPT_PATH, "a file"},
+    {"name", FERRY_OPT_STRING, NULL, 0, 0, NULL, 0, "not a path"},
+    {NULL, 0, NULL, 0, 0, NULL, 0, NULL},
+};
+
+static struct optset *path_optset(const char *file)
+{
+    struct config cfg;
+    struct optset *o;
+    char err[256] = "";
+
+    load_ok(&cfg, file);
+    o = optset_new(config_section(&cfg, "sink.out"), "sink.out", path_opts,
+                   plugin_key, err, sizeof(err));
+    if (!o)
+        fail_msg("%s", err);
+    config_release(&cfg);
+    return o;
+}
+
+static void test_optset_path_relative_to_file(void **state)
+{
+    struct optset *o;
+    char *r;
+
+    (void)state;
+    put("conf/base.ini", "[sink.out]\n"
+                         "plugin = file\n"
+                         "path = data/out.jsonl\n"
+                         "name = data/out.jsonl\n");
+    put("conf/sub/main.ini", "[ferry]\n"
+                             "include = ../base.ini\n"
+                             "[sink.out]\n"
+                             "ca = certs/ca.pem\n");
+    o = path_optset("conf/sub/main.ini");
+    /* Set in the included file: its folder. */
+    assert_string_equal(optset_str(o, "path"), "conf/sub/../data/out.jsonl");
+    assert_string_equal(optset_str(o, "ca"), "conf/sub/certs/ca.pem");
+    /* Not a path option: the text as written. */
+    assert_string_equal(optset_str(o, "name"), "data/out.jsonl");
+    optset_free(o);
+
+    put("conf/plain.ini", "[sink.out]\n"
+                          "plugin = file\n"
+                          "path = -\n"
+                          "ca = /etc/ssl/ca.pem\n");
+    o = path_optset("conf/plain.ini");
+    assert_string_equal(optset_str(o, "path"), "-");
+    assert_string_equal(optset_str(o, "ca"), "/etc/ssl/ca.pem");
+    optset_free(o);
+
+    /* Defaults are not set by any file. */
+    put("conf/none.ini", "[sink.out]\nplugin = file\n");
+    o = path_optset("conf/none.ini");
+    assert_string_equal(optset_str(o, "path"), "-");
+    assert_string_equal(optset_str(o, "ca"), "ca.pem");
+    optset_free(o);
+
+    /* A file named without a folder is in the working directory. */
+    r = config_resolve_path("a.ini", "in.jsonl");
+    assert_string_equal(r, "in.jsonl");
+    free(r);
+    r = config_resolve_path("/etc/ferry/ferry.ini", "in.jsonl");
+    assert_string_equal(r, "/etc/ferry/in.jsonl");
+    free(r);
+    r = config_resolve_path("/etc/ferry/ferry.ini", "");
+    assert_string_equal(r, "");
+    free(r);
+}
+
 static void test_err_unknown_key(void **state)
 {
     (void)state;
@@ -1369,6 +1444,7 @@ int main(void)
         T(test_parse_double),
         T(test_parse_list),
         T(test_optset_values_and_defaults),
+        T(test_optset_path_relative_to_file),
         T(test_err_unknown_key),
         T(test_err_unknown_key_in_included_file),
         T(test_err_wrong_type),
