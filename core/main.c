@@ -454,8 +454,22 @@ int main(int argc, char **argv)
     const char *positional = NULL;
     for (; i < argc; i++) {
         if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
-            i + 1 < argc)
+            i + 1 < argc) {
+            /* Never drop a file in silence. Layering several -c files
+             * would need config_load() to take a list (core/ini.c); an
+             * include does the same today. */
+            if (cfg) {
+                fprintf(stderr,
+                        "ferry: -c given twice ('%s', then '%s'): ferry "
+                        "reads one configuration file; to layer '%s' over "
+                        "'%s', add to its [ferry] section: include = "
+                        "(the path of '%s' relative to '%s')\n",
+                        cfg, argv[i + 1], argv[i + 1], cfg, cfg,
+                        argv[i + 1]);
+                return EXIT_USAGE;
+            }
             cfg = argv[++i];
+        }
         else if ((strcmp(argv[i], "-d") == 0 ||
                   strcmp(argv[i], "--plugin-dir") == 0) &&
                  i + 1 < argc)

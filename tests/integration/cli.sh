@@ -1,7 +1,7 @@
 #!/bin/sh
 # The command line: ferry check (errors with FILE:LINE and exit 2, secrets
-# masked), a missing ${VAR}, version, plugins, inspect, and the one-symbol
-# rule for every plugin.
+# masked), a missing ${VAR}, a second -c refused, version, plugins,
+# inspect, and the one-symbol rule for every plugin.
 . tests/lib.sh
 P="$PWD/$BUILD/tests/plugins"
 
@@ -57,6 +57,19 @@ grep -q "hunter2" "$T/out" "$T/err" && fail "a secret reached ferry check output
 grep -qx "token = \*\*\*" "$T/out" || { cat "$T/out"; fail "secret not shown as ***"; }
 grep -qx "workers = 3" "$T/out" || fail "effective route settings missing"
 grep -qx "batch_size = 10" "$T/out" || fail "defaults missing from the effective config"
+
+# Several -c files: refused with exit 2 (never one dropped in silence),
+# for check and run alike, naming both files and the include that layers
+# them.
+for cmd in check run; do
+    "$FERRY" $cmd -c "$T/typo.ini" -c "$T/good.ini" >"$T/out" 2>"$T/err"
+    rc=$?
+    [ $rc -eq 2 ] || fail "$cmd with two -c files exited $rc, not 2"
+    grep -qF "'$T/typo.ini', then '$T/good.ini'" "$T/err" ||
+        { cat "$T/err"; fail "$cmd with two -c files: both files not named"; }
+    grep -q "include" "$T/err" || { cat "$T/err"; fail "no include hint"; }
+    [ ! -s "$T/out" ] || { cat "$T/out"; fail "$cmd with two -c files printed a configuration"; }
+done
 
 "$FERRY" run -c "$T/missing.ini" 2>"$T/err"
 [ $? -eq 2 ] || fail "run with a missing file must exit 2"
