@@ -253,7 +253,8 @@ image:
 	$(ENGINE) build $(if $(filter podman,$(ENGINE)),--format docker) \
 	    --network=host --build-arg BASE=$(IMAGE_BASE) -t ferry:$(VERSION) .
 
-test-image: deps
+test-image:
+	@FERRY_DEPS_IMAGE=1 tests/deps.sh
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) ENGINE=$(ENGINE) sh tests/image/run.sh
 

@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 PKGS="build-essential pkg-config libwebsockets-dev libhiredis-dev libinih-dev
 libcmocka-dev libjansson-dev libcurl4-openssl-dev libssl-dev openssl
 redis-server redis-tools curl python3 time libsystemd-dev systemd"
+# make test-image also needs a container engine and a way to build a base
+# image from Debian's packages.
+[ "${FERRY_DEPS_IMAGE:-0}" = 1 ] && PKGS="$PKGS podman runc debootstrap"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
