@@ -1,92 +1,39 @@
 /*
  * plugins/lib/ws/conn.c: the connection of the WebSocket client codec:
- * lifecycle, the input buffer, the receive pump and sending frames. The
- * contract is in wsc.h.
+ * lifecycle, start and the receive pump, on top of the other files (it
+ * sends the upgrade when TLS says its handshake is done). The contract is
+ * in wsc.h.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/err.h>
-#include <openssl/rand.h>
+#include <openssl/ssl.h>
 
-#include "ws/internal.h"
+#include "ws/buf.h"
+#include "ws/frame.h"
+#include "ws/handshake.h"
+#include "ws/tls.h"
 
 /* Do not keep buffers larger than this after one big message. */
 #define WSC_KEEP_BUFFER (4u * 1024 * 1024)
 
 /*
- * realloc that aborts on out-of-memory (the codec has no way to go on
- * without its buffer). Returns the block.
+ * Drives TLS one step: the handshake while it runs (sending the upgrade
+ * once it is done), then decryption into c->in. Returns the plaintext
+ * bytes added (0 while the handshake wants more), or -1 when the
+ * connection must close (reported).
  */
-void *wsc__realloc(void *p, size_t n)
+static long wsc_conn_tls_step(struct wsc_conn *c)
 {
-    p = realloc(p, n ? n : 1);
-    if (!p)
-        abort();
-    return p;
-}
+    if (c->state == WSC_TLS) {
+        int h = wsc__tls_handshake(c);
 
-/*
- * Makes room for more bytes at the end of c->in, compacting before it
- * grows. Moves c->in: pointers into it are stale afterwards.
- */
-void wsc__in_reserve(struct wsc_conn *c, size_t more)
-{
-    size_t cap;
-
-    if (c->in_off && c->in_off == c->in_len) {
-        c->in_off = 0;
-        c->in_len = 0;
+        if (h <= 0)
+            return h;
+        wsc__send_upgrade(c);
     }
-    if (c->in_len + more <= c->in_cap)
-        return;
-    if (c->in_off) {
-        memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
-        c->in_len -= c->in_off;
-        c->in_off = 0;
-        if (c->in_len + more <= c->in_cap)
-            return;
-    }
-    cap = c->in_cap ? c->in_cap : 65536;
-    while (cap < c->in_len + more)
-        cap *= 2;
-    c->in = wsc__realloc(c->in, cap);
-    c->in_cap = cap;
-}
-
-/* Plaintext for the peer: through TLS when on, then to send(). */
-void wsc__write(struct wsc_conn *c, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-
-    if (!c->ssl) {
-        c->cb.send(c->arg, p, n);
-        return;
-    }
-    while (n) {
-        int w = SSL_write(c->ssl, b, n > 16384 ? 16384 : (int)n);
-
-        if (w <= 0)
-            break; /* memory BIO: does not happen after the handshake */
-        b += w;
-        n -= (size_t)w;
-    }
-    wsc__tls_flush(c);
-}
-
-/* Nonzero while the consumer takes messages. */
-int wsc__can_read(struct wsc_conn *c)
-{
-    return !c->cb.can_read || c->cb.can_read(c->arg);
-}
-
-/* Reports a failure through on_error. */
-void wsc__fail(struct wsc_conn *c, enum wsc_error kind, int http_status,
-               const char *what)
-{
-    if (c->cb.on_error)
-        c->cb.on_error(c->arg, kind, http_status, what);
+    return wsc__tls_read(c);
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -139,7 +86,7 @@ int wsc_start(struct wsc_conn *c)
         c->state = WSC_TLS;
         if (wsc__tls_start(c) < 0)
             return -1;
-        return wsc__tls_read(c) < 0 ? -1 : 0; /* sends the ClientHello */
+        return wsc_conn_tls_step(c) < 0 ? -1 : 0; /* the ClientHello */
     }
     c->state = WSC_HTTP;
     wsc__send_upgrade(c);
@@ -170,7 +117,7 @@ int wsc_pump(struct wsc_conn *c)
         return 0;
     c->in_pump = 1;
     for (;;) {
-        if (c->ssl && (got = wsc__tls_read(c)) < 0) {
+        if (c->ssl && (got = wsc_conn_tls_step(c)) < 0) {
             r = -1;
             break;
         }
@@ -224,50 +171,4 @@ int wsc_rx(struct wsc_conn *c, const void *bytes, size_t len)
         c->in_len += len;
     }
     return wsc_pump(c);
-}
-
-/* ---- sending ------------------------------------------------------------- */
-
-/* See wsc.h. */
-void wsc_send(struct wsc_conn *c, int opcode, const void *payload,
-              size_t len)
-{
-    unsigned char hdr[14], mask[4], buf[4096];
-    const unsigned char *p = payload;
-    size_t h = 0, i, off;
-
-    hdr[h++] = (unsigned char)(0x80 | (opcode & 0x0f));
-    if (len < 126) {
-        hdr[h++] = (unsigned char)(0x80 | len);
-    } else if (len <= 0xffff) {
-        hdr[h++] = 0x80 | 126;
-        hdr[h++] = (unsigned char)(len >> 8);
-        hdr[h++] = (unsigned char)len;
-    } else {
-        hdr[h++] = 0x80 | 127;
-        for (i = 0; i < 8; i++)
-            hdr[h++] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
-    }
-    RAND_bytes(mask, sizeof(mask));
-    memcpy(hdr + h, mask, 4);
-    h += 4;
-    wsc__write(c, hdr, h);
-    for (off = 0; off < len; off += sizeof(buf)) {
-        size_t n = len - off < sizeof(buf) ? len - off : sizeof(buf);
-
-        for (i = 0; i < n; i++)
-            buf[i] = p[off + i] ^ mask[(off + i) & 3];
-        wsc__write(c, buf, n);
-    }
-}
-
-/* See wsc.h. */
-void wsc_close(struct wsc_conn *c, int code)
-{
-    unsigned char b[2] = { (unsigned char)(code >> 8), (unsigned char)code };
-
-    if (c->state == WSC_CLOSING || c->state == WSC_IDLE)
-        return;
-    wsc_send(c, WSC_OP_CLOSE, b, code ? 2 : 0);
-    c->state = WSC_CLOSING;
 }

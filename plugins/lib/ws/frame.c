@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ws/internal.h"
+#include "ws/buf.h"
+#include "ws/frame.h"
 
 /* A protocol violation: close with 1002 and report it. Returns -1. */
 static int wsc_protocol_error(struct wsc_conn *c, const char *what)
@@ -217,7 +218,7 @@ static int wsc_data(struct wsc_conn *c, const unsigned char *p,
     return 1;
 }
 
-/* See internal.h. Returns 0, or -1 when the connection must close. */
+/* See frame.h. */
 int wsc__frames(struct wsc_conn *c)
 {
     while (c->state == WSC_OPEN && wsc__can_read(c)) {

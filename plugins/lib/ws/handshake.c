@@ -11,7 +11,9 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "ws/internal.h"
+#include "ws/buf.h"
+#include "ws/handshake.h"
+#include "ws/out.h"
 
 #define WSC_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 /* Longest HTTP answer to the upgrade accepted. */
@@ -35,7 +37,7 @@ void wsc_accept_key(const char *key, char *out, size_t outlen)
         out[0] = '\0';
 }
 
-/* See internal.h: sends the upgrade request with a fresh key. */
+/* See handshake.h. */
 void wsc__send_upgrade(struct wsc_conn *c)
 {
     unsigned char nonce[16];
@@ -131,11 +133,7 @@ static int wsc_http_check(struct wsc_conn *c, const char *hdrs)
     return 0;
 }
 
-/*
- * See internal.h: parses the answer to the upgrade in c->in. Returns 1
- * when it was a valid 101 (then on_open was called), 0 when more bytes
- * are needed, -1 on failure (reported).
- */
+/* See handshake.h. */
 int wsc__http_response(struct wsc_conn *c)
 {
     size_t n = c->in_len - c->in_off;

@@ -1,7 +1,10 @@
 /*
- * plugins/lib/ws/internal.h: the connection struct and the functions the
- * files of the codec share (conn.c, frame.c, handshake.c, tls.c). Not for
- * plugins: they use wsc.h. Names shared between files carry wsc__.
+ * plugins/lib/ws/internal.h: the connection struct the files of the codec
+ * share. Not for plugins: they use wsc.h. Header only: the functions the
+ * files share are declared in the header of the file that defines them
+ * (buf.h, tls.h, out.h, handshake.h, frame.h), and calls go one way:
+ * buf <- tls <- out <- handshake, frame <- conn. Names shared between
+ * files carry wsc__.
  */
 #ifndef FERRY_WS_INTERNAL_H
 #define FERRY_WS_INTERNAL_H
@@ -49,27 +52,5 @@ struct wsc_conn {
     uint64_t rx_total;      /* bytes of the message so far */
     enum wsc_discard rx_bad; /* 0, or why the message is discarded */
 };
-
-/* conn.c */
-void wsc__in_reserve(struct wsc_conn *c, size_t more);
-void wsc__write(struct wsc_conn *c, const void *p, size_t n);
-int wsc__can_read(struct wsc_conn *c);
-void wsc__fail(struct wsc_conn *c, enum wsc_error kind, int http_status,
-               const char *what);
-void *wsc__realloc(void *p, size_t n);
-
-/* frame.c: parses frames from c->in while the consumer can read. */
-int wsc__frames(struct wsc_conn *c);
-
-/* handshake.c */
-void wsc__send_upgrade(struct wsc_conn *c);
-int wsc__http_response(struct wsc_conn *c);
-
-/* tls.c */
-int wsc__tls_start(struct wsc_conn *c);
-long wsc__tls_read(struct wsc_conn *c);
-void wsc__tls_flush(struct wsc_conn *c);
-int wsc__tls_more(struct wsc_conn *c);
-void wsc__tls_reset(struct wsc_conn *c);
 
 #endif

@@ -12,7 +12,8 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-#include "ws/internal.h"
+#include "ws/buf.h"
+#include "ws/tls.h"
 
 /* Plaintext read from TLS per SSL_read call. */
 #define WSC_TLS_CHUNK 65536
@@ -76,7 +77,7 @@ static int wsc_is_ip(const char *host)
            inet_pton(AF_INET6, host, b) == 1;
 }
 
-/* See internal.h: creates the TLS session. Returns 0 or -1 (reported). */
+/* See tls.h. */
 int wsc__tls_start(struct wsc_conn *c)
 {
     const char *host = c->cfg.host ? c->cfg.host : "";
@@ -125,7 +126,7 @@ static void wsc_tls_error(struct wsc_conn *c, char *out, size_t len)
     ERR_clear_error();
 }
 
-/* See internal.h: hands the ciphertext OpenSSL produced to send(). */
+/* See tls.h. */
 void wsc__tls_flush(struct wsc_conn *c)
 {
     char buf[16384];
@@ -135,9 +136,8 @@ void wsc__tls_flush(struct wsc_conn *c)
         c->cb.send(c->arg, buf, (size_t)n);
 }
 
-/* Drives the handshake. Returns 1 when done, 0 when it wants more bytes,
- * -1 on failure (reported). */
-static int wsc_tls_handshake(struct wsc_conn *c)
+/* See tls.h. */
+int wsc__tls_handshake(struct wsc_conn *c)
 {
     char why[256];
     int r = SSL_do_handshake(c->ssl), e;
@@ -145,7 +145,6 @@ static int wsc_tls_handshake(struct wsc_conn *c)
     wsc__tls_flush(c);
     if (r == 1) {
         c->state = WSC_HTTP;
-        wsc__send_upgrade(c);
         return 1;
     }
     e = SSL_get_error(c->ssl, r);
@@ -156,22 +155,12 @@ static int wsc_tls_handshake(struct wsc_conn *c)
     return -1;
 }
 
-/*
- * See internal.h: decrypts what the read BIO holds into c->in while the
- * consumer can read (always during the HTTP handshake). Returns the
- * plaintext bytes added, or -1 when the connection must close.
- */
+/* See tls.h. */
 long wsc__tls_read(struct wsc_conn *c)
 {
     char why[256];
     long got = 0;
 
-    if (c->state == WSC_TLS) {
-        int h = wsc_tls_handshake(c);
-
-        if (h <= 0)
-            return h;
-    }
     /* Bounded by what the transport wrote into the BIO. */
     while (c->state == WSC_HTTP ||
            (c->state == WSC_OPEN && wsc__can_read(c))) {
@@ -198,13 +187,13 @@ long wsc__tls_read(struct wsc_conn *c)
     return got;
 }
 
-/* See internal.h: nonzero when decrypted or encrypted input is pending. */
+/* See tls.h. */
 int wsc__tls_more(struct wsc_conn *c)
 {
     return SSL_pending(c->ssl) || BIO_ctrl_pending(c->rbio) != 0;
 }
 
-/* See internal.h: frees the TLS session of the connection. */
+/* See tls.h. */
 void wsc__tls_reset(struct wsc_conn *c)
 {
     if (c->ssl)
