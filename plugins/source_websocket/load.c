@@ -343,65 +343,73 @@ static int ws_load_page(struct ws_load *l, struct ws_job *j, json_t *data)
     return 0;
 }
 
-/* Handles a finished transfer. Returns -2 when the load must stop. */
-static int ws_job_done(struct ws_load *l, struct ws_job *j, CURLcode res)
+/* Takes a finished transfer off the active list and out of the multi
+ * handle, freeing its easy handle. Returns its HTTP status (0: none). */
+static long ws_job_unlink(struct ws_load *l, struct ws_job *j)
 {
-    const struct ws_load_config *cfg = &l->cfg;
+    struct ws_job **pp = &l->active;
     long code = 0;
-    char why[256];
-    int permanent = 0, r = -1;
-    unsigned long suppressed;
-    uint64_t delay;
-    json_t *root = NULL, *data;
 
-    {
-        struct ws_job **pp = &l->active;
-
-        while (*pp && *pp != j)
-            pp = &(*pp)->next;
-        if (*pp)
-            *pp = j->next;
-        j->next = NULL;
-    }
+    while (*pp && *pp != j)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = j->next;
+    j->next = NULL;
     curl_multi_remove_handle(l->multi, j->easy);
     curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &code);
     curl_easy_cleanup(j->easy);
     j->easy = NULL;
     l->inflight--;
+    return code;
+}
+
+/* Applies the data of a count response: queues one job per page. Returns
+ * 0, or -1 with why set. */
+static int ws_job_counted(struct ws_load *l, struct ws_job *j, json_t *data,
+                          char *why, size_t whylen)
+{
+    json_t *c = json_object_get(data, "count");
+    long long n, off;
+
+    if (!json_is_integer(c) || json_integer_value(c) < 0) {
+        snprintf(why, whylen, "no data.count in the response");
+        return -1;
+    }
+    n = json_integer_value(c);
+    l->host->log(l->ctx, FERRY_LOG_INFO, "initial load: %lld %s to load", n,
+                 ws_load_path(j->type));
+    for (off = 0; off < n; off += l->cfg.page_size)
+        ws_job_push(l, ws_job_new(j->type, 0, off));
+    return 0;
+}
+
+/* Parses and applies the response of a finished transfer, then frees its
+ * body. Returns 0, -1 with why set (and *permanent when the API key was
+ * refused), or -2 when the load must stop. */
+static int ws_job_apply(struct ws_load *l, struct ws_job *j, CURLcode res,
+                        long code, char *why, size_t whylen, int *permanent)
+{
+    json_t *root = NULL, *data;
+    json_error_t jerr;
+    int r = -1;
 
     if (res != CURLE_OK) {
-        snprintf(why, sizeof(why), "%s", j->too_big
-                                             ? "response body too large"
-                                             : curl_easy_strerror(res));
+        snprintf(why, whylen, "%s", j->too_big ? "response body too large"
+                                                : curl_easy_strerror(res));
     } else if (code != 200) {
-        snprintf(why, sizeof(why), "HTTP %ld", code);
-        permanent = code == 401 || code == 403;
+        snprintf(why, whylen, "HTTP %ld", code);
+        *permanent = code == 401 || code == 403;
     } else {
-        json_error_t jerr;
-
         root = json_loadb(j->body ? j->body : "", j->len, 0, &jerr);
         data = root ? json_object_get(root, "data") : NULL;
         if (!root) {
-            snprintf(why, sizeof(why), "invalid JSON: %s", jerr.text);
+            snprintf(why, whylen, "invalid JSON: %s", jerr.text);
         } else if (j->is_count) {
-            json_t *c = json_object_get(data, "count");
-
-            if (json_is_integer(c) && json_integer_value(c) >= 0) {
-                long long n = json_integer_value(c), off;
-
-                l->host->log(l->ctx, FERRY_LOG_INFO,
-                             "initial load: %lld %s to load", n,
-                             ws_load_path(j->type));
-                for (off = 0; off < n; off += cfg->page_size)
-                    ws_job_push(l, ws_job_new(j->type, 0, off));
-                r = 0;
-            } else {
-                snprintf(why, sizeof(why), "no data.count in the response");
-            }
+            r = ws_job_counted(l, j, data, why, whylen);
         } else {
             r = ws_load_page(l, j, data);
             if (r == -1)
-                snprintf(why, sizeof(why), "data is not an array");
+                snprintf(why, whylen, "data is not an array");
         }
     }
     json_decref(root);
@@ -409,15 +417,19 @@ static int ws_job_done(struct ws_load *l, struct ws_job *j, CURLcode res)
     j->body = NULL;
     j->cap = 0;
     j->len = 0;
-    if (r == 0) {
-        ws_job_free(j);
-        return 0;
-    }
-    if (r == -2) {
-        ws_job_free(j);
-        return -2;
-    }
-    /* Failed: retry this very request later. */
+    return r;
+}
+
+/* Queues a failed request again after its backoff (reconnect_max when
+ * the API key was refused) and logs why, rate-limited. Takes j back. */
+static void ws_job_retry(struct ws_load *l, struct ws_job *j, const char *why,
+                         int permanent)
+{
+    const struct ws_load_config *cfg = &l->cfg;
+    unsigned long suppressed;
+    uint64_t delay;
+    char d[32];
+
     l->failures++;
     ws_load_progress(l, WS_LOAD_FAILURE);
     j->attempts++;
@@ -427,8 +439,6 @@ static int ws_job_done(struct ws_load *l, struct ws_job *j, CURLcode res)
     j->not_before_ns = l->host->now_ns() + delay * 1000000ull;
     if (ws_ratelog_ok(&l->rl, l->host->now_ns(), 1000000000ull,
                       &suppressed)) {
-        char d[32];
-
         if (j->is_count)
             l->host->log(l->ctx,
                          permanent ? FERRY_LOG_ERROR : FERRY_LOG_WARN,
@@ -447,19 +457,106 @@ static int ws_job_done(struct ws_load *l, struct ws_job *j, CURLcode res)
                          ws_fmt_ms(delay, d, sizeof(d)));
     }
     ws_job_push(l, j);
+}
+
+/* Handles a finished transfer: a failed request is retried (this very
+ * request, later). Returns -2 when the load must stop. */
+static int ws_job_done(struct ws_load *l, struct ws_job *j, CURLcode res)
+{
+    char why[256];
+    int permanent = 0, r;
+    long code = ws_job_unlink(l, j);
+
+    r = ws_job_apply(l, j, res, code, why, sizeof(why), &permanent);
+    if (r == 0 || r == -2) {
+        ws_job_free(j);
+        return r;
+    }
+    ws_job_retry(l, j, why, permanent);
     return 0;
+}
+
+/* Starts due jobs while fewer than concurrency are in flight and the rate
+ * allows; lowers *wait_ns to when the next one is due. */
+static void ws_load_start_due(struct ws_load *l, uint64_t now,
+                              uint64_t interval_ns, uint64_t *wait_ns)
+{
+    struct ws_job *j;
+
+    while (l->inflight < l->cfg.concurrency) {
+        if (interval_ns && now < l->next_token_ns) {
+            if (l->head && l->next_token_ns - now < *wait_ns)
+                *wait_ns = l->next_token_ns - now;
+            break;
+        }
+        j = ws_job_take(l, now, wait_ns);
+        if (!j)
+            break;
+        if (ws_job_start(l, j) < 0) {
+            l->host->log(l->ctx, FERRY_LOG_ERROR,
+                         "initial load: cannot start a request");
+            j->not_before_ns = now + l->cfg.rmax_ms * 1000000ull;
+            ws_job_push(l, j);
+            break;
+        }
+        if (interval_ns)
+            l->next_token_ns =
+                (l->next_token_ns > now ? l->next_token_ns : now) +
+                interval_ns;
+    }
+}
+
+/* Drives the transfers and handles the finished ones. Returns -2 when
+ * the load must stop, else 0. */
+static int ws_load_collect(struct ws_load *l)
+{
+    struct CURLMsg *cm;
+    struct ws_job *j;
+    int running, left;
+
+    curl_multi_perform(l->multi, &running);
+    while ((cm = curl_multi_info_read(l->multi, &left))) {
+        if (cm->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(cm->easy_handle, CURLINFO_PRIVATE, &j);
+        if (ws_job_done(l, j, cm->data.result) == -2)
+            return -2;
+    }
+    return 0;
+}
+
+/* Runs the requests until every page was applied (then l->ok is set),
+ * the load is cancelled or it must stop. */
+static void ws_load_run(struct ws_load *l)
+{
+    uint64_t interval_ns = 0;
+    int stop = 0;
+
+    if (l->cfg.rate > 0)
+        interval_ns = (uint64_t)(1e9 / l->cfg.rate);
+    while (!stop && !ws_load_stopped(l)) {
+        uint64_t now = l->host->now_ns();
+        uint64_t wait_ns = WS_LOAD_POLL_MS * 1000000ull;
+
+        ws_load_start_due(l, now, interval_ns, &wait_ns);
+        if (!l->inflight && !l->head) {
+            l->ok = 1;
+            break;
+        }
+        stop = ws_load_collect(l) == -2;
+        if (stop || (!l->inflight && !l->head))
+            continue;
+        curl_multi_poll(l->multi, NULL, 0,
+                        (int)((wait_ns + 999999) / 1000000), NULL);
+    }
 }
 
 static void *ws_load_main(void *arg)
 {
     struct ws_load *l = arg;
     const struct ws_load_config *cfg = &l->cfg;
-    uint64_t t0 = l->host->now_ns(), interval_ns = 0;
-    struct ws_job *j;
-    int stop = 0;
+    uint64_t t0 = l->host->now_ns();
 
-    if (cfg->rate > 0)
-        interval_ns = (uint64_t)(1e9 / cfg->rate);
     l->host->log(l->ctx, FERRY_LOG_INFO,
                  "initial load started from %s (page size %d, %d in "
                  "flight, %g requests/s)",
@@ -468,53 +565,7 @@ static void *ws_load_main(void *arg)
         goto out;
     ws_job_push(l, ws_job_new(SCH_COMPANY, 1, 0));
     ws_job_push(l, ws_job_new(SCH_USER, 1, 0));
-
-    while (!stop && !ws_load_stopped(l)) {
-        uint64_t now = l->host->now_ns();
-        uint64_t wait_ns = WS_LOAD_POLL_MS * 1000000ull;
-        struct CURLMsg *cm;
-        int running, left;
-
-        while (l->inflight < cfg->concurrency) {
-            if (interval_ns && now < l->next_token_ns) {
-                if (l->head && l->next_token_ns - now < wait_ns)
-                    wait_ns = l->next_token_ns - now;
-                break;
-            }
-            j = ws_job_take(l, now, &wait_ns);
-            if (!j)
-                break;
-            if (ws_job_start(l, j) < 0) {
-                l->host->log(l->ctx, FERRY_LOG_ERROR,
-                             "initial load: cannot start a request");
-                j->not_before_ns = now + cfg->rmax_ms * 1000000ull;
-                ws_job_push(l, j);
-                break;
-            }
-            if (interval_ns)
-                l->next_token_ns =
-                    (l->next_token_ns > now ? l->next_token_ns : now) +
-                    interval_ns;
-        }
-        if (!l->inflight && !l->head) {
-            l->ok = 1;
-            break;
-        }
-        curl_multi_perform(l->multi, &running);
-        while ((cm = curl_multi_info_read(l->multi, &left))) {
-            if (cm->msg != CURLMSG_DONE)
-                continue;
-            curl_easy_getinfo(cm->easy_handle, CURLINFO_PRIVATE, &j);
-            if (ws_job_done(l, j, cm->data.result) == -2) {
-                stop = 1;
-                break;
-            }
-        }
-        if (stop || (!l->inflight && !l->head))
-            continue;
-        curl_multi_poll(l->multi, NULL, 0,
-                        (int)((wait_ns + 999999) / 1000000), NULL);
-    }
+    ws_load_run(l);
     if (l->ok) {
         if (ws_load_control(l, FERRY_OP_LOAD_END) < 0) {
             l->ok = 0;
