@@ -1357,6 +1357,16 @@ static void test_run_load_rate(void **unused)
     srv_stop();
 }
 
+/* Points url and api_url at the test server (WebSocket and REST). */
+static void probe_urls(void)
+{
+    snprintf(url_buf, sizeof(url_buf), "ws://127.0.0.1:%d/datastream",
+             S.port);
+    snprintf(api_buf, sizeof(api_buf), "http://127.0.0.1:%d", S.port);
+    fh_opt(fake_ctx, "url", url_buf);
+    fh_opt(fake_ctx, "api_url", api_buf);
+}
+
 static void test_probe(void **unused)
 {
     static const struct step wait[] = { { ST_WAIT, NULL, 0, 0 } };
@@ -1367,26 +1377,49 @@ static void test_probe(void **unused)
     (void)unused;
     srv_start(wait, 1);
     S.expect_reqs = 0;
-    snprintf(url_buf, sizeof(url_buf), "ws://127.0.0.1:%d/datastream",
-             S.port);
-    fh_opt(fake_ctx, "url", url_buf);
+    S.companies = 7;
+    S.users = 3;
+    probe_urls();
     assert_int_equal(init_with(&st), FERRY_OK);
-    assert_int_equal(ferry_plugin.probe(st, msg, sizeof(msg)), FERRY_OK);
+    if (ferry_plugin.probe(st, msg, sizeof(msg)) != FERRY_OK)
+        fail_msg("probe: %s", msg);
     assert_non_null(strstr(msg, "handshake and ping answered"));
+    /* The REST API the initial load uses: its two counts, with the key. */
+    assert_non_null(strstr(msg, "; REST http://127.0.0.1:"));
+    assert_non_null(strstr(msg, ": 7 companies, 3 users"));
+    assert_int_equal(S.rest_requests, 2);
+    assert_int_equal(S.rest_401, 0);
     assert_int_equal(S.conns, 1);
     assert_int_equal(S.nreqs, 0); /* no subscription */
     ferry_plugin.fini(st);
     srv_stop();
 
-    /* The server refuses the key after the upgrade. */
+    /* The server refuses the key after the upgrade, and so does REST. */
     srv_start(refuse, 1);
     S.expect_reqs = 0;
-    snprintf(url_buf, sizeof(url_buf), "ws://127.0.0.1:%d/datastream",
-             S.port);
-    fh_opt(fake_ctx, "url", url_buf);
+    probe_urls();
+    fh_opt(fake_ctx, "api_key", "wrong-key");
     assert_int_equal(init_with(&st), FERRY_OK);
     assert_int_equal(ferry_plugin.probe(st, msg, sizeof(msg)), FERRY_ERROR);
     assert_non_null(strstr(msg, "API key refused (close 4001)"));
+    assert_non_null(
+        strstr(msg, "GET /companies/count: HTTP 401 (API key refused)"));
+    /* The users count is not asked once the first one failed. */
+    assert_int_equal(S.rest_401, 1);
+    ferry_plugin.fini(st);
+    srv_stop();
+
+    /* The WebSocket answers but the REST API does not: a failure. */
+    srv_start(wait, 1);
+    S.expect_reqs = 0;
+    probe_urls();
+    fh_opt(fake_ctx, "api_key", "test-key");
+    fh_opt(fake_ctx, "api_url", "http://127.0.0.1:1");
+    assert_int_equal(init_with(&st), FERRY_OK);
+    assert_int_equal(ferry_plugin.probe(st, msg, sizeof(msg)), FERRY_ERROR);
+    assert_non_null(strstr(msg, "handshake and ping answered"));
+    assert_non_null(strstr(msg, "; REST http://127.0.0.1:1: GET "
+                                "/companies/count: "));
     ferry_plugin.fini(st);
     srv_stop();
 
