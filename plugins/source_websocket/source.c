@@ -1117,7 +1117,7 @@ static long long ws_probe_count(struct ws_source *s, const char *what,
                                 char *why, size_t len)
 {
     char url[sizeof(s->api_url) + 32], hdr[1024];
-    struct ws_probe_body b = { .len = 0 };
+    struct ws_probe_body b = {.len = 0};
     struct curl_slist *h = NULL;
     long long n = -1;
     long code = 0;
@@ -1212,8 +1212,7 @@ static int ws_probe(void *state, char *msg, size_t len)
             if (ws_now(s) >= deadline) {
                 char d[32];
 
-                ws_probe_result(s, 0, "%.200s: no answer within %s",
-                                s->url,
+                ws_probe_result(s, 0, "%.200s: no answer within %s", s->url,
                                 ws_fmt_ms(s->connect_ms, d, sizeof(d)));
                 break;
             }
