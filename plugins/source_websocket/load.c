@@ -19,6 +19,12 @@
  * options (struct ws_load_config) and reaches the source only through
  * struct ws_load_callbacks.
  *
+ * Progress: once both counts are in, a line "initial load: 4500/10000
+ * companies, 0/2000 users (37%), 3100/s, ETA 2s" every 5 s or every 10 %
+ * of the total, whichever comes first, and never more than once a second;
+ * and the gauge ferry_source_load_progress_ratio{source} (0 at the start,
+ * 1 once LOAD_END is emitted).
+ *
  * A failed request (transport error, non-200, unparsable body) is retried
  * with backoff between reconnect_min and reconnect_max; 401 and 403 are
  * logged as errors and retried every reconnect_max. A page is never
@@ -39,6 +45,9 @@
 #define WS_LOAD_TIMEOUT_MS 60000L
 #define WS_LOAD_POLL_MS 100
 #define WS_LOAD_EMIT_WAIT_MS 200
+/* Progress lines: every 5 s or 10 %, at most one a second. */
+#define WS_LOAD_REPORT_NS 5000000000ull
+#define WS_LOAD_REPORT_MIN_NS 1000000000ull
 
 struct ws_job {
     struct ws_job *next;
@@ -77,8 +86,14 @@ struct ws_load {
     unsigned long failures;
     unsigned long entities[2];
     unsigned long skipped;
+    long long total[2];    /* from the counts */
+    unsigned counted;      /* bit per type whose count is in */
+    uint64_t t0_ns;        /* the load's start */
+    uint64_t report_ns;    /* the last progress line (or the start) */
+    unsigned report_tenth; /* tenths of the total done at that line */
     struct ws_ratelog rl;
     struct ferry_metric *m_invalid;
+    struct ferry_metric *m_progress;
 };
 
 static const char *ws_load_path(enum sch_type t)
@@ -177,6 +192,49 @@ static void ws_load_progress(struct ws_load *l, enum ws_load_event ev)
 {
     if (l->cb.progress)
         l->cb.progress(l->cb.arg, ev);
+}
+
+/*
+ * Sets the progress gauge and logs the progress line when it is due (see
+ * the top of the file). Loader thread; cheap enough to call after every
+ * entity.
+ */
+static void ws_load_report(struct ws_load *l)
+{
+    unsigned long done = l->entities[0] + l->entities[1] + l->skipped;
+    long long total = l->total[0] + l->total[1];
+    uint64_t now, since;
+    double ratio, secs, rate;
+    unsigned tenth;
+    char eta[32];
+
+    if (l->counted != 3 || total <= 0)
+        return;
+    ratio = (double)done / (double)total;
+    if (ratio > 1)
+        ratio = 1;
+    if (l->m_progress)
+        l->host->metric_set(l->m_progress, ratio);
+    now = l->host->now_ns();
+    since = now - l->report_ns;
+    tenth = (unsigned)(ratio * 10);
+    if ((long long)done >= total || since < WS_LOAD_REPORT_MIN_NS ||
+        (since < WS_LOAD_REPORT_NS && tenth <= l->report_tenth))
+        return;
+    l->report_ns = now;
+    l->report_tenth = tenth;
+    secs = (double)(now - l->t0_ns) / 1e9;
+    rate = secs > 0 ? (double)done / secs : 0;
+    if (rate > 0)
+        snprintf(eta, sizeof(eta), "%.0fs",
+                 (double)(total - (long long)done) / rate);
+    else
+        snprintf(eta, sizeof(eta), "unknown");
+    l->host->log(l->ctx, FERRY_LOG_INFO,
+                 "initial load: %lu/%lld companies, %lu/%lld users (%.0f%%), "
+                 "%.0f/s, ETA %s",
+                 l->entities[0], l->total[0], l->entities[1], l->total[1],
+                 ratio * 100, rate, eta);
 }
 
 static int ws_job_start(struct ws_load *l, struct ws_job *j)
@@ -339,6 +397,7 @@ static int ws_load_page(struct ws_load *l, struct ws_job *j, json_t *data)
             return -2;
         l->entities[j->type == SCH_COMPANY ? 0 : 1]++;
         ws_load_progress(l, WS_LOAD_ENTITY);
+        ws_load_report(l);
     }
     return 0;
 }
@@ -380,6 +439,8 @@ static int ws_job_counted(struct ws_load *l, struct ws_job *j, json_t *data,
                  ws_load_path(j->type));
     for (off = 0; off < n; off += l->cfg.page_size)
         ws_job_push(l, ws_job_new(j->type, 0, off));
+    l->total[j->type == SCH_COMPANY ? 0 : 1] = n;
+    l->counted |= j->type == SCH_COMPANY ? 1u : 2u;
     return 0;
 }
 
@@ -544,6 +605,7 @@ static void ws_load_run(struct ws_load *l)
             break;
         }
         stop = ws_load_collect(l) == -2;
+        ws_load_report(l);
         if (stop || (!l->inflight && !l->head))
             continue;
         curl_multi_poll(l->multi, NULL, 0,
@@ -556,6 +618,10 @@ static void *ws_load_main(void *arg)
     struct ws_load *l = arg;
     const struct ws_load_config *cfg = &l->cfg;
     uint64_t t0 = l->host->now_ns();
+
+    l->t0_ns = l->report_ns = t0;
+    if (l->m_progress)
+        l->host->metric_set(l->m_progress, 0);
 
     l->host->log(l->ctx, FERRY_LOG_INFO,
                  "initial load started from %s (page size %d, %d in "
@@ -571,6 +637,8 @@ static void *ws_load_main(void *arg)
             l->ok = 0;
             goto out;
         }
+        if (l->m_progress)
+            l->host->metric_set(l->m_progress, 1);
         l->host->log(l->ctx, FERRY_LOG_INFO,
                      "initial load complete: %lu companies, %lu users "
                      "(%lu requests, %lu retried, %lu items skipped) in "
@@ -653,6 +721,11 @@ struct ws_load *ws_load_start(const struct ferry_host *host,
                                 "ferry_source_invalid_messages_total",
                                 "Datastream messages rejected, by reason",
                                 labels);
+    l->m_progress = host->metric(ctx, FERRY_METRIC_GAUGE,
+                                 "ferry_source_load_progress_ratio",
+                                 "Initial load progress: entities loaded "
+                                 "over the REST counts (1 when complete)",
+                                 NULL);
     if (pthread_create(&l->thread, NULL, ws_load_main, l)) {
         host->log(ctx, FERRY_LOG_ERROR,
                   "cannot start the initial-load thread");

@@ -4,12 +4,16 @@
 # while the stream runs at 100 messages/s. From the server's REST log: the
 # two counts and every page exactly once (52 requests), never more than 10
 # requests in any second. From the sink: LOAD_BEGIN, every entity, LOAD_END,
-# and only then the stream messages held meanwhile, in order.
+# and only then the stream messages held meanwhile, in order. From the
+# log: progress lines (done/total, percent, rate, ETA) at least a second
+# apart during the load; from /metrics: the progress gauge at 1 after it.
 . tests/lib.sh
 . tests/integration/ws_lib.inc
 
 N=200
 ws_plugins
+H=$(free_port)
+WS_HTTP=127.0.0.1:$H
 ts_start --seed 5 --companies 2500 --users 2500 --flags 5 --messages $N \
     --rate 100
 cat >"$T/f.ini" <<EOF
@@ -34,6 +38,9 @@ ferry_start "$T/f.ini"
 WAIT_S=40 wait_for ws_jsonl_positions "$T/out.jsonl" $N ||
     fail "positions missing; log: $(tail -n 20 "$FERRY_LOG")"
 ws_alive
+curl -s "http://127.0.0.1:$H/metrics" >"$T/metrics" || fail "no /metrics"
+grep -qx 'ferry_source_load_progress_ratio{source="ds"} 1' "$T/metrics" ||
+    { grep load_progress "$T/metrics"; fail "the load progress gauge is not 1 after the load"; }
 ferry_stop
 
 python3 - "$T/ts.log" "$T/out.jsonl" "$FERRY_LOG" "$WS_BASE" <<'PY' || exit 1
@@ -89,8 +96,29 @@ for l in stream:
     if last.get(k, 0) > p:
         fail("entity %r out of order" % (k,))
     last[k] = p
+
+# Progress lines: every 5 s or 10 %, never two within a second.
+prog = re.findall(r"^(\S+)Z .*initial load: (\d+)/(\d+) companies, "
+                  r"(\d+)/(\d+) users \((\d+)%\), (\d+)/s, ETA (\d+s|unknown)$",
+                  flog, re.M)
+if not prog:
+    fail("no progress line in the log")
+def ms(ts):
+    h, m, s = ts.split("T")[1].split(":")
+    return (int(h) * 60 + int(m)) * 60000 + float(s) * 1000
+stamps = [ms(p[0]) for p in prog]
+gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+if gaps and min(gaps) < 950:
+    fail("two progress lines %d ms apart" % min(gaps))
+pct = [int(p[5]) for p in prog]
+if pct != sorted(pct) or pct[-1] >= 100:
+    fail("progress percentages %r" % pct)
+if any(int(p[2]) != counts["companies"] or int(p[4]) != counts["users"]
+       for p in prog):
+    fail("progress totals differ from the counts: %r" % prog[0:1])
 print("ok: %d requests at %.2f/s (densest 11 in %d ms), %d loaded, "
-      "%d stream messages after LOAD_END" %
-      (len(t), rate, worst, len(loaded), len(stream)))
+      "%d stream messages after LOAD_END, %d progress lines (%s%%)" %
+      (len(t), rate, worst, len(loaded), len(stream), len(prog),
+       ",".join(map(str, pct))))
 PY
 echo "PASS ws_load"

@@ -1244,6 +1244,7 @@ static void test_run_initial_load(void **unused)
     assert_int_equal(S.rest_requests, 7);
     assert_true(
         fh_logged(fake_ctx, "initial load complete: 250 companies, 120 users"));
+    assert_true(fh_metric("ferry_source_load_progress_ratio", "") == 1.0);
     plugin_stop();
     srv_stop();
 }
@@ -1365,6 +1366,64 @@ static void probe_urls(void)
     snprintf(api_buf, sizeof(api_buf), "http://127.0.0.1:%d", S.port);
     fh_opt(fake_ctx, "url", url_buf);
     fh_opt(fake_ctx, "api_url", api_buf);
+}
+
+/* The progress line: every 10 % or 5 s, never twice within a second,
+ * only once both counts are in; the gauge follows every entity. */
+static void test_load_report(void **unused)
+{
+    struct ws_load l;
+    const uint64_t s = 1000000000ull;
+
+    (void)unused;
+    memset(&l, 0, sizeof(l));
+    l.host = &fh_host;
+    l.ctx = fake_ctx;
+    l.m_progress = fh_host.metric(fake_ctx, FERRY_METRIC_GAUGE,
+                                  "ferry_source_load_progress_ratio", "h",
+                                  NULL);
+    fh_clock_set(100 * s);
+    l.t0_ns = l.report_ns = 100 * s;
+    l.total[0] = 150;
+    l.counted = 1;
+    l.entities[0] = 30;
+    fh_clock_set(102 * s);
+    ws_load_report(&l); /* the users count is not in yet */
+    assert_int_equal(fh_nlogs(fake_ctx), 0);
+    l.total[1] = 50;
+    l.counted = 3;
+    l.entities[0] = 10;
+    fh_clock_set(100 * s + s / 2);
+    ws_load_report(&l); /* 5 %, and within a second of the start */
+    assert_int_equal(fh_nlogs(fake_ctx), 0);
+    assert_true(fh_metric("ferry_source_load_progress_ratio", "") == 0.05);
+    l.entities[0] = 30;
+    ws_load_report(&l); /* 15 %, still within the first second */
+    assert_int_equal(fh_nlogs(fake_ctx), 0);
+    fh_clock_set(102 * s);
+    ws_load_report(&l);
+    assert_int_equal(fh_nlogs(fake_ctx), 1);
+    assert_string_equal(fh_log_line(fake_ctx, 0),
+                        "initial load: 30/150 companies, 0/50 users (15%), "
+                        "15/s, ETA 11s");
+    l.entities[0] = 38;
+    fh_clock_set(106 * s);
+    ws_load_report(&l); /* 19 %, 4 s later: not yet */
+    assert_int_equal(fh_nlogs(fake_ctx), 1);
+    fh_clock_set(107 * s);
+    ws_load_report(&l); /* 5 s later */
+    assert_int_equal(fh_nlogs(fake_ctx), 2);
+    l.entities[0] = 150;
+    l.entities[1] = 10;
+    l.skipped = 2;
+    fh_clock_set(107 * s + s / 2);
+    ws_load_report(&l); /* 81 %, but half a second later */
+    assert_int_equal(fh_nlogs(fake_ctx), 2);
+    l.entities[1] = 48;
+    fh_clock_set(110 * s);
+    ws_load_report(&l); /* done: the completion line says it */
+    assert_int_equal(fh_nlogs(fake_ctx), 2);
+    assert_true(fh_metric("ferry_source_load_progress_ratio", "") == 1.0);
 }
 
 static void test_probe(void **unused)
@@ -1665,6 +1724,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_load_concurrency,
                                         fake_setup, fake_teardown),
         cmocka_unit_test_setup_teardown(test_run_load_rate, fake_setup,
+                                        fake_teardown),
+        cmocka_unit_test_setup_teardown(test_load_report, fake_setup,
                                         fake_teardown),
         cmocka_unit_test_setup_teardown(test_probe, fake_setup,
                                         fake_teardown),
