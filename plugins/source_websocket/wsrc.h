@@ -10,6 +10,7 @@
  *   load.c     the REST initial load (libcurl multi, its own thread, its
  *              own copy of the options; it does not know struct
  *              ws_source);
+ *   rest_probe.c  the REST half of ferry check --connect;
  *   util.c     URL derivation, backoff, the held-message queue, rate-limited
  *              logging: pure functions, unit-tested without I/O.
  *
@@ -364,5 +365,14 @@ void ws_invalid(struct ws_source *s, const char *reason, const char *detail,
 void ws_register_metrics(struct ws_source *s);
 /* Logs the closing summary: counts by kind, for operators and tests. */
 void ws_summary(struct ws_source *s);
+
+/* ---- rest_probe.c ------------------------------------------------------ */
+
+/* The REST half of the probe (ferry check --connect): GET
+ * {api_url}/companies/count and /users/count with the API key, each within
+ * connect_timeout; appends "; REST <api_url>: N companies, M users", or
+ * the first failure, to the text in msg (len bytes). Returns 0 or -1. Main
+ * thread, from probe(). */
+int ws_probe_rest(struct ws_source *s, char *msg, size_t len);
 
 #endif

@@ -33,6 +33,7 @@
 #include "../../plugins/source_websocket/options.c"
 #include "../../plugins/source_websocket/stats.c"
 #include "../../plugins/source_websocket/load.c"
+#include "../../plugins/source_websocket/rest_probe.c"
 #include "../../plugins/source_websocket/source.c"
 
 #include "clock.h"
