@@ -107,6 +107,19 @@ static int redis_load_end(struct redis_worker *w)
     return redis_maybe_complete(w);
 }
 
+/* Forgets the load being tracked (a reload, or a new load beginning,
+ * loading then 1): nothing written so far counts as loaded. */
+static void redis_load_reset(struct redis_sink *s, int loading)
+{
+    pthread_mutex_lock(&s->track_mu);
+    s->loading = loading;
+    s->load_done = 0;
+    s->complete_marked = 0;
+    redis_keyset_release(&s->load_keys);
+    memset(s->load_shapes, 0, sizeof(s->load_shapes));
+    pthread_mutex_unlock(&s->track_mu);
+}
+
 int redis_control(struct redis_worker *w, struct ferry_batch *b,
                          size_t i)
 {
@@ -142,24 +155,12 @@ int redis_control(struct redis_worker *w, struct ferry_batch *b,
                          w->v.last_error);
         }
         redis_conn_reset(w->conn);
-        pthread_mutex_lock(&s->track_mu);
-        s->loading = 0;
-        s->load_done = 0;
-        s->complete_marked = 0;
-        redis_keyset_release(&s->load_keys);
-        memset(s->load_shapes, 0, sizeof(s->load_shapes));
-        pthread_mutex_unlock(&s->track_mu);
+        redis_load_reset(s, 0);
         s->host->log(s->ctx, FERRY_LOG_INFO,
                      "reload: replay cursor deleted; a full load follows");
         return FERRY_OK;
     case FERRY_OP_LOAD_BEGIN:
-        pthread_mutex_lock(&s->track_mu);
-        s->loading = 1;
-        s->load_done = 0;
-        s->complete_marked = 0;
-        redis_keyset_release(&s->load_keys);
-        memset(s->load_shapes, 0, sizeof(s->load_shapes));
-        pthread_mutex_unlock(&s->track_mu);
+        redis_load_reset(s, 1);
         s->host->log(s->ctx, FERRY_LOG_INFO,
                      "initial load started: recording written keys");
         return FERRY_OK;
