@@ -211,14 +211,18 @@ file_series_get(struct file_source *s, const char *entity_type, uint32_t op)
         labels[1] = "other";
         return s->host->metric(s->ctx, FERRY_METRIC_COUNTER,
                                "ferry_source_messages_total",
-                               "Messages received by the source", labels);
+                               "Messages received by the source, by entity "
+                               "and message type",
+                               labels);
     }
     e = &s->series[s->nseries++];
     snprintf(e->entity_type, sizeof(e->entity_type), "%s", entity_type);
     e->op = op;
     e->m = s->host->metric(s->ctx, FERRY_METRIC_COUNTER,
                            "ferry_source_messages_total",
-                           "Messages received by the source", labels);
+                           "Messages received by the source, by entity "
+                           "and message type",
+                           labels);
     return e->m;
 }
 
@@ -254,7 +258,7 @@ static void file_invalid(struct file_source *s, uint64_t line,
 
     m = s->host->metric(s->ctx, FERRY_METRIC_COUNTER,
                         "ferry_source_invalid_messages_total",
-                        "Frames the source rejected", labels);
+                        "Messages the source rejected, by reason", labels);
     if (m != NULL)
         s->host->metric_add(m, 1);
     s->invalid++;

@@ -719,7 +719,7 @@ struct ws_load *ws_load_start(const struct ferry_host *host,
         goto fail;
     l->m_invalid = host->metric(ctx, FERRY_METRIC_COUNTER,
                                 "ferry_source_invalid_messages_total",
-                                "Datastream messages rejected, by reason",
+                                "Messages the source rejected, by reason",
                                 labels);
     l->m_progress = host->metric(ctx, FERRY_METRIC_GAUGE,
                                  "ferry_source_load_progress_ratio",

@@ -55,7 +55,7 @@ void ws_count_message(struct ws_source *s, const struct ferry_msg *m)
 
         s->m_msgs[e][o] = ws_metric(
             s, FERRY_METRIC_COUNTER, "ferry_source_messages_total",
-            "Datastream messages received, by entity and message type",
+            "Messages received by the source, by entity and message type",
             labels);
     }
     ws_metric_add(s, s->m_msgs[e][o], 1);
@@ -78,7 +78,7 @@ void ws_invalid(struct ws_source *s, const char *reason,
         s->reasons[i].reason = reason;
         s->reasons[i].metric = ws_metric(
             s, FERRY_METRIC_COUNTER, "ferry_source_invalid_messages_total",
-            "Datastream messages rejected, by reason", labels);
+            "Messages the source rejected, by reason", labels);
         s->nreasons++;
     }
     if (i < s->nreasons) {

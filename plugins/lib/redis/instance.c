@@ -33,7 +33,8 @@ static struct ferry_metric *redis_counter(struct redis_instance *in,
 
 static void redis_metrics_register(struct redis_instance *in)
 {
-    static const char ops[] = "Redis commands (set/del per key) sent";
+    /* The help text every sink shares for this family. */
+    static const char ops[] = "Operations applied by the sink";
     static const char total[] = "ferry_sink_operations_total";
     struct redis_metrics *m = &in->m;
 
