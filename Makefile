@@ -183,6 +183,13 @@ test: deps
 	@$(MAKE) --no-print-directory build-tests
 	@BUILD=$(BUILD) SANITIZER=$(SANITIZER) tests/run.sh
 
+# Redis topologies (TLS-only servers, a 3+3 cluster, sentinels, failover):
+# each script in tests/topology starts its own servers on free loopback
+# ports. Slower than make test; .ci/run runs it.
+test-redis-topologies: deps
+	@$(MAKE) --no-print-directory build-tests
+	@BUILD=$(BUILD) SANITIZER=$(SANITIZER) FERRY_SCRIPTS=tests/topology tests/run.sh
+
 bench-core: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) tests/bench/core.sh
@@ -263,7 +270,7 @@ test-image:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all plugins testsupport build-tests deps test bench-core bench demo \
+.PHONY: all plugins testsupport build-tests deps test test-redis-topologies bench-core bench demo \
         reference metrics-reference \
         format-check install clean
 .SECONDARY:

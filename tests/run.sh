@@ -2,6 +2,8 @@
 # Runs every unit test binary and every integration script, prints one
 # line per test and a closing "N passed, N failed" line; exits nonzero on
 # any failure. Integration scripts may be skipped with FERRY_UNIT_ONLY=1.
+# FERRY_SCRIPTS=dir runs only that directory's scripts (no unit tests):
+# make test-redis-topologies uses it for tests/topology.
 : "${BUILD:=build}"
 export BUILD
 FERRY="$BUILD/ferry"
@@ -33,13 +35,16 @@ run_one() {
     fi
 }
 
+scripts=${FERRY_SCRIPTS:-tests/integration}
+[ -n "$FERRY_SCRIPTS" ] && FERRY_UNIT_ONLY_BIN=1
 for t in "$BUILD"/tests/test_*; do
+    [ -n "$FERRY_UNIT_ONLY_BIN" ] && break
     case "$t" in *.o|*.d) continue ;; esac
     [ -x "$t" ] || continue
     run_one "$(basename "$t")" "$t"
 done
 if [ -z "$FERRY_UNIT_ONLY" ]; then
-    for s in tests/integration/*.sh; do
+    for s in "$scripts"/*.sh; do
         [ -f "$s" ] || continue
         run_one "$(basename "$s" .sh)" sh "$s"
     done
